@@ -1,0 +1,3 @@
+"""mlpatterns: the ML system design patterns as a Kubernetes-native platform."""
+
+__version__ = "0.1.0"

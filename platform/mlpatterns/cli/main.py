@@ -1,0 +1,67 @@
+"""The `mlpatterns` command: one Typer app, one sub-command per platform room.
+
+Commands register themselves here explicitly, so this file is the index of the CLI.
+A command whose room is not built yet is registered as *planned*: it shows in
+`--help` with the issue that builds it, and running it says so and exits 2.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from mlpatterns import __version__
+from mlpatterns.cli import quickstart
+from mlpatterns.cli.planned import PlannedCommand, add_planned
+
+app = typer.Typer(
+    name="mlpatterns",
+    help="mlpatterns: ML system design patterns as a Kubernetes-native platform.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+
+PLANNED: tuple[PlannedCommand, ...] = (
+    PlannedCommand("train", "Train, evaluate and register a model (batch training).", 4),
+    PlannedCommand("models", "List and show model versions; move aliases.", 4),
+    PlannedCommand("datasets", "List and show dataset versions.", 4),
+    PlannedCommand("pipeline", "Compile, submit and schedule kfp training pipelines.", 4),
+    PlannedCommand("serve", "Run a model, preprocess, async or gateway server.", 5),
+    PlannedCommand("up", "Run a ModelService as local processes (the embedded mode).", 6),
+    PlannedCommand("traffic", "Show and switch a ModelService's traffic live.", 6),
+    PlannedCommand("report", "Shadow and A/B reports from the prediction logs.", 6),
+    PlannedCommand("render", "Print the Kubernetes objects a ModelService becomes.", 7),
+    PlannedCommand("operator", "Run the Kubernetes operator (kopf).", 7),
+    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", 4),
+)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        console.print(f"mlpatterns {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_show_version,
+        is_eager=True,
+        help="Print the version and exit.",
+    ),
+) -> None:
+    """mlpatterns: ML system design patterns as a Kubernetes-native platform."""
+
+
+app.command("quickstart")(quickstart.run)
+app.command("info")(quickstart.info)
+for planned in PLANNED:
+    add_planned(app, planned)
+
+
+def main() -> None:
+    app()

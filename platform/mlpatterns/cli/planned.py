@@ -1,0 +1,43 @@
+"""Commands that are part of the platform's shape but not built yet.
+
+They exist so that `mlpatterns --help` shows the whole platform from day one,
+and they say plainly that they do nothing yet instead of pretending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import typer
+from rich.console import Console
+
+NOT_BUILT_EXIT_CODE = 2
+
+
+@dataclass(frozen=True)
+class PlannedCommand:
+    name: str
+    summary: str
+    issue: int
+
+    @property
+    def help(self) -> str:
+        return f"{self.summary} [dim](not built yet: issue #{self.issue})[/dim]"
+
+    @property
+    def message(self) -> str:
+        return f"`mlpatterns {self.name}` is not built yet (issue #{self.issue}); nothing was done."
+
+
+def add_planned(app: typer.Typer, planned: PlannedCommand) -> None:
+    """Register `planned` on `app` as a command that explains it is not built and exits 2."""
+
+    def not_built(ctx: typer.Context) -> None:
+        Console(stderr=True).print(f"[yellow]{planned.message}[/yellow]")
+        raise typer.Exit(NOT_BUILT_EXIT_CODE)
+
+    app.command(
+        planned.name,
+        help=planned.help,
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(not_built)

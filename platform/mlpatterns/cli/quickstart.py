@@ -1,0 +1,74 @@
+"""`mlpatterns quickstart` and `mlpatterns info`.
+
+The quickstart runs what the platform can do today and says plainly what it did.
+Each later room adds its step here, so a newcomer always sees the current platform.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+
+from mlpatterns import __version__
+from mlpatterns.settings import Settings, load_settings
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Role:
+    extra: str
+    modules: tuple[str, ...]
+
+
+ROLES = (
+    Role("serving", ("onnxruntime", "starlette", "uvicorn", "prometheus_client", "minio", "redis")),
+    Role("operator", ("kopf", "kubernetes")),
+    Role("training", ("sklearn", "skl2onnx", "kfp")),
+)
+
+
+def installed_roles() -> dict[str, bool]:
+    """Which role extras are installed in this environment (every module importable)."""
+    return {
+        role.extra: all(importlib.util.find_spec(m) is not None for m in role.modules)
+        for role in ROLES
+    }
+
+
+def _settings_table(settings: Settings) -> Table:
+    table = Table(title="Settings (environment variables)", show_header=True)
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in settings.describe().items():
+        table.add_row(name, "(unset)" if value is None else str(value))
+    return table
+
+
+def info() -> None:
+    """Show the version, the settings in force and which role extras are installed."""
+    settings = load_settings()
+    console.print(f"mlpatterns {__version__}")
+    console.print(_settings_table(settings))
+    for extra, present in installed_roles().items():
+        mark = "[green]installed[/green]" if present else "[dim]not installed[/dim]"
+        console.print(f"  extra [bold]{extra}[/bold]: {mark}")
+
+
+def run() -> None:
+    """Run the embedded quickstart: everything the platform can do on this machine today."""
+    settings = load_settings()
+    home = settings.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    console.rule(f"mlpatterns {__version__} quickstart")
+    console.print(f"State folder (MLPATTERNS_HOME): [bold]{home}[/bold]")
+    roles = installed_roles()
+    for extra, present in roles.items():
+        console.print(f"  extra {extra}: {'installed' if present else 'not installed'}")
+    console.print(
+        "Done: created the state folder and checked the installed roles. "
+        "Training, serving and traffic steps join this quickstart as they are built."
+    )

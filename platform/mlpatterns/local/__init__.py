@@ -1,0 +1,1 @@
+"""The embedded mode: model servers and the gateway as supervised local processes."""

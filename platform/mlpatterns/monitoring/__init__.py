@@ -1,0 +1,1 @@
+"""Drift and prediction monitoring, alert rules and reports."""

@@ -1,0 +1,3 @@
+"""Artifact store (local folder or S3/MinIO), model and dataset versions, metadata, aliases
+and lineage.
+"""

@@ -1,0 +1,3 @@
+"""ModelService to Kubernetes objects (Deployment, Service, HPA, DestinationRule,
+VirtualService, CronJob, ...): pure functions.
+"""

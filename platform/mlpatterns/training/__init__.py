@@ -1,0 +1,3 @@
+"""Datasets, validation, training, evaluation, ONNX export and parameter search: plain
+functions that kfp components call.
+"""
