@@ -10,9 +10,18 @@ from mlpatterns.cli.planned import NOT_BUILT_EXIT_CODE, PlannedCommand
 pytestmark = pytest.mark.unit
 
 GROUPS = (
-    "train", "models", "datasets", "pipeline", "serve", "up",
-    "traffic", "report", "render", "operator", "lint",
-)  # fmt: skip
+    "train",
+    "models",
+    "datasets",
+    "pipeline",
+    "serve",
+    "up",
+    "traffic",
+    "report",
+    "render",
+    "operator",
+    "lint",
+)
 
 
 @pytest.fixture

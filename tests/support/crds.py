@@ -1,0 +1,45 @@
+"""Third-party CRDs installed into the test control plane, read at test time from the
+published Go modules that `hack/tools crds` locates (never committed to this repo)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.support.controlplane import REPO, ControlPlane
+
+PROMETHEUS_OPERATOR_KINDS = ("servicemonitors", "podmonitors", "prometheusrules")
+
+
+def crd_folder(name: str) -> Path:
+    out = subprocess.run(
+        ["bash", str(REPO / "hack/tools"), "crds", name],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return Path(out.stdout.strip())
+
+
+def _apply_and_wait(control_plane: ControlPlane, files: list[Path]) -> list[str]:
+    # Server-side: these CRDs are too large for client-side apply's annotation.
+    args = [arg for path in files for arg in ("-f", str(path))]
+    out = control_plane.kubectl("apply", "--server-side", "--force-conflicts", *args, "-o", "name")
+    names = out.split()
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    return names
+
+
+def install_istio_crds(control_plane: ControlPlane) -> list[str]:
+    """All of Istio's CRDs (networking.istio.io v1 among them), from istio.io/api."""
+    return _apply_and_wait(
+        control_plane, [crd_folder("istio") / "customresourcedefinitions.gen.yaml"]
+    )
+
+
+def install_prometheus_operator_crds(control_plane: ControlPlane) -> list[str]:
+    """ServiceMonitor, PodMonitor and PrometheusRule, from the prometheus-operator module."""
+    folder = crd_folder("prometheus-operator")
+    files = [folder / f"monitoring.coreos.com_{kind}.yaml" for kind in PROMETHEUS_OPERATOR_KINDS]
+    return _apply_and_wait(control_plane, files)

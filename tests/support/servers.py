@@ -1,0 +1,70 @@
+"""Real servers the integration tests start on loopback: MinIO (S3) for now.
+
+Each runs as a child process tied to the test process, in its own folder, and is
+stopped by the fixture that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.processes import die_with_parent, free_port, http_ok, terminate, wait_until
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str  # host:port
+    access_key: str
+    secret_key: str
+    log: Path
+
+
+@contextmanager
+def minio_server(binary: Path, folder: Path) -> Iterator[S3Server]:
+    """A MinIO server on a free loopback port with fresh random credentials."""
+    port, console = free_port(), free_port()
+    server = S3Server(
+        endpoint=f"127.0.0.1:{port}",
+        access_key="mlp-" + secrets.token_hex(6),
+        secret_key=secrets.token_urlsafe(24),
+        log=folder / "minio.log",
+    )
+    env = {
+        **os.environ,
+        "MINIO_ROOT_USER": server.access_key,
+        "MINIO_ROOT_PASSWORD": server.secret_key,
+        "MINIO_BROWSER": "off",
+        "MINIO_UPDATE": "off",
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    with server.log.open("ab") as sink:
+        process = subprocess.Popen(
+            [
+                str(binary),
+                "server",
+                str(folder / "data"),
+                "--quiet",
+                "--address",
+                server.endpoint,
+                "--console-address",
+                f"127.0.0.1:{console}",
+            ],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        wait_until(
+            "minio", lambda: http_ok(f"http://{server.endpoint}/minio/health/live"), 60, server.log
+        )
+        yield server
+    finally:
+        terminate("minio", process.pid)
