@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     s3_region: str | None = Field(default=None, description="S3 region, when the server needs one.")
     s3_access_key: SecretStr | None = Field(default=None, description="S3 access key.")
     s3_secret_key: SecretStr | None = Field(default=None, description="S3 secret key.")
+    kfp_endpoint: str | None = Field(
+        default=None, description="Kubeflow Pipelines API endpoint for `pipeline submit|schedule`."
+    )
+    kfp_token: SecretStr | None = Field(default=None, description="Bearer token for the KFP API.")
     redis_url: str | None = Field(
         default=None,
         description="Redis URL for the asynchronous queue; SQLite under `home` when unset.",

@@ -12,7 +12,8 @@ from rich.console import Console
 
 from mlpatterns import __version__
 from mlpatterns.cli import quickstart
-from mlpatterns.cli.planned import PlannedCommand, add_planned
+from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
+from mlpatterns.cli.registry import datasets_app, models_app
 
 app = typer.Typer(
     name="mlpatterns",
@@ -24,18 +25,27 @@ app = typer.Typer(
 console = Console()
 
 PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("train", "Train, evaluate and register a model (batch training).", 4),
-    PlannedCommand("models", "List and show model versions; move aliases.", 4),
-    PlannedCommand("datasets", "List and show dataset versions.", 4),
-    PlannedCommand("pipeline", "Compile, submit and schedule kfp training pipelines.", 4),
     PlannedCommand("serve", "Run a model, preprocess, async or gateway server.", 5),
     PlannedCommand("up", "Run a ModelService as local processes (the embedded mode).", 6),
     PlannedCommand("traffic", "Show and switch a ModelService's traffic live.", 6),
     PlannedCommand("report", "Shadow and A/B reports from the prediction logs.", 6),
     PlannedCommand("render", "Print the Kubernetes objects a ModelService becomes.", 7),
     PlannedCommand("operator", "Run the Kubernetes operator (kopf).", 7),
-    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", 4),
+    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", None),
 )
+
+
+def _add_training_commands() -> None:
+    # training needs the `training` extra; without it these commands say so
+    try:
+        from mlpatterns.cli import pipeline, training
+    except ImportError as missing:
+        for name in ("train", "search", "pipeline"):
+            add_missing_extra(app, name, "training", missing)
+        return
+    app.command("train")(training.train)
+    app.command("search")(training.search)
+    app.add_typer(pipeline.pipeline_app, name="pipeline")
 
 
 def _show_version(value: bool) -> None:
@@ -59,6 +69,9 @@ def root(
 
 app.command("quickstart")(quickstart.run)
 app.command("info")(quickstart.info)
+app.add_typer(models_app, name="models")
+app.add_typer(datasets_app, name="datasets")
+_add_training_commands()
 for planned in PLANNED:
     add_planned(app, planned)
 

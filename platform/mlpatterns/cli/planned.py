@@ -18,15 +18,19 @@ NOT_BUILT_EXIT_CODE = 2
 class PlannedCommand:
     name: str
     summary: str
-    issue: int
+    issue: int | None  # the issue that builds it; None while none is filed
+
+    @property
+    def where(self) -> str:
+        return f"issue #{self.issue}" if self.issue else "no issue filed yet"
 
     @property
     def help(self) -> str:
-        return f"{self.summary} [dim](not built yet: issue #{self.issue})[/dim]"
+        return f"{self.summary} [dim](not built yet: {self.where})[/dim]"
 
     @property
     def message(self) -> str:
-        return f"`mlpatterns {self.name}` is not built yet (issue #{self.issue}); nothing was done."
+        return f"`mlpatterns {self.name}` is not built yet ({self.where}); nothing was done."
 
 
 def add_planned(app: typer.Typer, planned: PlannedCommand) -> None:
@@ -41,3 +45,20 @@ def add_planned(app: typer.Typer, planned: PlannedCommand) -> None:
         help=planned.help,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
     )(not_built)
+
+
+def add_missing_extra(app: typer.Typer, name: str, extra: str, error: ImportError) -> None:
+    """Register `name` as a command that explains which extra it needs and exits 2."""
+
+    def needs_extra(ctx: typer.Context) -> None:
+        Console(stderr=True).print(
+            f"[yellow]`mlpatterns {name}` needs the `{extra}` extra "
+            f"(pip install 'mlpatterns[{extra}]'): {error}[/yellow]"
+        )
+        raise typer.Exit(NOT_BUILT_EXIT_CODE)
+
+    app.command(
+        name,
+        help=f"[dim](needs the {extra} extra)[/dim]",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(needs_extra)

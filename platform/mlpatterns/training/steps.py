@@ -12,6 +12,7 @@ artifact store; nothing outside training ever loads it: serving loads ONNX only.
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import platform
 import subprocess
@@ -28,27 +29,34 @@ from mlpatterns.training import datasets, evaluation, export, models, validation
 CANDIDATE = "candidate"
 
 
-def _write_json(path: Path, value: object) -> None:
+# kfp hands artifact paths over as strings; tests and run_directly pass Paths.
+StrPath = str | os.PathLike[str]
+
+
+def _write_json(path: StrPath, value: object) -> None:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2, sort_keys=True, default=str))
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: StrPath) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def _schema(path: Path) -> DatasetSchema:
+def _schema(path: StrPath) -> DatasetSchema:
     return DatasetSchema.model_validate(_read_json(path))
 
 
-def _table(csv_path: Path, schema_path: Path) -> validation.ValidTable:
+def read_table(csv_path: StrPath, schema_path: StrPath) -> validation.ValidTable:
     # rows that reach this point were validated already: none may be rejected now
     return validation.validate(
         Path(csv_path).read_bytes(), _schema(schema_path), max_invalid_fraction=0.0
     )
 
 
-def load_step(dataset: str, schema_file: str, data: Path, schema: Path, record: Path) -> None:
+def load_step(
+    dataset: str, schema_file: str, data: StrPath, schema: StrPath, record: StrPath
+) -> None:
     """Load a built-in or user dataset and snapshot it in the registry."""
     raw = datasets.load(dataset, Path(schema_file) if schema_file else None)
     snapshot = Registry.from_settings(load_settings()).register_dataset(
@@ -60,7 +68,7 @@ def load_step(dataset: str, schema_file: str, data: Path, schema: Path, record: 
 
 
 def validate_step(
-    data: Path, schema: Path, max_invalid_fraction: float, valid: Path, report: Path
+    data: StrPath, schema: StrPath, max_invalid_fraction: float, valid: StrPath, report: StrPath
 ) -> None:
     """Keep the valid rows; fail, with the report, when too many are invalid."""
     dataset_schema = _schema(schema)
@@ -81,18 +89,18 @@ def validate_step(
 
 
 def split_step(
-    valid: Path,
-    schema: Path,
+    valid: StrPath,
+    schema: StrPath,
     method: str,
     test_ratio: float,
     seed: int,
-    train: Path,
-    test: Path,
-    split: Path,
+    train: StrPath,
+    test: StrPath,
+    split: StrPath,
 ) -> None:
     """Draw train and test rows; record the split with the digests of both row sets."""
     lines = Path(valid).read_bytes().splitlines(keepends=True)
-    table = _table(valid, schema)
+    table = read_table(valid, schema)
     requested = Split.model_validate({"method": method, "test_ratio": test_ratio, "seed": seed})
     train_rows, test_rows, recorded = evaluation.split_rows(table.labels, requested)
     Path(train).write_bytes(b"".join([lines[0], *(lines[i + 1] for i in train_rows)]))
@@ -101,23 +109,25 @@ def split_step(
 
 
 def train_step(
-    train: Path, schema: Path, model_type: str, parameters: str, seed: int, model: Path
+    train: StrPath, schema: StrPath, model_type: str, parameters: str, seed: int, model: StrPath
 ) -> None:
     """Fit the model type with the given parameters (JSON) on the training rows."""
-    table = _table(train, schema)
+    table = read_table(train, schema)
     pipeline = models.build(model_type, json.loads(parameters or "{}"), seed)
     pipeline.fit(table.features, table.labels)
     Path(model).write_bytes(pickle.dumps(pipeline))
 
 
-def _fitted(model: Path) -> Any:
+def _fitted(model: StrPath) -> Any:
     # Written by train_step in this same pipeline run; never user input.
     return pickle.loads(Path(model).read_bytes())  # noqa: S301
 
 
-def evaluate_step(model: Path, test: Path, schema: Path, gate: str, metrics: Path) -> bool:
+def evaluate_step(
+    model: StrPath, test: StrPath, schema: StrPath, gate: str, metrics: StrPath
+) -> bool:
     """Measure the model on the test rows and judge it against the gate ('' for none)."""
-    table = _table(test, schema)
+    table = read_table(test, schema)
     pipeline = _fitted(model)
     classes = [str(c) for c in pipeline.classes_]
     measured = evaluation.classification_metrics(
@@ -128,9 +138,9 @@ def evaluate_step(model: Path, test: Path, schema: Path, gate: str, metrics: Pat
     return passed
 
 
-def export_step(model: Path, test: Path, schema: Path, onnx_dir: Path) -> float:
+def export_step(model: StrPath, test: StrPath, schema: StrPath, onnx_dir: StrPath) -> float:
     """Write the three ONNX graphs; fail when ONNX disagrees with scikit-learn."""
-    exported = export.export(_fitted(model), _table(test, schema).features)
+    exported = export.export(_fitted(model), read_table(test, schema).features)
     Path(onnx_dir).mkdir(parents=True, exist_ok=True)
     for name, data in exported.files.items():
         (Path(onnx_dir) / name).write_bytes(data)
@@ -166,13 +176,13 @@ def register_step(
     parameters: str,
     release: int,
     run_id: str,
-    onnx_dir: Path,
-    metrics: Path,
-    record: Path,
-    split: Path,
-    train: Path,
-    schema: Path,
-    result: Path,
+    onnx_dir: StrPath,
+    metrics: StrPath,
+    record: StrPath,
+    split: StrPath,
+    train: StrPath,
+    schema: StrPath,
+    result: StrPath,
 ) -> str:
     """Register the model when it passed its gate and make it the candidate; else say why.
 
@@ -186,7 +196,7 @@ def register_step(
         _write_json(result, outcome)
         return ""
     dataset = _read_json(record)
-    table = _table(train, schema)
+    table = read_table(train, schema)
     files = {p.name: p.read_bytes() for p in sorted(Path(onnx_dir).glob("*.onnx"))}
     classes = _schema(schema).classes or sorted(set(table.labels.tolist()))
     draft = ModelDraft(

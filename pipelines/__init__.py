@@ -1,0 +1,1 @@
+"""kfp v2 pipeline definitions; compiled IR YAML lives in `compiled/`."""

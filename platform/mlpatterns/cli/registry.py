@@ -1,0 +1,167 @@
+"""`mlpatterns models` and `mlpatterns datasets`: read the registry, move aliases."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlpatterns.registry.registry import Registry
+from mlpatterns.registry.store import StoreError
+from mlpatterns.settings import load_settings
+
+console = Console()
+models_app = typer.Typer(help="List and show model versions; move aliases.", no_args_is_help=True)
+datasets_app = typer.Typer(help="List and show dataset versions.", no_args_is_help=True)
+
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _registry() -> Registry:
+    return Registry.from_settings(load_settings())
+
+
+def _fail(error: Exception) -> typer.Exit:
+    console.print(f"[red]{error}[/red]")
+    return typer.Exit(1)
+
+
+@models_app.command("ls")
+def models_ls(
+    name: str = typer.Argument("", help="Only this model's versions."), as_json: bool = JSON_OPTION
+) -> None:
+    """List model versions with their metrics and aliases."""
+    registry = _registry()
+    rows = []
+    for model in [name] if name else registry.models():
+        aliases = registry.aliases(model)
+        for meta in registry.versions(model):
+            tags = sorted(a for a, v in aliases.items() if v == meta.version)
+            rows.append((meta, tags))
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": m.name,
+                        "version": m.version,
+                        "model_type": m.model_type,
+                        "metrics": m.metrics,
+                        "aliases": tags,
+                        "sha256": m.sha256,
+                        "created_at": m.created_at.isoformat(),
+                    }
+                    for m, tags in rows
+                ],
+                indent=2,
+            )
+        )
+        return
+    table = Table(title="models")
+    for column in ("name", "version", "type", "accuracy", "aliases", "created"):
+        table.add_column(column)
+    for meta, tags in rows:
+        accuracy = meta.metrics.get("accuracy")
+        table.add_row(
+            meta.name,
+            meta.version,
+            meta.model_type,
+            f"{accuracy:.4f}" if accuracy is not None else "",
+            ", ".join(tags),
+            meta.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    reference: str = typer.Argument(..., help="models:/<name>/<version> or models:/<name>@<alias>"),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a version's complete metadata."""
+    try:
+        meta = _registry().resolve(reference)
+    except (StoreError, ValueError) as error:
+        raise _fail(error) from None
+    if as_json:
+        print(meta.model_dump_json(indent=2))
+        return
+    console.print(f"[bold]{meta.ref}[/bold]  sha256 {meta.sha256}")
+    console.print(f"type {meta.model_type}  parameters {json.dumps(meta.parameters)}")
+    console.print(f"metrics {json.dumps({k: round(v, 4) for k, v in meta.metrics.items()})}")
+    console.print(
+        f"data {meta.dataset.name} sha256 {meta.dataset.sha256} ({meta.dataset.rows} rows)"
+    )
+    console.print(f"split {meta.split.method} test {meta.split.test_ratio} seed {meta.split.seed}")
+    console.print(f"labels {meta.labels}  features {meta.feature_names}")
+    console.print(
+        f"code {meta.code_version}  run {meta.pipeline_run_id}  files {sorted(meta.files)}"
+    )
+
+
+@models_app.command("alias")
+def models_alias(
+    name: str = typer.Argument(..., help="Model name."),
+    alias: str = typer.Argument(..., help="Alias, e.g. production, staging or candidate."),
+    version: str = typer.Argument(..., help="Version to point the alias at."),
+    expect: str | None = typer.Option(
+        None, help="Move only if the alias points at this version now ('' : unset)."
+    ),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Point an alias at a version in one atomic write."""
+    try:
+        record = _registry().move_alias(name, alias, version, expected=expect)
+    except (StoreError, ValueError) as error:
+        raise _fail(error) from None
+    if as_json:
+        print(record.model_dump_json(indent=2))
+    else:
+        console.print(f"{name}@{alias} -> {record.version} (was {record.previous or 'unset'})")
+
+
+@datasets_app.command("ls")
+def datasets_ls(
+    name: str = typer.Argument("", help="Only this dataset's versions."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List dataset snapshots."""
+    found = _registry().datasets(name or None)
+    if as_json:
+        print(json.dumps([d.model_dump(mode="json", by_alias=True) for d in found], indent=2))
+        return
+    table = Table(title="datasets")
+    for column in ("name", "sha256", "rows", "features", "source", "created"):
+        table.add_column(column)
+    for d in found:
+        table.add_row(
+            d.name,
+            d.sha256[:12],
+            str(d.rows),
+            str(len(d.schema_.features)),
+            d.source,
+            d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    console.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    name: str = typer.Argument(..., help="Dataset name."),
+    digest: str = typer.Argument(..., help="Its sha256, or a unique prefix of it."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show a dataset snapshot's schema and provenance."""
+    try:
+        found = _registry().dataset(name, digest)
+    except StoreError as error:
+        raise _fail(error) from None
+    if as_json:
+        print(found.model_dump_json(indent=2, by_alias=True))
+        return
+    console.print(f"[bold]{found.ref}[/bold]  {found.rows} rows  from {found.source}")
+    for feature in found.schema_.features:
+        console.print(f"  {feature.name}: {feature.dtype} [{feature.minimum}, {feature.maximum}]")
+    console.print(f"  label {found.schema_.label}: {found.schema_.classes}")

@@ -1,0 +1,194 @@
+"""`mlpatterns train` and `mlpatterns search`: the training pipelines, run locally."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+BATCH_TRAINING_TASKS = 7
+
+
+def parse_params(text: str) -> dict[str, Any]:
+    """Parameters as JSON (`{"C": 1}`) or `key=value` pairs (`C=1,kernel=rbf`)."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise typer.BadParameter(f"not valid JSON: {error}") from None
+        if not isinstance(value, dict):
+            raise typer.BadParameter("parameters must be a JSON object")
+        return value
+    params: dict[str, Any] = {}
+    for pair in text.split(","):
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not key=value; e.g. C=1.0,max_iter=500")
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw.strip()
+    return params
+
+
+def _run(
+    pipeline: str, arguments: dict[str, Any], total: int | None, parallel: int, cache: bool
+) -> str:
+    from mlpatterns.training.kfp_local import PipelineFailedError, TaskEvent, run_pipeline
+
+    columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=False) as progress:
+        bar = progress.add_task(f"{pipeline}: starting", total=total)
+        done: set[str] = set()
+
+        def show(event: TaskEvent) -> None:
+            if event.status == "RUNNING":
+                progress.update(bar, description=f"{pipeline}: {event.task}")
+            elif event.status == "SUCCESS" and event.task not in done:
+                done.add(event.task)
+                progress.update(bar, advance=1)
+
+        try:
+            output = run_pipeline(
+                pipeline, arguments, parallelism=parallel, caching=cache, on_event=show
+            )
+        except PipelineFailedError as error:
+            progress.stop()
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+        progress.update(bar, description=f"{pipeline}: done", completed=total)
+    return output
+
+
+def _report(output: str, name: str) -> None:
+    if output:
+        console.print(f"registered [bold]models:/{name}/{output}[/bold] (alias: candidate)")
+    else:
+        from mlpatterns.registry.registry import Registry
+        from mlpatterns.settings import load_settings
+
+        runs = [r for r in Registry.from_settings(load_settings()).runs() if r.get("name") == name]
+        reason = runs[-1]["reason"] if runs else "the gate was not met"
+        console.print(f"[yellow]not registered: {reason}[/yellow]")
+
+
+def train(
+    dataset: str = typer.Argument(..., help="iris, breast_cancer, digits, or a .csv/.parquet file"),
+    name: str = typer.Option("", help="Model name (default: the dataset's name)."),
+    model: str = typer.Option("logreg", help="logreg, svc, random_forest or gradient_boosting."),
+    params: str = typer.Option("", help='Parameters: JSON or key=value pairs, e.g. "C=0.5".'),
+    gate: str = typer.Option("", help="Register only if met, e.g. accuracy>=0.9."),
+    schema: Path | None = typer.Option(None, help="Schema file for your own dataset (YAML)."),
+    max_invalid: float = typer.Option(0.05, help="Largest share of invalid rows to tolerate."),
+    test_ratio: float = typer.Option(0.2, help="Share of rows held out for evaluation."),
+    seed: int = typer.Option(42, help="Seed of the split and the model."),
+    release: int = typer.Option(0, help="Release number X of X.Y.Z (0: pre-release)."),
+    cache: bool = typer.Option(True, help="Reuse the results of finished steps."),
+) -> None:
+    """Run the batch_training pipeline locally and print the registered version."""
+    from mlpatterns.training.evaluation import Gate
+
+    if gate:
+        try:
+            Gate.parse(gate)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--gate") from None
+    model_name = name or Path(dataset).stem.replace("_", "-").lower()
+    arguments = {
+        "dataset": dataset,
+        "name": model_name,
+        "model_type": model,
+        "parameters": json.dumps(parse_params(params), sort_keys=True),
+        "gate": gate,
+        "schema_file": str(schema.resolve()) if schema else "",
+        "max_invalid_fraction": max_invalid,
+        "test_ratio": test_ratio,
+        "seed": seed,
+        "release": release,
+    }
+    _report(_run("batch_training", arguments, BATCH_TRAINING_TASKS, 1, cache), model_name)
+
+
+def search(
+    dataset: str = typer.Argument(..., help="iris, breast_cancer, digits, or a .csv file"),
+    space: str = typer.Option(..., help='Search space as JSON, e.g. {"C": [0.1, 1, 10]}.'),
+    trials: int = typer.Option(8, min=1, help="Number of trials."),
+    parallel: int = typer.Option(2, min=1, help="Trials run at once."),
+    strategy: str = typer.Option("grid", help="grid or random."),
+    metric: str = typer.Option("accuracy", help="accuracy, f1_macro or log_loss."),
+    target: str = typer.Option("", help="Stop starting trials once one reaches this metric."),
+    time_budget: float = typer.Option(0.0, help="Seconds after which no trial starts (0: none)."),
+    name: str = typer.Option("", help="Model name (default: the dataset's name)."),
+    model: str = typer.Option("logreg", help="Model type, unless the space chooses model_type."),
+    gate: str = typer.Option("", help="Register the best only if met, e.g. accuracy>=0.9."),
+    schema: Path | None = typer.Option(None, help="Schema file for your own dataset (YAML)."),
+    seed: int = typer.Option(42, help="Seed of the split, the sampling and the models."),
+    cache: bool = typer.Option(True, help="Reuse the results of finished steps."),
+) -> None:
+    """Run the parameter_search pipeline locally: trials in parallel, the best registered."""
+    from mlpatterns.training.search import SearchSpaceError, expand
+
+    try:
+        planned = expand(json.loads(space), strategy, trials, seed)
+    except (json.JSONDecodeError, SearchSpaceError) as error:
+        raise typer.BadParameter(str(error), param_hint="--space") from None
+    model_name = name or Path(dataset).stem.replace("_", "-").lower()
+    arguments = {
+        "dataset": dataset,
+        "name": model_name,
+        "space": space,
+        "strategy": strategy,
+        "trials": trials,
+        "metric": metric,
+        "target": target,
+        "time_budget_seconds": time_budget,
+        "model_type": model,
+        "gate": gate,
+        "schema_file": str(schema.resolve()) if schema else "",
+        "seed": seed,
+    }
+    output = _run("parameter_search", arguments, len(planned) + 9, parallel, cache)
+    _show_trials(model_name)
+    _report(output, model_name)
+
+
+def _show_trials(name: str) -> None:
+    from mlpatterns.registry.registry import Registry
+    from mlpatterns.settings import load_settings
+
+    registry = Registry.from_settings(load_settings())
+    summaries = [k for k in registry.store.list("searches/") if k.endswith("/summary.json")]
+    if not summaries:
+        return
+    latest = max(
+        (json.loads(registry.store.get(k).data) for k in summaries),
+        key=lambda summary: summary["finished_at"],
+    )
+    table = Table(title=f"trials ({latest['metric']})")
+    for column in ("#", "model", "parameters", "status", latest["metric"]):
+        table.add_column(column)
+    for trial in latest["trials"]:
+        value = f"{trial['metric']:.4f}" if trial.get("metric") is not None else ""
+        status = (
+            trial["status"]
+            if trial["status"] == "ok"
+            else f"{trial['status']}: " + str(trial.get("error") or trial.get("reason", ""))[:60]
+        )
+        best = " (best)" if trial["index"] == latest["best"]["index"] else ""
+        table.add_row(
+            str(trial["index"]),
+            trial["model_type"],
+            json.dumps(trial["parameters"]),
+            status,
+            value + best,
+        )
+    console.print(table)
