@@ -103,9 +103,10 @@ class S3Store:
 
     def list(self, prefix: str) -> list[str]:
         start = len(self.prefix) + 1 if self.prefix else 0
-        objects = self._client.list_objects(
-            self.bucket, prefix=self._name(prefix) if prefix else self.prefix, recursive=True
-        )
+        folder = prefix.rstrip("/")
+        root = f"{self.prefix}/" if self.prefix else ""
+        wanted = self._name(folder) + prefix[len(folder) :] if folder else root
+        objects = self._client.list_objects(self.bucket, prefix=wanted, recursive=True)
         return sorted(o.object_name[start:] for o in objects if o.object_name)
 
     def put_if(self, key: str, data: bytes, revision: str | None) -> None:
