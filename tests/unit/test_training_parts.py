@@ -158,5 +158,6 @@ def test_kfp_log_parsing() -> None:
     )
     assert finished is not None
     assert finished.status == "FAILURE"
+    assert parse_event("Task train cache hit (key=abc); skipping execution.").status == "CACHED"
     log = "x\n    InvalidDataError: too many rows\n    line 3: bad\n12:00:00.100 - ERROR - Task\n"
     assert failure_excerpt(log) == "InvalidDataError: too many rows\nline 3: bad"

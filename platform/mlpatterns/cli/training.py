@@ -53,7 +53,7 @@ def _run(
         def show(event: TaskEvent) -> None:
             if event.status == "RUNNING":
                 progress.update(bar, description=f"{pipeline}: {event.task}")
-            elif event.status == "SUCCESS" and event.task not in done:
+            elif event.status in ("SUCCESS", "CACHED") and event.task not in done:
                 done.add(event.task)
                 progress.update(bar, advance=1)
 

@@ -27,6 +27,7 @@ RESULT_MARK = "MLPATTERNS_RESULT "
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+_CACHED = re.compile(r"Task '?([\w.-]+)'? cache hit")
 _EXCEPTION = re.compile(r"^\s*(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.*)$")
 _KFP_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - ")
 
@@ -34,7 +35,7 @@ _KFP_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d+ - ")
 @dataclass(frozen=True)
 class TaskEvent:
     task: str
-    status: str  # RUNNING, SUCCESS, FAILURE
+    status: str  # RUNNING, SUCCESS, FAILURE, or CACHED (a finished step reused)
 
 
 class PipelineFailedError(RuntimeError):
@@ -46,6 +47,8 @@ class PipelineFailedError(RuntimeError):
 def parse_event(line: str) -> TaskEvent | None:
     """A task start or finish in a line of kfp's local log, if the line is one."""
     plain = _ANSI.sub("", line)
+    if cached := _CACHED.search(plain):
+        return TaskEvent(cached.group(1), "CACHED")
     if finished := _FINISHED.search(plain):
         return TaskEvent(finished.group(1), finished.group(2))
     if started := _STARTED.search(plain):
@@ -120,7 +123,12 @@ def run_pipeline(
 
 
 def _child(pipeline: str, arguments: dict[str, Any], parallelism: int, caching: bool) -> int:
+    import logging
+
     from kfp import local
+
+    # kfp logs cache hits outside its own log context: without a handler they are lost
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
 
     from pipelines.batch_training import batch_training
     from pipelines.parameter_search import make_parameter_search
