@@ -24,7 +24,10 @@ from typing import Any
 from mlpatterns.registry.metadata import DatasetRef, DatasetSchema, ModelDraft, Split
 from mlpatterns.registry.registry import Registry
 from mlpatterns.settings import load_settings
-from mlpatterns.training import datasets, evaluation, export, models, validation
+from mlpatterns.training import validation
+
+# Each step imports the heavy libraries it needs (scikit-learn, skl2onnx) itself: every
+# step is its own process in a pipeline, and most of its start-up time is imports.
 
 CANDIDATE = "candidate"
 
@@ -58,6 +61,8 @@ def load_step(
     dataset: str, schema_file: str, data: StrPath, schema: StrPath, record: StrPath
 ) -> None:
     """Load a built-in or user dataset and snapshot it in the registry."""
+    from mlpatterns.training import datasets
+
     raw = datasets.load(dataset, Path(schema_file) if schema_file else None)
     snapshot = Registry.from_settings(load_settings()).register_dataset(
         raw.name, raw.csv_bytes, raw.schema, raw.csv_bytes.count(b"\n") - 1, raw.source
@@ -71,6 +76,8 @@ def validate_step(
     data: StrPath, schema: StrPath, max_invalid_fraction: float, valid: StrPath, report: StrPath
 ) -> None:
     """Keep the valid rows; fail, with the report, when too many are invalid."""
+    from mlpatterns.training import datasets
+
     dataset_schema = _schema(schema)
     try:
         table = validation.validate(
@@ -99,6 +106,8 @@ def split_step(
     split: StrPath,
 ) -> None:
     """Draw train and test rows; record the split with the digests of both row sets."""
+    from mlpatterns.training import evaluation
+
     lines = Path(valid).read_bytes().splitlines(keepends=True)
     table = read_table(valid, schema)
     requested = Split.model_validate({"method": method, "test_ratio": test_ratio, "seed": seed})
@@ -112,6 +121,8 @@ def train_step(
     train: StrPath, schema: StrPath, model_type: str, parameters: str, seed: int, model: StrPath
 ) -> None:
     """Fit the model type with the given parameters (JSON) on the training rows."""
+    from mlpatterns.training import models
+
     table = read_table(train, schema)
     pipeline = models.build(model_type, json.loads(parameters or "{}"), seed)
     pipeline.fit(table.features, table.labels)
@@ -127,6 +138,8 @@ def evaluate_step(
     model: StrPath, test: StrPath, schema: StrPath, gate: str, metrics: StrPath
 ) -> bool:
     """Measure the model on the test rows and judge it against the gate ('' for none)."""
+    from mlpatterns.training import evaluation
+
     table = read_table(test, schema)
     pipeline = _fitted(model)
     classes = [str(c) for c in pipeline.classes_]
@@ -140,6 +153,8 @@ def evaluate_step(
 
 def export_step(model: StrPath, test: StrPath, schema: StrPath, onnx_dir: StrPath) -> float:
     """Write the three ONNX graphs; fail when ONNX disagrees with scikit-learn."""
+    from mlpatterns.training import export
+
     exported = export.export(_fitted(model), read_table(test, schema).features)
     Path(onnx_dir).mkdir(parents=True, exist_ok=True)
     for name, data in exported.files.items():
@@ -188,6 +203,8 @@ def register_step(
 
     Returns the version registered, or '' when the gate kept it out.
     """
+    from mlpatterns.training import evaluation, export
+
     evaluated = _read_json(metrics)
     registry = Registry.from_settings(load_settings())
     if not evaluated["passed"]:
