@@ -16,7 +16,7 @@ def test_quickstart_creates_the_state_folder_and_says_what_it_did(
 ) -> None:
     home = tmp_path / "state"
     monkeypatch.setenv("MLPATTERNS_HOME", str(home))
-    result = CliRunner().invoke(app, ["quickstart"], terminal_width=200)
+    result = CliRunner().invoke(app, ["quickstart", "--no-train"], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert home.is_dir()
     assert str(home) in result.output

@@ -9,10 +9,12 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 from mlpatterns import __version__
+from mlpatterns.cli import registry as registry_cli
 from mlpatterns.settings import Settings, load_settings
 
 console = Console()
@@ -58,7 +60,9 @@ def info() -> None:
         console.print(f"  extra [bold]{extra}[/bold]: {mark}")
 
 
-def run() -> None:
+def run(
+    train: bool = typer.Option(True, help="Train and register two iris models (about a minute)."),
+) -> None:
     """Run the embedded quickstart: everything the platform can do on this machine today."""
     settings = load_settings()
     home = settings.home.resolve()
@@ -68,7 +72,34 @@ def run() -> None:
     roles = installed_roles()
     for extra, present in roles.items():
         console.print(f"  extra {extra}: {'installed' if present else 'not installed'}")
+    done = ["created the state folder", "checked the installed roles"]
+    if train and roles["training"]:
+        _train_two_models()
+        done.append(
+            "trained two iris models through the batch_training pipeline and registered them"
+        )
     console.print(
-        "Done: created the state folder and checked the installed roles. "
-        "Training, serving and traffic steps join this quickstart as they are built."
+        f"Done: {'; '.join(done)}. Files: the registry is in {home / 'registry'}, "
+        f"kfp logs and outputs in {home / 'kfp'}. Serving and traffic steps join this "
+        "quickstart as they are built."
     )
+
+
+def _train_two_models() -> None:
+    from mlpatterns.cli import training
+
+    steps = (
+        ("logistic regression (the current model)", "logreg", "", "accuracy>=0.9"),
+        ("random forest (the challenger)", "random_forest", "n_estimators=50", ""),
+    )
+    for number, (title, model, params, gate) in enumerate(steps, start=1):
+        console.rule(f"{number}. batch training: {title}")
+        arguments = training.batch_training_arguments(
+            "iris", name="iris", model=model, params=params, gate=gate
+        )
+        output = training.run_with_progress(
+            "batch_training", arguments, training.BATCH_TRAINING_TASKS, 1, True
+        )
+        training.report_registration(output, "iris")
+    console.rule("3. the registry")
+    registry_cli.models_ls(name="iris", as_json=False)

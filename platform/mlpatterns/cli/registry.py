@@ -61,7 +61,7 @@ def models_ls(
         return
     table = Table(title="models")
     for column in ("name", "version", "type", "accuracy", "aliases", "created"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column == "version")
     for meta, tags in rows:
         accuracy = meta.metrics.get("accuracy")
         table.add_row(

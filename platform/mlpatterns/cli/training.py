@@ -40,7 +40,7 @@ def parse_params(text: str) -> dict[str, Any]:
     return params
 
 
-def _run(
+def run_with_progress(
     pipeline: str, arguments: dict[str, Any], total: int | None, parallel: int, cache: bool
 ) -> str:
     from mlpatterns.training.kfp_local import PipelineFailedError, TaskEvent, run_pipeline
@@ -69,7 +69,7 @@ def _run(
     return output
 
 
-def _report(output: str, name: str) -> None:
+def report_registration(output: str, name: str) -> None:
     if output:
         console.print(f"registered [bold]models:/{name}/{output}[/bold] (alias: candidate)")
     else:
@@ -95,6 +95,36 @@ def train(
     cache: bool = typer.Option(True, help="Reuse the results of finished steps."),
 ) -> None:
     """Run the batch_training pipeline locally and print the registered version."""
+    arguments = batch_training_arguments(
+        dataset,
+        name=name,
+        model=model,
+        params=params,
+        gate=gate,
+        schema=schema,
+        max_invalid=max_invalid,
+        test_ratio=test_ratio,
+        seed=seed,
+        release=release,
+    )
+    output = run_with_progress("batch_training", arguments, BATCH_TRAINING_TASKS, 1, cache)
+    report_registration(output, arguments["name"])
+
+
+def batch_training_arguments(
+    dataset: str,
+    *,
+    name: str = "",
+    model: str = "logreg",
+    params: str = "",
+    gate: str = "",
+    schema: Path | None = None,
+    max_invalid: float = 0.05,
+    test_ratio: float = 0.2,
+    seed: int = 42,
+    release: int = 0,
+) -> dict[str, Any]:
+    """The batch_training pipeline's arguments, checked: what `train` passes to kfp."""
     from mlpatterns.training.evaluation import Gate
 
     if gate:
@@ -102,10 +132,9 @@ def train(
             Gate.parse(gate)
         except ValueError as error:
             raise typer.BadParameter(str(error), param_hint="--gate") from None
-    model_name = name or Path(dataset).stem.replace("_", "-").lower()
-    arguments = {
+    return {
         "dataset": dataset,
-        "name": model_name,
+        "name": name or Path(dataset).stem.replace("_", "-").lower(),
         "model_type": model,
         "parameters": json.dumps(parse_params(params), sort_keys=True),
         "gate": gate,
@@ -115,7 +144,6 @@ def train(
         "seed": seed,
         "release": release,
     }
-    _report(_run("batch_training", arguments, BATCH_TRAINING_TASKS, 1, cache), model_name)
 
 
 def search(
@@ -156,9 +184,9 @@ def search(
         "schema_file": str(schema.resolve()) if schema else "",
         "seed": seed,
     }
-    output = _run("parameter_search", arguments, len(planned) + 9, parallel, cache)
+    output = run_with_progress("parameter_search", arguments, len(planned) + 9, parallel, cache)
     _show_trials(model_name)
-    _report(output, model_name)
+    report_registration(output, model_name)
 
 
 def _show_trials(name: str) -> None:
