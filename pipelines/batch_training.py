@@ -10,7 +10,7 @@ from typing import cast
 
 from kfp import dsl
 
-from pipelines import components as c
+from pipelines.stages import prepare_data, train_and_register
 
 
 @dsl.pipeline(
@@ -30,46 +30,14 @@ def batch_training(
     seed: int = 42,
     release: int = 0,
 ) -> str:
-    loaded = c.load(dataset=dataset, schema_file=schema_file)
-    validated = c.validate(
-        data=loaded.outputs["data"],
-        schema=loaded.outputs["schema"],
-        max_invalid_fraction=max_invalid_fraction,
-    )
-    drawn = c.split(
-        valid=validated.outputs["valid"],
-        schema=loaded.outputs["schema"],
-        method=split_method,
-        test_ratio=test_ratio,
-        seed=seed,
-    )
-    trained = c.train(
-        train=drawn.outputs["train"],
-        schema=loaded.outputs["schema"],
-        model_type=model_type,
-        parameters=parameters,
-        seed=seed,
-    )
-    evaluated = c.evaluate(
-        model=trained.outputs["model"],
-        test=drawn.outputs["test"],
-        schema=loaded.outputs["schema"],
-        gate=gate,
-    )
-    exported = c.export(
-        model=trained.outputs["model"], test=drawn.outputs["test"], schema=loaded.outputs["schema"]
-    )
-    registered = c.register(
+    data = prepare_data(dataset, schema_file, max_invalid_fraction, split_method, test_ratio, seed)
+    version = train_and_register(
+        data,
         name=name,
         model_type=model_type,
         parameters=parameters,
+        gate=gate,
+        seed=seed,
         release=release,
-        run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        onnx=exported.outputs["onnx"],
-        metrics=evaluated.outputs["metrics"],
-        record=loaded.outputs["record"],
-        split=drawn.outputs["split"],
-        train=drawn.outputs["train"],
-        schema=loaded.outputs["schema"],
     )
-    return cast(str, registered.outputs["Output"])  # a channel kfp resolves to a str
+    return cast(str, version)  # a channel kfp resolves to a str

@@ -8,6 +8,7 @@ from typing import Any, cast
 from kfp import dsl
 
 from pipelines import components as c
+from pipelines.stages import prepare_data, train_and_register
 
 DEFAULT_PARALLELISM = 4
 
@@ -36,18 +37,8 @@ def make_parameter_search(parallelism: int = DEFAULT_PARALLELISM) -> Callable[..
         seed: int = 42,
         release: int = 0,
     ) -> str:
-        loaded = c.load(dataset=dataset, schema_file=schema_file)
-        validated = c.validate(
-            data=loaded.outputs["data"],
-            schema=loaded.outputs["schema"],
-            max_invalid_fraction=max_invalid_fraction,
-        )
-        drawn = c.split(
-            valid=validated.outputs["valid"],
-            schema=loaded.outputs["schema"],
-            method="stratified",
-            test_ratio=test_ratio,
-            seed=seed,
+        data = prepare_data(
+            dataset, schema_file, max_invalid_fraction, "stratified", test_ratio, seed
         )
         planned = c.plan_search(
             space=space,
@@ -58,8 +49,8 @@ def make_parameter_search(parallelism: int = DEFAULT_PARALLELISM) -> Callable[..
         )
         with dsl.ParallelFor(planned.output, parallelism=parallelism) as trial:
             tried = c.search_trial(
-                train=drawn.outputs["train"],
-                schema=loaded.outputs["schema"],
+                train=data.drawn.outputs["train"],
+                schema=data.schema,
                 trial=trial,
                 model_type=model_type,
                 metric=metric,
@@ -67,38 +58,16 @@ def make_parameter_search(parallelism: int = DEFAULT_PARALLELISM) -> Callable[..
                 target=target,
             )
         best = c.select_best(results=dsl.Collected(tried.output), metric=metric)
-        trained = c.train(
-            train=drawn.outputs["train"],
-            schema=loaded.outputs["schema"],
-            model_type=best.outputs["model_type"],
-            parameters=best.outputs["parameters"],
-            seed=seed,
-        )
-        evaluated = c.evaluate(
-            model=trained.outputs["model"],
-            test=drawn.outputs["test"],
-            schema=loaded.outputs["schema"],
-            gate=gate,
-        )
-        exported = c.export(
-            model=trained.outputs["model"],
-            test=drawn.outputs["test"],
-            schema=loaded.outputs["schema"],
-        )
-        registered = c.register(
+        version = train_and_register(
+            data,
             name=name,
             model_type=best.outputs["model_type"],
             parameters=best.outputs["parameters"],
+            gate=gate,
+            seed=seed,
             release=release,
-            run_id=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-            onnx=exported.outputs["onnx"],
-            metrics=evaluated.outputs["metrics"],
-            record=loaded.outputs["record"],
-            split=drawn.outputs["split"],
-            train=drawn.outputs["train"],
-            schema=loaded.outputs["schema"],
         )
-        return cast(str, registered.outputs["Output"])  # a channel kfp resolves to a str
+        return cast(str, version)  # a channel kfp resolves to a str
 
     return cast(Callable[..., Any], parameter_search)
 
