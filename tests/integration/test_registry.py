@@ -144,3 +144,40 @@ def test_corrupt_artifact_is_refused(registry: Registry, store: ArtifactStore) -
         registry.read_file(meta)
     with pytest.raises(IntegrityError):
         registry.fetch(meta.ref, Path("/nonexistent/never-written"))
+
+
+def test_fetch_from_the_registry_a_folder_and_s3(
+    registry: Registry, s3_server: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    meta = registry.model("iris", run_directly(TrainingRequest(dataset="iris", name="iris")))
+    fetched = tmp_path / "fetched"
+    assert registry.fetch("models:/iris@candidate", fetched) == meta
+    assert sorted(p.name for p in fetched.iterdir()) == [
+        "metadata.json",
+        "model.onnx",
+        "predictor.onnx",
+        "preprocess.onnx",
+    ]
+    assert registry.fetch(str(fetched), tmp_path / "copy") == meta  # a local folder
+
+    monkeypatch.setenv("MLPATTERNS_S3_ENDPOINT", s3_server.endpoint)
+    monkeypatch.setenv("MLPATTERNS_S3_ACCESS_KEY", s3_server.access_key)
+    monkeypatch.setenv("MLPATTERNS_S3_SECRET_KEY", s3_server.secret_key)
+    monkeypatch.setenv("MLPATTERNS_S3_SECURE", "false")
+    client = Minio(
+        s3_server.endpoint,
+        access_key=s3_server.access_key,
+        secret_key=s3_server.secret_key,
+        secure=False,
+    )
+    shipped = S3Store(client, "shipped", prefix="iris/1")
+    for path in fetched.iterdir():
+        shipped.put_file(path.name, path)
+    assert registry.fetch("s3://shipped/iris/1", tmp_path / "from-s3") == meta
+
+    shipped.put("model.onnx", b"tampered")
+    with pytest.raises(IntegrityError, match="does not match the sha256"):
+        registry.fetch("s3://shipped/iris/1", tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()
+    with pytest.raises(NotFoundError):
+        registry.fetch("s3://no-such-bucket/iris", tmp_path / "missing")

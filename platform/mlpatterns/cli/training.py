@@ -48,14 +48,13 @@ def run_with_progress(
     columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=False) as progress:
         bar = progress.add_task(f"{pipeline}: starting", total=total)
-        done: set[str] = set()
 
         def show(event: TaskEvent) -> None:
+            # every finished task counts (a search runs `search-trial` once per trial)
             if event.status == "RUNNING":
                 progress.update(bar, description=f"{pipeline}: {event.task}")
-            elif event.status in ("SUCCESS", "CACHED") and event.task not in done:
-                done.add(event.task)
-                progress.update(bar, advance=1)
+            elif event.status in ("SUCCESS", "CACHED"):
+                progress.advance(bar)
 
         try:
             output = run_pipeline(

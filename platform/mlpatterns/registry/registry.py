@@ -47,7 +47,7 @@ from mlpatterns.registry.store import (
     digest,
 )
 from mlpatterns.registry.versions import Version, next_version
-from mlpatterns.settings import Settings
+from mlpatterns.settings import Settings, load_settings
 
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
@@ -292,14 +292,42 @@ class Registry:
         return self.model(ref.name, ref.version)
 
     def fetch(self, reference: str, destination: Path) -> ModelMetadata:
-        """Write a version's files and metadata.json into `destination`, digests checked."""
+        """Write a model's files and metadata.json into `destination`, every digest checked.
+
+        `models:/` references resolve in this registry; `s3://bucket/prefix` and local
+        folders must hold what a fetch writes (metadata.json and the files it names).
+        """
         ref = parse_ref(reference)
-        if isinstance(ref, (S3Ref, PathRef)):
-            raise ValueError(f"{reference} is already a folder; use mlpatterns.serving to load it")
-        metadata = self.resolve(reference)
+        if isinstance(ref, RegistryRef):
+            metadata = self.resolve(reference)
+            files = {name: self.read_file(metadata, name) for name in metadata.files}
+        else:
+            source = self._folder_store(ref)
+            try:
+                metadata = ModelMetadata.model_validate_json(source.get(METADATA_FILE).data)
+            except NotFoundError:
+                raise NotFoundError(f"{reference} has no {METADATA_FILE}") from None
+            files = {name: source.get(name).data for name in metadata.files}
+            for name, data in files.items():
+                if digest(data) != metadata.files[name]:
+                    raise IntegrityError(
+                        f"{name} in {reference} does not match the sha256 in its "
+                        f"{METADATA_FILE}; refusing to load it"
+                    )
         destination.mkdir(parents=True, exist_ok=True)
         folder = LocalStore(destination)
-        for file_name in metadata.files:
-            folder.put(file_name, self.read_file(metadata, file_name))
+        for name, data in files.items():
+            folder.put(name, data)
         folder.put(METADATA_FILE, _dump(metadata))
         return metadata
+
+    def _folder_store(self, ref: S3Ref | PathRef) -> ArtifactStore:
+        if isinstance(ref, PathRef):
+            if not ref.path.is_dir():
+                raise NotFoundError(f"{ref.path} is not a folder")
+            return LocalStore(ref.path)
+        from mlpatterns.registry.s3 import S3Store
+
+        settings = load_settings()
+        configured = S3Store.from_settings(settings)  # endpoint and credentials
+        return S3Store(configured.client, ref.bucket, ref.prefix, create_bucket=False)

@@ -21,14 +21,16 @@ _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 class S3Store:
-    """Objects under `prefix` in one bucket; the bucket is created when missing."""
+    """Objects under `prefix` in one bucket, created when missing unless told not to."""
 
-    def __init__(self, client: Minio, bucket: str, prefix: str = "") -> None:
+    def __init__(
+        self, client: Minio, bucket: str, prefix: str = "", *, create_bucket: bool = True
+    ) -> None:
         self._client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         try:
-            if not client.bucket_exists(bucket):
+            if create_bucket and not client.bucket_exists(bucket):
                 client.make_bucket(bucket)
         except S3Error as error:
             raise StoreError(
@@ -49,6 +51,10 @@ class S3Store:
             region=settings.s3_region,
         )
         return cls(client, settings.s3_bucket)
+
+    @property
+    def client(self) -> Minio:
+        return self._client
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
