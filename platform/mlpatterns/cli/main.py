@@ -25,7 +25,6 @@ app = typer.Typer(
 console = Console()
 
 PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("serve", "Run a model, preprocess, async or gateway server.", 5),
     PlannedCommand("up", "Run a ModelService as local processes (the embedded mode).", 6),
     PlannedCommand("traffic", "Show and switch a ModelService's traffic live.", 6),
     PlannedCommand("report", "Shadow and A/B reports from the prediction logs.", 6),
@@ -46,6 +45,19 @@ def _add_training_commands() -> None:
     app.command("train")(training.train)
     app.command("search")(training.search)
     app.add_typer(pipeline.pipeline_app, name="pipeline")
+
+
+def _add_serving_commands() -> None:
+    # serving needs the `serving` extra; without it these commands say so
+    try:
+        from mlpatterns.cli import serving
+    except ImportError as missing:
+        for name in ("serve", "fetch-model", "build-context"):
+            add_missing_extra(app, name, "serving", missing)
+        return
+    app.add_typer(serving.serve_app, name="serve")
+    app.command("fetch-model")(serving.fetch_model)
+    app.command("build-context")(serving.build_context)
 
 
 def _show_version(value: bool) -> None:
@@ -72,6 +84,7 @@ app.command("info")(quickstart.info)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
 _add_training_commands()
+_add_serving_commands()
 for planned in PLANNED:
     add_planned(app, planned)
 

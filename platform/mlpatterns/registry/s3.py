@@ -38,7 +38,7 @@ class S3Store:
             ) from None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> S3Store:
+    def from_settings(cls, settings: Settings, *, create_bucket: bool = True) -> S3Store:
         if settings.s3_endpoint is None:
             raise StoreError("MLPATTERNS_S3_ENDPOINT is not set")
         access = settings.s3_access_key.get_secret_value() if settings.s3_access_key else None
@@ -50,7 +50,7 @@ class S3Store:
             secure=settings.s3_secure,
             region=settings.s3_region,
         )
-        return cls(client, settings.s3_bucket)
+        return cls(client, settings.s3_bucket, create_bucket=create_bucket)
 
     @property
     def client(self) -> Minio:

@@ -1,0 +1,146 @@
+"""`mlpatterns serve ...`, `mlpatterns fetch-model` and `mlpatterns build-context`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from mlpatterns import __version__
+from mlpatterns.cli.planned import PlannedCommand, add_planned
+from mlpatterns.settings import load_settings
+
+console = Console(stderr=True)
+serve_app = typer.Typer(
+    help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
+)
+for _planned in (
+    PlannedCommand("async-api", "The asynchronous pattern's submit/poll API.", 5),
+    PlannedCommand("worker", "Workers of the asynchronous pattern's queue.", 5),
+    PlannedCommand("preprocess", "The preprocess server of the preprocess-prediction pattern.", 5),
+    PlannedCommand("gateway", "The traffic gateway (splits, shadow, conditions).", 6),
+):
+    add_planned(serve_app, _planned)
+
+
+def _fetch(reference: str) -> Path:
+    from mlpatterns.serving.model import ModelLoadError
+    from mlpatterns.serving.server import fetch_model
+
+    try:
+        return fetch_model(reference, load_settings())
+    except ModelLoadError as error:
+        console.print(f"[red]model load failed: {error}[/red]")
+        raise typer.Exit(1) from None
+
+
+@serve_app.command("model")
+def serve_model(
+    model: str = typer.Option(
+        ..., help="models:/name/version, models:/name@alias, s3://..., or a folder."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    workers: int = typer.Option(1, min=1, help="Server processes (each loads the model)."),
+    service: str = typer.Option(
+        "", help="Service name in metrics and logs (default: the model's)."
+    ),
+    batching: bool = typer.Option(True, help="Merge concurrent requests into one onnxruntime run."),
+    max_batch_rows: int = typer.Option(256, min=1, help="Largest merged batch, in rows."),
+    max_batch_wait: float = typer.Option(
+        0.0, min=0, help="Seconds a lone request waits for company."
+    ),
+    max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
+    log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+) -> None:
+    """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
+    from mlpatterns.serving.model import ModelLoadError
+    from mlpatterns.serving.server import ServeOptions, serve
+
+    folder = _fetch(model)
+    options = ServeOptions(
+        folder=str(folder),
+        workers=workers,
+        service=service,
+        batching=batching,
+        max_batch_rows=max_batch_rows,
+        max_batch_wait=max_batch_wait,
+        max_body_bytes=max_body_bytes,
+        log_predictions=log_predictions,
+    )
+    console.print(f"serving {model} from {folder} on http://{host}:{port}")
+    try:
+        serve(options, host, port)
+    except ModelLoadError as error:
+        console.print(f"[red]model load failed: {error}[/red]")
+        raise typer.Exit(1) from None
+
+
+def fetch_model(
+    model: str = typer.Argument(..., help="models:/name/version, models:/name@alias or s3://..."),
+    directory: Path = typer.Argument(..., help="Folder to write the model and metadata.json to."),
+) -> None:
+    """Fetch a model and check its digest (for an init container)."""
+    from mlpatterns.serving.model import LoadedModel, ModelLoadError
+
+    source = _fetch(model)
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        shutil.copy2(path, directory / path.name)
+    try:
+        loaded = LoadedModel(directory)  # checks what was written, digest included
+    except ModelLoadError as error:
+        console.print(f"[red]model load failed: {error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"fetched {loaded.metadata.ref} (sha256 {loaded.sha256}) into {directory}")
+
+
+DOCKERFILE = """\
+# A model-in-image server: {ref}
+# Build it with:  docker build -t {tag} .
+ARG BASE_IMAGE=mlpatterns-serving:{platform_version}
+FROM ${{BASE_IMAGE}}
+LABEL org.opencontainers.image.title="{name}" \\
+      org.opencontainers.image.version="{version}" \\
+      io.mlpatterns.model.name="{name}" \\
+      io.mlpatterns.model.version="{version}" \\
+      io.mlpatterns.model.sha256="{sha256}"
+COPY --chown=10001:10001 model/ /models/{name}/
+USER 10001
+EXPOSE 8080
+ENTRYPOINT ["mlpatterns", "serve", "model", "--model", "/models/{name}", \
+            "--host", "0.0.0.0", "--port", "8080"]
+"""
+
+
+def build_context(
+    model: str = typer.Argument(..., help="models:/name/version, models:/name@alias or s3://..."),
+    output: Path = typer.Option(..., "-o", "--output", help="Folder for the Docker build context."),
+    image: str = typer.Option(
+        "", help="Image name (default: the model's name); the tag is its version."
+    ),
+) -> None:
+    """Write a Docker build context for a server image with the model baked in."""
+    from mlpatterns.serving.model import LoadedModel
+
+    source = _fetch(model)
+    loaded = LoadedModel(source)
+    meta = loaded.metadata
+    (output / "model").mkdir(parents=True, exist_ok=True)
+    for path in source.iterdir():
+        shutil.copy2(path, output / "model" / path.name)
+    tag = f"{image or meta.name}:{meta.version}"
+    (output / "Dockerfile").write_text(
+        DOCKERFILE.format(
+            ref=meta.ref,
+            tag=tag,
+            name=meta.name,
+            version=meta.version,
+            sha256=loaded.sha256,
+            platform_version=__version__,
+        )
+    )
+    (output / ".dockerignore").write_text("*\n!model/\n")
+    console.print(f"wrote {output}: docker build -t {tag} {output}")

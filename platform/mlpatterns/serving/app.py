@@ -1,0 +1,321 @@
+"""The model server's HTTP application (Starlette).
+
+Speaks the Open Inference Protocol v2 (`/v2/...`) and the catalog's simple API
+(`/predict`, `/predict/label`, `/metadata`, `/health`), plus `/metrics`. Every
+response carries `x-request-id` (echoed or generated) and `x-mlpatterns-version`.
+A client's mistake is always a 4xx with a JSON `{"error": ...}` that says what was
+wrong; only the server's own faults are 5xx.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import orjson
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlpatterns.serving.batching import MicroBatcher
+from mlpatterns.serving.inputs import ClientError, simple_request, v2_request
+from mlpatterns.serving.metrics import ServerMetrics
+from mlpatterns.serving.model import LoadedModel, Prediction
+from mlpatterns.serving.predlog import PredictionLog, record
+
+DEFAULT_MAX_BODY_BYTES = 4 << 20
+JSON = "application/json"
+
+
+@dataclass
+class ServerConfig:
+    service: str = ""  # defaults to the model's name
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    batching: bool = True
+    max_batch_rows: int = 256
+    max_batch_wait: float = 0.0
+    log_inputs: bool = True
+
+
+@dataclass
+class ServerState:
+    model: LoadedModel
+    config: ServerConfig
+    metrics: ServerMetrics
+    prediction_log: PredictionLog | None = None
+    batcher: MicroBatcher | None = None
+    ready: bool = False
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str:
+        return self.config.service or self.model.name
+
+    async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
+        if self.batcher is not None:
+            return await self.batcher.predict(rows)
+        started = time.perf_counter()
+        result = self.model.predict(rows)
+        self.metrics.observe_batch(len(rows), time.perf_counter() - started)
+        return result
+
+
+def _json(state: ServerState, request_id: str, body: Any, status: int = 200) -> Response:
+    headers = {"x-request-id": request_id, "x-mlpatterns-version": state.model.version}
+    return Response(orjson.dumps(body), status, headers=headers, media_type=JSON)
+
+
+def _request_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ClientError(413, f"the request body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ClientError(413, f"the request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Handler = Callable[[Request, ServerState, str], Awaitable[Response]]
+
+
+def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler with request id, metrics and the 4xx/5xx error contract."""
+
+    async def endpoint(request: Request) -> Response:
+        state: ServerState = request.app.state.server
+        request_id = _request_id(request)
+        started = time.perf_counter()
+        state.metrics.active.inc()
+        try:
+            response = await handler(request, state, request_id)
+        except ClientError as error:
+            response = _json(state, request_id, {"error": error.message}, error.status)
+        except Exception as error:  # a fault of ours, never the client's
+            response = _json(state, request_id, {"error": f"internal error: {error}"}, 500)
+        finally:
+            state.metrics.active.dec()
+        state.metrics.observe_request(name, response.status_code, time.perf_counter() - started)
+        return response
+
+    return endpoint
+
+
+def _check_model(state: ServerState, request: Request) -> None:
+    name = request.path_params.get("model_name")
+    if name is not None and name != state.model.name:
+        raise ClientError(404, f"no model {name!r} here; this server serves {state.model.name!r}")
+    version = request.path_params.get("model_version")
+    if version is not None and version not in (
+        state.model.version,
+        state.model.metadata.core_version,
+    ):
+        raise ClientError(
+            404, f"model {name} has no version {version!r} here; it serves {state.model.version}"
+        )
+
+
+async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32]) -> Prediction:
+    started = time.perf_counter()
+    result = await state.predict(rows)
+    state.metrics.count_classes(result.labels)
+    if state.prediction_log is not None:
+        state.prediction_log.submit(
+            record(
+                request_id=request_id,
+                service=state.service,
+                version=state.model.version,
+                inputs=rows.tolist() if state.config.log_inputs else None,
+                outputs={"labels": result.labels, "probabilities": result.probabilities.tolist()},
+                latency=time.perf_counter() - started,
+            )
+        )
+    return result
+
+
+async def predict(request: Request, state: ServerState, request_id: str) -> Response:
+    rows = simple_request(await _body(request, state.config.max_body_bytes), state.model.n_features)
+    result = await _run(state, request_id, rows)
+    return _json(
+        state,
+        request_id,
+        {"probabilities": result.probabilities.tolist(), "classes": state.model.labels},
+    )
+
+
+async def predict_label(request: Request, state: ServerState, request_id: str) -> Response:
+    rows = simple_request(await _body(request, state.config.max_body_bytes), state.model.n_features)
+    result = await _run(state, request_id, rows)
+    return _json(state, request_id, {"labels": result.labels})
+
+
+async def infer(request: Request, state: ServerState, request_id: str) -> Response:
+    _check_model(state, request)
+    rows, given_id = v2_request(
+        await _body(request, state.config.max_body_bytes), state.model.n_features
+    )
+    result = await _run(state, request_id, rows)
+    n, k = result.probabilities.shape
+    return _json(
+        state,
+        request_id,
+        {
+            "model_name": state.model.name,
+            "model_version": state.model.version,
+            "id": given_id or request_id,
+            "outputs": [
+                {"name": "label", "datatype": "BYTES", "shape": [n], "data": result.labels},
+                {
+                    "name": "probabilities",
+                    "datatype": "FP32",
+                    "shape": [n, k],
+                    "data": result.probabilities.ravel().tolist(),
+                },
+            ],
+        },
+    )
+
+
+async def model_metadata(request: Request, state: ServerState, request_id: str) -> Response:
+    _check_model(state, request)
+    n, k = state.model.n_features, len(state.model.labels)
+    return _json(
+        state,
+        request_id,
+        {
+            "name": state.model.name,
+            "versions": [state.model.version],
+            "platform": "onnxruntime_onnx",
+            "inputs": [{"name": state.model.input_name, "datatype": "FP32", "shape": [-1, n]}],
+            "outputs": [
+                {"name": "label", "datatype": "BYTES", "shape": [-1]},
+                {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
+            ],
+        },
+    )
+
+
+async def model_ready(request: Request, state: ServerState, request_id: str) -> Response:
+    _check_model(state, request)
+    body = {"name": state.model.name, "ready": state.ready}
+    return _json(state, request_id, body, 200 if state.ready else 503)
+
+
+async def live(request: Request, state: ServerState, request_id: str) -> Response:
+    return _json(state, request_id, {"live": True})
+
+
+async def ready(request: Request, state: ServerState, request_id: str) -> Response:
+    return _json(state, request_id, {"ready": state.ready}, 200 if state.ready else 503)
+
+
+async def server_metadata(request: Request, state: ServerState, request_id: str) -> Response:
+    from mlpatterns import __version__
+
+    return _json(
+        state, request_id, {"name": "mlpatterns", "version": __version__, "extensions": []}
+    )
+
+
+async def metadata(request: Request, state: ServerState, request_id: str) -> Response:
+    meta = state.model.metadata
+    return _json(
+        state,
+        request_id,
+        {
+            "name": meta.name,
+            "version": meta.version,
+            "digest": state.model.sha256,
+            "signature": meta.signature.model_dump(),
+            "labels": meta.labels,
+            "feature_names": meta.feature_names,
+            "service": state.service,
+        },
+    )
+
+
+async def health(request: Request, state: ServerState, request_id: str) -> Response:
+    return _json(
+        state,
+        request_id,
+        {"status": "ok" if state.ready else "loading"},
+        200 if state.ready else 503,
+    )
+
+
+async def metrics(request: Request, state: ServerState, request_id: str) -> Response:
+    return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+
+def _routes() -> list[Route]:
+    table: list[tuple[str, Handler, str]] = [
+        ("/v2/health/live", live, "GET"),
+        ("/v2/health/ready", ready, "GET"),
+        ("/v2", server_metadata, "GET"),
+        ("/v2/models/{model_name}", model_metadata, "GET"),
+        ("/v2/models/{model_name}/versions/{model_version}", model_metadata, "GET"),
+        ("/v2/models/{model_name}/ready", model_ready, "GET"),
+        ("/v2/models/{model_name}/versions/{model_version}/ready", model_ready, "GET"),
+        ("/v2/models/{model_name}/infer", infer, "POST"),
+        ("/v2/models/{model_name}/versions/{model_version}/infer", infer, "POST"),
+        ("/predict", predict, "POST"),
+        ("/predict/label", predict_label, "POST"),
+        ("/metadata", metadata, "GET"),
+        ("/health", health, "GET"),
+        ("/metrics", metrics, "GET"),
+    ]
+    return [
+        Route(path, _endpoint(path, handler), methods=[method]) for path, handler, method in table
+    ]
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    status = error.status_code if isinstance(error, HTTPException) else 500
+    hint = {404: "see /v2 and /metadata for the routes this server has", 405: "wrong method"}
+    message = f"{request.method} {request.url.path}: {hint.get(status, 'error')}"
+    state: ServerState = request.app.state.server
+    return _json(state, _request_id(request), {"error": message}, status)
+
+
+def create_app(state: ServerState) -> Starlette:
+    """The application for a loaded model; ready once started, flushed on shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if state.config.batching:
+            state.batcher = MicroBatcher(
+                state.model.predict,
+                max_rows=state.config.max_batch_rows,
+                max_wait=state.config.max_batch_wait,
+                on_batch=state.metrics.observe_batch,
+            )
+        state.ready = True
+        try:
+            yield
+        finally:
+            state.ready = False
+            if state.batcher is not None:
+                state.batcher.close()
+            if state.prediction_log is not None:
+                state.prediction_log.close()
+
+    app = Starlette(
+        routes=_routes(), lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+    )
+    app.state.server = state
+    state.metrics.describe_model(state.model.name, state.model.version, state.model.sha256)
+    return app

@@ -1,0 +1,88 @@
+"""Adaptive micro-batching: concurrent requests share one onnxruntime run.
+
+Inference runs on one dedicated thread (onnxruntime releases the GIL), so the event
+loop keeps reading requests while a batch runs; whatever arrived meanwhile forms
+the next batch. Under light load a request runs alone at once (no waiting); under
+heavy load batches grow up to `max_rows`. An optional `max_wait` holds a lone
+request briefly for company, for models whose per-run cost dominates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import numpy.typing as npt
+
+from mlpatterns.serving.model import Prediction
+
+Predict = Callable[[npt.NDArray[np.float32]], Prediction]
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        predict: Predict,
+        *,
+        max_rows: int = 256,
+        max_wait: float = 0.0,
+        on_batch: Callable[[int, float], None] = lambda rows, seconds: None,
+    ) -> None:
+        self._predict = predict
+        self._max_rows = max_rows
+        self._max_wait = max_wait
+        self._on_batch = on_batch
+        self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
+        self._draining = False
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+
+    async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
+        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    def _take(self) -> list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]]:
+        taken: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
+        rows = 0
+        while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
+            item = self._pending.pop(0)
+            taken.append(item)
+            rows += len(item[0])
+        return taken
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._pending:
+                if self._max_wait and len(self._pending) == 1:
+                    await asyncio.sleep(self._max_wait)
+                batch = self._take()
+                matrix = batch[0][0] if len(batch) == 1 else np.concatenate([r for r, _ in batch])
+                started = time.perf_counter()
+                try:
+                    result = await loop.run_in_executor(self._executor, self._predict, matrix)
+                except Exception as error:  # every waiting request learns of the failure
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(error)
+                    continue
+                self._on_batch(len(matrix), time.perf_counter() - started)
+                offset = 0
+                for rows, future in batch:
+                    end = offset + len(rows)
+                    if not future.done():
+                        future.set_result(
+                            Prediction(result.labels[offset:end], result.probabilities[offset:end])
+                        )
+                    offset = end
+        finally:
+            self._draining = False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,86 @@
+"""A model as a server holds it: an ONNX file whose digest was checked, its metadata,
+and an onnxruntime session. Loading refuses anything that does not match."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from mlpatterns.registry.metadata import ModelMetadata
+
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be served; the message names the model and the reason."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    labels: list[str]
+    probabilities: npt.NDArray[np.float32]  # rows x classes
+
+
+class LoadedModel:
+    """One ONNX model, ready to predict. Thread-safe: onnxruntime sessions are."""
+
+    def __init__(self, folder: Path, file_name: str = MODEL_FILE, threads: int = 1) -> None:
+        try:
+            self.metadata = ModelMetadata.model_validate_json((folder / METADATA_FILE).read_bytes())
+        except OSError as error:
+            raise ModelLoadError(f"no readable {METADATA_FILE} in {folder}: {error}") from None
+        except ValueError as error:
+            raise ModelLoadError(
+                f"{folder / METADATA_FILE} is not model metadata: {error}"
+            ) from None
+        expected = self.metadata.files.get(file_name)
+        if expected is None:
+            raise ModelLoadError(f"{self.metadata.ref} has no {file_name}")
+        try:
+            data = (folder / file_name).read_bytes()
+        except OSError as error:
+            raise ModelLoadError(f"{self.metadata.ref}: cannot read {file_name}: {error}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise ModelLoadError(
+                f"{self.metadata.ref}: {file_name} has sha256 {actual}, but its metadata "
+                f"records {expected}; refusing to load a model that is not the registered one"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        try:
+            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own exception types
+            raise ModelLoadError(
+                f"{self.metadata.ref}: onnxruntime cannot load it: {error}"
+            ) from None
+        self.file_name = file_name
+        self.sha256 = actual
+        inputs = self.session.get_inputs()
+        self.input_name = inputs[0].name
+        self.n_features = int(inputs[0].shape[1])
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self.labels = list(self.metadata.labels)
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
+        """Labels and probabilities for float32 rows of `n_features` columns."""
+        labels, probabilities = self.session.run(
+            ["label", "probabilities"], {self.input_name: rows}
+        )
+        return Prediction([str(v) for v in labels], np.asarray(probabilities, dtype=np.float32))

@@ -1,0 +1,163 @@
+"""Starting a model server: fetch (with a local cache), check, load, then serve.
+
+The model is fetched and loaded before the HTTP server starts, so a failed fetch or
+a digest mismatch ends the process with a non-zero exit and a message naming the
+model and the reason: a pod that fails this never becomes ready. uvicorn runs the
+app (several worker processes with `workers`); SIGTERM stops accepting, finishes
+in-flight requests, flushes the prediction log and exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from mlpatterns.registry.references import PathRef, parse_ref
+from mlpatterns.registry.store import StoreError
+from mlpatterns.serving.app import ServerConfig, ServerState, create_app
+from mlpatterns.serving.metrics import ServerMetrics
+from mlpatterns.serving.model import METADATA_FILE, LoadedModel, ModelLoadError
+from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
+from mlpatterns.settings import Settings, load_settings
+
+CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
+
+
+def fetch_model(reference: str, settings: Settings) -> Path:
+    """A local folder holding the model: the folder itself for a path reference (the
+    model-in-image case: no registry needed), else a digest-keyed cache under
+    MLPATTERNS_HOME, filled from the registry or S3 on first use."""
+    from mlpatterns.registry.registry import Registry
+
+    ref = parse_ref(reference)
+    if isinstance(ref, PathRef):
+        return ref.path.resolve()
+    try:
+        registry = Registry.from_settings(settings)
+        cache = settings.home.resolve() / "cache" / "models"
+        cache.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=cache, prefix=".fetch-"))
+        try:
+            meta = registry.fetch(reference, staging)
+            target = cache / meta.sha256
+            if not (target / METADATA_FILE).exists():
+                os.replace(staging, target)  # atomic: a half-fetched model is never cached
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except (StoreError, ValueError, OSError) as error:
+        raise ModelLoadError(f"cannot fetch {reference}: {error}") from None
+    return target
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What each server process needs; passed to uvicorn workers as JSON in the environment."""
+
+    folder: str
+    workers: int = 1
+    service: str = ""
+    batching: bool = True
+    max_batch_rows: int = 256
+    max_batch_wait: float = 0.0
+    max_body_bytes: int = 4 << 20
+    log_predictions: bool = True
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServeOptions:
+        return cls(**json.loads(os.environ[CONFIG_ENV]))
+
+
+def _threads(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+def _prediction_sink(settings: Settings, service: str, workers: int) -> Sink:
+    if settings.uses_object_storage:
+        from mlpatterns.registry.s3 import S3Store
+
+        # no request to S3 at start: an unreachable store must not keep the model from
+        # serving; failed writes are retried, then counted as dropped records
+        store = S3Store.from_settings(settings, create_bucket=False)
+        return StoreSink(store, f"prediction-logs/{service}")
+    suffix = f".{os.getpid()}" if workers > 1 else ""  # one file per worker process
+    path = settings.home.resolve() / "logs" / "predictions" / f"{service}{suffix}.jsonl"
+    return FileSink(path)
+
+
+def build_app(options: ServeOptions, settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    model = LoadedModel(Path(options.folder), threads=_threads(options.workers))
+    config = ServerConfig(
+        service=options.service,
+        max_body_bytes=options.max_body_bytes,
+        batching=options.batching,
+        max_batch_rows=options.max_batch_rows,
+        max_batch_wait=options.max_batch_wait,
+    )
+    service = options.service or model.name
+    metrics = ServerMetrics(service, model.version)
+    log = None
+    if options.log_predictions:
+        log = PredictionLog(
+            _prediction_sink(settings, service, options.workers), on_drop=metrics.dropped.inc
+        )
+    return create_app(ServerState(model=model, config=config, metrics=metrics, prediction_log=log))
+
+
+def app_from_environment() -> Starlette:
+    """The uvicorn factory: each worker process builds its app from CONFIG_ENV."""
+    return build_app(ServeOptions.from_env())
+
+
+def serve(options: ServeOptions, host: str, port: int) -> None:
+    import uvicorn
+
+    LoadedModel(Path(options.folder))  # fail here, before listening, if it cannot load
+    os.environ[CONFIG_ENV] = options.to_env()
+    config = uvicorn.Config(
+        "mlpatterns.serving.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=options.workers,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=30,
+    )
+    if options.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        # the supervisor restarts crashed workers and stops them all on SIGTERM
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    _GracefulServer(config).run()
+
+
+class _GracefulServer:
+    """uvicorn's server, except that a SIGTERM or SIGINT that stopped it gracefully
+    ends the process with exit 0 (uvicorn re-raises the signal after its shutdown,
+    which a supervisor would read as a crash)."""
+
+    def __init__(self, config: object) -> None:
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: object) -> None:
+                super().handle_exit(sig, frame)  # type: ignore[arg-type]
+                self._captured_signals.clear()
+
+        self._server = Server(config)  # type: ignore[arg-type]
+
+    def run(self) -> None:
+        self._server.run()
