@@ -1,0 +1,129 @@
+"""Bad input never crashes the model server: property tests over request bodies,
+for the parsers and for the whole application in process."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from starlette.testclient import TestClient
+
+from mlpatterns.registry.registry import Registry
+from mlpatterns.registry.store import LocalStore
+from mlpatterns.serving.app import ServerConfig, ServerState, create_app
+from mlpatterns.serving.inputs import ClientError, simple_request, v2_request
+from mlpatterns.serving.metrics import ServerMetrics
+from mlpatterns.serving.model import LoadedModel
+from mlpatterns.training.steps import TrainingRequest, run_directly
+
+pytestmark = pytest.mark.unit
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+rows = st.lists(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=32), min_size=4, max_size=4),
+    min_size=1,
+    max_size=5,
+)
+bodies = st.one_of(
+    st.binary(max_size=200),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"data": json_values}).map(lambda v: json.dumps(v).encode()),
+    rows.map(lambda r: json.dumps({"data": r}).encode()),
+    st.fixed_dictionaries(
+        {
+            "inputs": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "name": st.just("input"),
+                        "shape": json_values,
+                        "datatype": st.sampled_from(["FP32", "BYTES", "INT64", 3]),
+                        "data": json_values,
+                    }
+                ),
+                max_size=2,
+            )
+        }
+    ).map(lambda v: json.dumps(v).encode()),
+)
+
+
+@given(bodies)
+@settings(max_examples=400, deadline=None)
+def test_parsers_answer_with_a_matrix_or_a_client_error(body: bytes) -> None:
+    for parse in (lambda b: simple_request(b, 4), lambda b: v2_request(b, 4)[0]):
+        try:
+            matrix = parse(body)
+        except ClientError as error:
+            status, message = error.status, error.message
+            assert 400 <= status < 500
+            assert message
+        else:
+            assert matrix.dtype == np.float32
+            assert matrix.ndim == 2
+            assert matrix.shape[1] == 4
+            assert np.isfinite(matrix).all()
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+    folder = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLPATTERNS_HOME", str(folder))
+        version = run_directly(TrainingRequest(dataset="iris", name="iris"))
+    registry = Registry(LocalStore(folder / "registry"))
+    model_dir = folder / "fetched"
+    registry.fetch(f"models:/iris/{version}", model_dir)
+    model = LoadedModel(Path(model_dir))
+    state = ServerState(
+        model=model,
+        config=ServerConfig(max_body_bytes=2048),
+        metrics=ServerMetrics("iris", version),
+    )
+    with TestClient(create_app(state)) as test_client:
+        yield test_client
+
+
+PATHS = [
+    "/predict",
+    "/predict/label",
+    "/v2/models/iris/infer",
+    "/v2/models/other/infer",
+    "/metadata",
+]
+
+
+@given(st.sampled_from(PATHS), bodies, st.sampled_from(["POST", "PUT", "GET"]))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_the_app_never_answers_5xx_to_a_client(
+    client: TestClient, path: str, body: bytes, method: str
+) -> None:
+    answer = client.request(method, path, content=body)
+    assert answer.status_code < 500, answer.text
+    assert answer.headers["x-mlpatterns-version"]
+    if answer.status_code >= 400:
+        assert orjson.loads(answer.content)["error"]
+
+
+def test_body_limit_applies_without_content_length(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"data": ['
+        for _ in range(200):
+            yield b"[1.0, 2.0, 3.0, 4.0],"
+        yield b"[1.0, 2.0, 3.0, 4.0]]}"
+
+    answer = client.post("/predict", content=chunks())
+    assert answer.status_code == 413
