@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,3 +19,22 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """A real MinIO server, built by `hack/tools` from its Go module."""
     with minio_server(tools_bin() / "minio", tmp_path_factory.mktemp("minio")) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A registry with one iris model; returns MLPATTERNS_HOME and the version."""
+    home = tmp_path_factory.mktemp("home")
+    code = (
+        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
+        "print(run_directly(TrainingRequest(dataset='iris', name='iris')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MLPATTERNS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    return home, out.stdout.strip().splitlines()[-1]

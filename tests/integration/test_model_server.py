@@ -57,25 +57,6 @@ def start_server(home: Path, model: str, *extra: str, env: dict[str, str] | None
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """A registry with one iris model; returns MLPATTERNS_HOME and the version."""
-    home = tmp_path_factory.mktemp("home")
-    code = (
-        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
-        "print(run_directly(TrainingRequest(dataset='iris', name='iris')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "MLPATTERNS_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    return home, out.stdout.strip().splitlines()[-1]
-
-
-@pytest.fixture(scope="module")
 def server(trained: tuple[Path, str]) -> Iterator[Server]:
     running = start_server(trained[0], "models:/iris@candidate")
     yield running

@@ -52,10 +52,11 @@ def _add_serving_commands() -> None:
     try:
         from mlpatterns.cli import serving
     except ImportError as missing:
-        for name in ("serve", "fetch-model", "build-context"):
+        for name in ("serve", "batch", "fetch-model", "build-context"):
             add_missing_extra(app, name, "serving", missing)
         return
     app.add_typer(serving.serve_app, name="serve")
+    app.add_typer(serving.batch_app, name="batch")
     app.command("fetch-model")(serving.fetch_model)
     app.command("build-context")(serving.build_context)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,84 @@ def build_context(
     )
     (output / ".dockerignore").write_text("*\n!model/\n")
     console.print(f"wrote {output}: docker build -t {tag} {output}")
+
+
+batch_app = typer.Typer(help="Batch prediction over stored data.", no_args_is_help=True)
+
+
+@batch_app.command("predict")
+def batch_predict(
+    model: str = typer.Option(
+        ..., help="models:/name/version, models:/name@alias, s3://... or a folder."
+    ),
+    input: str = typer.Option(..., "--input", help="data.csv, data.parquet or data.db:<table>."),
+    output: Path = typer.Option(..., help="predictions.db (SQLite) or predictions.csv."),
+    id_column: str = typer.Option("id", help="The column that identifies a row."),
+    chunk_rows: int = typer.Option(10_000, min=1, help="Rows per chunk (one commit each)."),
+    force: bool = typer.Option(False, help="Predict every row again, even those already done."),
+    log_predictions: bool = typer.Option(
+        True, help="Write every prediction to the prediction log."
+    ),
+) -> None:
+    """Predict the rows that have no prediction yet; a rerun redoes only what is missing."""
+    from rich.progress import Progress
+
+    from mlpatterns.serving.batch import (
+        BatchInputError,
+        BatchResult,
+        log_each_prediction,
+        predict_batch,
+    )
+    from mlpatterns.serving.model import LoadedModel
+    from mlpatterns.serving.predlog import FileSink, PredictionLog
+
+    loaded = LoadedModel(_fetch(model))
+    settings = load_settings()
+    log = None
+    if log_predictions:
+        path = settings.home.resolve() / "logs" / "predictions" / f"{loaded.name}-batch.jsonl"
+        log = PredictionLog(FileSink(path))
+
+    with Progress(console=console) as progress:
+        bar = progress.add_task(f"batch {loaded.metadata.ref}", total=None)
+
+        def show(result: BatchResult) -> None:
+            progress.update(
+                bar,
+                completed=result.read,
+                description=(
+                    f"read {result.read:,}  predicted {result.predicted:,}  "
+                    f"skipped {result.skipped:,}  rejected {len(result.rejected):,}"
+                ),
+            )
+
+        try:
+            result = predict_batch(
+                loaded,
+                input,
+                output,
+                id_column=id_column,
+                chunk_rows=chunk_rows,
+                force=force,
+                on_chunk=show,
+                on_prediction=log_each_prediction(log, loaded) if log else None,
+            )
+        except BatchInputError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+        finally:
+            if log is not None:
+                log.close()
+    for row_id, reason in list(result.rejected.items())[:10]:
+        console.print(f"[yellow]rejected row {row_id}: {reason}[/yellow]")
+    print(
+        json.dumps(
+            {
+                "read": result.read,
+                "predicted": result.predicted,
+                "skipped": result.skipped,
+                "rejected": len(result.rejected),
+                "output": str(output),
+            }
+        )
+    )

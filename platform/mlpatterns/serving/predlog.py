@@ -108,10 +108,12 @@ class PredictionLog:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
         self._thread.start()
 
-    def submit(self, entry: dict[str, Any]) -> bool:
-        """Queue a record without waiting; False (and counted) when the queue is full."""
+    def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool:
+        """Queue a record; False (and counted) when the queue is full. Servers never wait;
+        a batch job, which must not lose records, waits for room (`wait=True`)."""
+        line = orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
         try:
-            self._queue.put_nowait(orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            self._queue.put(line, block=wait)
         except queue.Full:
             self.dropped += 1
             self._on_drop()

@@ -1,0 +1,311 @@
+"""Batch prediction over stored data: predict in chunks, write each result next to its
+row's id, and skip rows that already have a prediction.
+
+A chunk's results are committed together (one SQLite transaction, or one synced CSV
+append), so after a crash a rerun redoes only the rows that are missing, and no row
+is predicted twice unless `force` asks for it. Rows that cannot be read are counted
+and reported with their reason, never silently dropped.
+
+    inputs:  data.csv | data.parquet | data.db:table      (an id column and the model's features)
+    outputs: predictions.db | predictions.csv
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from mlpatterns.serving.model import LoadedModel, Prediction
+from mlpatterns.serving.predlog import PredictionLog, record
+
+OnPrediction = Callable[[list[str], npt.NDArray[np.float32], Prediction], None]
+
+
+class BatchInputError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Chunk:
+    ids: list[str]
+    rows: list[list[str]]  # the features as read, converted per chunk
+
+
+@dataclass
+class BatchResult:
+    read: int = 0
+    predicted: int = 0
+    skipped: int = 0  # had a prediction already, or repeated an id
+    rejected: dict[str, str] = field(default_factory=dict)  # id -> reason
+
+
+# ---- inputs ------------------------------------------------------------------------
+
+
+def _csv_chunks(path: Path, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
+    with path.open(newline="") as source:
+        reader = csv.reader(source)
+        header = next(reader, [])
+        missing = [c for c in (id_column, *features) if c not in header]
+        if missing:
+            raise BatchInputError(f"{path} lacks the columns {missing}; its header is {header}")
+        id_at, at = header.index(id_column), [header.index(f) for f in features]
+        ids: list[str] = []
+        rows: list[list[str]] = []
+        for record in reader:
+            if len(record) != len(header):
+                ids.append(record[id_at] if len(record) > id_at else f"<line {reader.line_num}>")
+                rows.append([])  # rejected when converted: wrong field count
+            else:
+                ids.append(record[id_at])
+                rows.append([record[i] for i in at])
+            if len(ids) == size:
+                yield Chunk(ids, rows)
+                ids, rows = [], []
+        if ids:
+            yield Chunk(ids, rows)
+
+
+def _sqlite_chunks(spec: str, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
+    path, table = spec.rsplit(":", 1)
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        names = [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')]
+        missing = [c for c in (id_column, *features) if c not in names]
+        if missing:
+            raise BatchInputError(f"{spec} lacks the columns {missing}; it has {names}")
+        columns = ", ".join(f'"{c}"' for c in (id_column, *features))
+        cursor = db.execute(f'SELECT {columns} FROM "{table}" ORDER BY rowid')  # noqa: S608
+        while batch := cursor.fetchmany(size):
+            yield Chunk([str(r[0]) for r in batch], [[str(v) for v in r[1:]] for r in batch])
+
+
+def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise BatchInputError("reading Parquet needs pyarrow: pip install pyarrow") from None
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=size, columns=[id_column, *features]):
+        table = batch.to_pydict()
+        ids = [str(v) for v in table[id_column]]
+        columns = [table[f] for f in features]
+        yield Chunk(
+            ids, [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
+        )
+
+
+def read_chunks(source: str, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
+    if source.endswith((".db", ".sqlite")) or ".db:" in source or ".sqlite:" in source:
+        if ":" not in Path(source).name:
+            raise BatchInputError(f"name the table of {source}: {source}:<table>")
+        return _sqlite_chunks(source, id_column, features, size)
+    path = Path(source)
+    if not path.exists():
+        raise BatchInputError(f"{source} does not exist")
+    if path.suffix == ".parquet":
+        return _parquet_chunks(path, id_column, features, size)
+    if path.suffix == ".csv":
+        return _csv_chunks(path, id_column, features, size)
+    raise BatchInputError(f"{source}: use a .csv, a .parquet or a SQLite <file>.db:<table>")
+
+
+def to_matrix(
+    chunk: Chunk, width: int
+) -> tuple[list[str], npt.NDArray[np.float32], dict[str, str]]:
+    """The chunk's valid rows as float32, and each invalid row's reason."""
+    try:
+        matrix = np.asarray(chunk.rows, dtype=np.float32)
+        if matrix.shape == (len(chunk.ids), width) and np.isfinite(matrix).all():
+            return chunk.ids, matrix, {}
+    except ValueError:
+        pass
+    ids, good, rejected = [], [], {}
+    for row_id, row in zip(chunk.ids, chunk.rows, strict=True):
+        if len(row) != width:
+            rejected[row_id] = f"has {len(row)} feature values, the model takes {width}"
+            continue
+        try:
+            values = np.asarray(row, dtype=np.float32)
+        except ValueError:
+            rejected[row_id] = f"has a value that is not a number: {row}"
+            continue
+        if not np.isfinite(values).all():
+            rejected[row_id] = f"has a missing or non-finite value: {row}"
+            continue
+        ids.append(row_id)
+        good.append(values)
+    return ids, np.asarray(good, dtype=np.float32).reshape(len(good), width), rejected
+
+
+# ---- outputs -----------------------------------------------------------------------
+
+
+class PredictionSink(Protocol):
+    def done_ids(self) -> set[str]: ...
+
+    def write(self, ids: list[str], prediction: Prediction, version: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SqliteSink:
+    def __init__(self, path: Path, classes: list[str], force: bool) -> None:
+        self.db = sqlite3.connect(path)
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS predictions (id TEXT PRIMARY KEY, label TEXT NOT NULL, "
+            "probabilities TEXT NOT NULL, model_version TEXT NOT NULL, predicted_at TEXT NOT NULL)"
+        )
+        if force:
+            self.db.execute("DELETE FROM predictions")
+        self.db.commit()
+        self.classes = classes
+
+    def done_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT id FROM predictions")}
+
+    def write(self, ids: list[str], prediction: Prediction, version: str) -> None:
+        now = datetime.now(UTC).isoformat()
+        probabilities = [
+            json.dumps(dict(zip(self.classes, map(float, p), strict=True)))
+            for p in prediction.probabilities
+        ]
+        with self.db:  # one transaction: the whole chunk or nothing
+            self.db.executemany(
+                "INSERT INTO predictions VALUES (?, ?, ?, ?, ?)",
+                zip(
+                    ids,
+                    prediction.labels,
+                    probabilities,
+                    [version] * len(ids),
+                    [now] * len(ids),
+                    strict=True,
+                ),
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class CsvSink:
+    def __init__(self, path: Path, classes: list[str], force: bool) -> None:
+        self.path = path
+        self.header = ["id", "label", *(f"p_{c}" for c in classes), "model_version"]
+        if force or not path.exists() or path.stat().st_size == 0:
+            path.write_text(",".join(self.header) + "\n")
+        else:
+            _drop_partial_last_line(path)  # a crash mid-append leaves half a line
+        self._file = path.open("a", newline="")
+
+    def done_ids(self) -> set[str]:
+        with self.path.open(newline="") as existing:
+            reader = csv.reader(existing)
+            next(reader, None)
+            return {row[0] for row in reader if row}
+
+    def write(self, ids: list[str], prediction: Prediction, version: str) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        for row_id, label, probabilities in zip(
+            ids, prediction.labels, prediction.probabilities, strict=True
+        ):
+            writer.writerow([row_id, label, *(f"{p:.7g}" for p in probabilities), version])
+        self._file.write(buffer.getvalue())
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as file:
+            file.truncate(data.rfind(b"\n") + 1)
+
+
+def open_sink(output: Path, classes: list[str], force: bool) -> PredictionSink:
+    if output.suffix in (".db", ".sqlite"):
+        return SqliteSink(output, classes, force)
+    if output.suffix == ".csv":
+        return CsvSink(output, classes, force)
+    raise BatchInputError(f"{output}: write predictions to a .db/.sqlite or a .csv file")
+
+
+# ---- the job -----------------------------------------------------------------------
+
+
+def predict_batch(
+    model: LoadedModel,
+    source: str,
+    output: Path,
+    *,
+    id_column: str = "id",
+    chunk_rows: int = 10_000,
+    force: bool = False,
+    on_chunk: Callable[[BatchResult], None] = lambda result: None,
+    on_prediction: OnPrediction | None = None,
+) -> BatchResult:
+    sink = open_sink(output, model.labels, force)
+    done = sink.done_ids()
+    result = BatchResult()
+    try:
+        for chunk in read_chunks(source, id_column, model.metadata.feature_names, chunk_rows):
+            result.read += len(chunk.ids)
+            fresh = [i for i, row_id in enumerate(chunk.ids) if row_id not in done]
+            result.skipped += len(chunk.ids) - len(fresh)
+            if not fresh:
+                on_chunk(result)
+                continue
+            chunk = Chunk([chunk.ids[i] for i in fresh], [chunk.rows[i] for i in fresh])
+            ids, matrix, rejected = to_matrix(chunk, model.n_features)
+            result.rejected.update(rejected)
+            first: dict[str, int] = {}
+            for index, row_id in enumerate(ids):  # an id repeated in the input: predicted once
+                first.setdefault(row_id, index)
+            if len(first) != len(ids):
+                result.skipped += len(ids) - len(first)
+                ids, matrix = list(first), matrix[list(first.values())]
+            if ids:
+                prediction = model.predict(matrix)
+                sink.write(ids, prediction, model.version)
+                done.update(ids)
+                result.predicted += len(ids)
+                if on_prediction is not None:
+                    on_prediction(ids, matrix, prediction)
+            on_chunk(result)
+    finally:
+        sink.close()
+    return result
+
+
+def log_each_prediction(log: PredictionLog, model: LoadedModel) -> OnPrediction:
+    """A callback that writes one prediction-log record per row, waiting for room."""
+    service = f"{model.name}-batch"
+
+    def write(ids: list[str], rows: npt.NDArray[np.float32], prediction: Prediction) -> None:
+        for row_id, features, label, probabilities in zip(
+            ids, rows.tolist(), prediction.labels, prediction.probabilities.tolist(), strict=True
+        ):
+            entry = record(
+                request_id=f"batch:{row_id}",
+                service=service,
+                version=model.version,
+                inputs=features,
+                outputs={"label": label, "probabilities": probabilities},
+                latency=0.0,
+            )
+            log.submit(entry, wait=True)
+
+    return write

@@ -1,0 +1,176 @@
+"""The batch pattern: `mlpatterns batch predict` as a process, killed mid-run and rerun."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
+FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+
+
+def write_rows(path: Path, count: int, extra: list[list[object]] = ()) -> None:  # type: ignore[assignment]
+    with path.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["id", *FEATURES])
+        for index in range(count):
+            writer.writerow([f"r{index}", *IRIS_ROWS[index % 3]])
+        writer.writerows(extra)
+
+
+def batch(home: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [MLPATTERNS, "batch", "predict", "--model", "models:/iris@candidate", *args],
+        env={**os.environ, "MLPATTERNS_HOME": str(home), "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> dict[str, object]:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    summary: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    return summary
+
+
+def count(db: Path) -> tuple[int, int]:
+    with sqlite3.connect(db) as connection:
+        total, distinct = connection.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT id) FROM predictions"
+        ).fetchone()
+    return total, distinct
+
+
+def test_a_rerun_after_a_crash_redoes_only_what_is_missing(
+    trained: tuple[Path, str], tmp_path: Path
+) -> None:
+    home = trained[0]
+    rows = 300_000
+    source, output = tmp_path / "rows.csv", tmp_path / "predictions.db"
+    write_rows(source, rows)
+    first = batch(
+        home,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--chunk-rows",
+        "5000",
+        "--no-log-predictions",
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill it once some chunks are committed, before the end
+        if output.exists():
+            try:
+                done = count(output)[0]
+            except sqlite3.OperationalError:
+                done = 0
+            if done >= 20_000:
+                break
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    committed, _ = count(output)
+    assert 0 < committed < rows, "the run ended before it could be interrupted"
+    assert committed % 5000 == 0  # whole chunks only: a chunk is one transaction
+
+    summary = finish(
+        batch(home, "--input", str(source), "--output", str(output), "--no-log-predictions")
+    )
+    assert summary["predicted"] == rows - committed
+    assert summary["skipped"] == committed
+    assert count(output) == (rows, rows)  # every row once, none twice
+
+    again = finish(
+        batch(home, "--input", str(source), "--output", str(output), "--no-log-predictions")
+    )
+    assert again["predicted"] == 0
+    forced = finish(
+        batch(
+            home, "--input", str(source), "--output", str(output), "--force", "--no-log-predictions"
+        )
+    )
+    assert forced["predicted"] == rows
+    assert count(output) == (rows, rows)
+
+
+def test_csv_output_bad_rows_and_prediction_log(trained: tuple[Path, str], tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    for part in ("registry", "cache"):
+        os.symlink(trained[0] / part, home / part)
+    source, output = tmp_path / "rows.csv", tmp_path / "predictions.csv"
+    write_rows(source, 10, extra=[["bad", "x", 1, 2, 3], ["short", 1, 2], ["r1", 1, 1, 1, 1]])
+    summary = finish(batch(home, "--input", str(source), "--output", str(output)))
+    assert summary == {
+        "read": 13,
+        "predicted": 10,
+        "skipped": 1,
+        "rejected": 2,
+        "output": str(output),
+    }
+    with output.open() as written:
+        predictions = list(csv.DictReader(written))
+    assert [p["id"] for p in predictions] == [f"r{i}" for i in range(10)]
+    assert predictions[0]["label"] == "setosa"
+    assert set(predictions[0]) == {
+        "id",
+        "label",
+        "p_setosa",
+        "p_versicolor",
+        "p_virginica",
+        "model_version",
+    }
+    log = home / "logs" / "predictions" / "iris-batch.jsonl"
+    assert len(log.read_text().splitlines()) == 10
+    # a crash mid-append leaves half a line: the rerun drops it and redoes that row
+    text = output.read_text()
+    output.write_text(text[: text.rfind("r9,")] + "r9,setos")
+    rerun = finish(
+        batch(home, "--input", str(source), "--output", str(output), "--no-log-predictions")
+    )
+    assert rerun["predicted"] == 1
+    with output.open() as written:
+        assert [p["id"] for p in csv.DictReader(written)] == [f"r{i}" for i in range(10)]
+
+
+def test_sqlite_table_input_and_clear_errors(trained: tuple[Path, str], tmp_path: Path) -> None:
+    database = tmp_path / "warehouse.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute(
+            f"CREATE TABLE flowers (id TEXT, {', '.join(f + ' REAL' for f in FEATURES)})"
+        )
+        connection.executemany(
+            "INSERT INTO flowers VALUES (?, ?, ?, ?, ?)",
+            [(f"f{i}", *IRIS_ROWS[i % 3]) for i in range(50)],
+        )
+    summary = finish(
+        batch(
+            trained[0],
+            "--input",
+            f"{database}:flowers",
+            "--output",
+            str(tmp_path / "out.db"),
+            "--no-log-predictions",
+        )
+    )
+    assert summary["predicted"] == 50
+    missing = batch(
+        trained[0], "--input", str(tmp_path / "nope.csv"), "--output", str(tmp_path / "o.db")
+    )
+    _, err = missing.communicate(timeout=120)
+    assert missing.returncode == 1
+    assert "does not exist" in err
