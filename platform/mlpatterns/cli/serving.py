@@ -20,7 +20,6 @@ serve_app = typer.Typer(
 for _planned in (
     PlannedCommand("async-api", "The asynchronous pattern's submit/poll API.", 5),
     PlannedCommand("worker", "Workers of the asynchronous pattern's queue.", 5),
-    PlannedCommand("preprocess", "The preprocess server of the preprocess-prediction pattern.", 5),
     PlannedCommand("gateway", "The traffic gateway (splits, shadow, conditions).", 6),
 ):
     add_planned(serve_app, _planned)
@@ -55,6 +54,7 @@ def serve_model(
     ),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+    file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
     from mlpatterns.serving.model import ModelLoadError
@@ -70,8 +70,44 @@ def serve_model(
         max_batch_wait=max_batch_wait,
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
+        file_name=file,
     )
-    console.print(f"serving {model} from {folder} on http://{host}:{port}")
+    console.print(f"serving {model} ({file}) from {folder} on http://{host}:{port}")
+    try:
+        serve(options, host, port)
+    except ModelLoadError as error:
+        console.print(f"[red]model load failed: {error}[/red]")
+        raise typer.Exit(1) from None
+
+
+@serve_app.command("preprocess")
+def serve_preprocess(
+    preprocessor: str = typer.Option(
+        ..., help="The model whose preprocess.onnx to run (a reference)."
+    ),
+    predictor_url: str = typer.Option(
+        ..., help="The prediction server, e.g. http://127.0.0.1:8081."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    timeout: float = typer.Option(5.0, min=0.01, help="Seconds to wait for the prediction server."),
+    max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
+    log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+) -> None:
+    """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
+    from mlpatterns.serving.model import ModelLoadError
+    from mlpatterns.serving.server import ServeOptions, serve
+
+    folder = _fetch(preprocessor)
+    options = ServeOptions(
+        folder=str(folder),
+        batching=False,
+        max_body_bytes=max_body_bytes,
+        log_predictions=log_predictions,
+        predictor_url=predictor_url,
+        predictor_timeout=timeout,
+    )
+    console.print(f"preprocessing for {predictor_url} on http://{host}:{port}")
     try:
         serve(options, host, port)
     except ModelLoadError as error:

@@ -26,10 +26,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlpatterns.serving.batching import MicroBatcher
-from mlpatterns.serving.inputs import ClientError, simple_request, v2_request
+from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request, v2_request
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
+from mlpatterns.serving.remote import RemotePredictor
 
 DEFAULT_MAX_BODY_BYTES = 4 << 20
 JSON = "application/json"
@@ -52,6 +53,7 @@ class ServerState:
     metrics: ServerMetrics
     prediction_log: PredictionLog | None = None
     batcher: MicroBatcher | None = None
+    remote: RemotePredictor | None = None  # set: this is a preprocess server
     ready: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
 
@@ -59,7 +61,9 @@ class ServerState:
     def service(self) -> str:
         return self.config.service or self.model.name
 
-    async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
+    async def predict(self, rows: npt.NDArray[np.float32], request_id: str) -> Prediction:
+        if self.remote is not None:  # preprocess here, predict there
+            return await self.remote.predict(self.model.transform(rows), request_id)
         if self.batcher is not None:
             return await self.batcher.predict(rows)
         started = time.perf_counter()
@@ -103,7 +107,7 @@ def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Resp
         state.metrics.active.inc()
         try:
             response = await handler(request, state, request_id)
-        except ClientError as error:
+        except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
             response = _json(state, request_id, {"error": error.message}, error.status)
         except Exception as error:  # a fault of ours, never the client's
             response = _json(state, request_id, {"error": f"internal error: {error}"}, 500)
@@ -131,7 +135,7 @@ def _check_model(state: ServerState, request: Request) -> None:
 
 async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32]) -> Prediction:
     started = time.perf_counter()
-    result = await state.predict(rows)
+    result = await state.predict(rows, request_id)
     state.metrics.count_classes(result.labels)
     if state.prediction_log is not None:
         state.prediction_log.submit(
@@ -209,10 +213,17 @@ async def model_metadata(request: Request, state: ServerState, request_id: str) 
     )
 
 
+async def _is_ready(state: ServerState) -> bool:
+    # a preprocess server is only as ready as the prediction server it depends on
+    return state.ready and (state.remote is None or await state.remote.ready())
+
+
 async def model_ready(request: Request, state: ServerState, request_id: str) -> Response:
     _check_model(state, request)
-    body = {"name": state.model.name, "ready": state.ready}
-    return _json(state, request_id, body, 200 if state.ready else 503)
+    ready = await _is_ready(state)
+    return _json(
+        state, request_id, {"name": state.model.name, "ready": ready}, 200 if ready else 503
+    )
 
 
 async def live(request: Request, state: ServerState, request_id: str) -> Response:
@@ -220,7 +231,8 @@ async def live(request: Request, state: ServerState, request_id: str) -> Respons
 
 
 async def ready(request: Request, state: ServerState, request_id: str) -> Response:
-    return _json(state, request_id, {"ready": state.ready}, 200 if state.ready else 503)
+    is_ready = await _is_ready(state)
+    return _json(state, request_id, {"ready": is_ready}, 200 if is_ready else 503)
 
 
 async def server_metadata(request: Request, state: ServerState, request_id: str) -> Response:
@@ -296,7 +308,7 @@ def create_app(state: ServerState) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if state.config.batching:
+        if state.config.batching and state.remote is None:
             state.batcher = MicroBatcher(
                 state.model.predict,
                 max_rows=state.config.max_batch_rows,
@@ -312,6 +324,8 @@ def create_app(state: ServerState) -> Starlette:
                 state.batcher.close()
             if state.prediction_log is not None:
                 state.prediction_log.close()
+            if state.remote is not None:
+                await state.remote.close()
 
     app = Starlette(
         routes=_routes(), lifespan=lifespan, exception_handlers={HTTPException: _http_error}

@@ -31,13 +31,17 @@ NUMERIC_DATATYPES = {
 }
 
 
-class ClientError(Exception):
-    """A request the server cannot serve because of the request itself (4xx)."""
+class AnswerError(Exception):
+    """A failure answered with its own status and a message, as `{"error": message}`."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class ClientError(AnswerError):
+    """A request the server cannot serve because of the request itself (4xx)."""
 
 
 def parse_json(body: bytes) -> Any:

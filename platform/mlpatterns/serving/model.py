@@ -78,6 +78,11 @@ class LoadedModel:
     def version(self) -> str:
         return self.metadata.version
 
+    def transform(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """For a preprocessing graph (preprocess.onnx): raw rows -> model features."""
+        (features,) = self.session.run(["features"], {self.input_name: rows})
+        return np.asarray(features, dtype=np.float32)
+
     def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
         """Labels and probabilities for float32 rows of `n_features` columns."""
         labels, probabilities = self.session.run(

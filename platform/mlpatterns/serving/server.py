@@ -24,6 +24,7 @@ from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import METADATA_FILE, LoadedModel, ModelLoadError
 from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
+from mlpatterns.serving.remote import RemotePredictor
 from mlpatterns.settings import Settings, load_settings
 
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
@@ -67,6 +68,9 @@ class ServeOptions:
     max_batch_wait: float = 0.0
     max_body_bytes: int = 4 << 20
     log_predictions: bool = True
+    file_name: str = "model.onnx"  # predictor.onnx for the prediction half of the split
+    predictor_url: str = ""  # set: a preprocess server in front of that prediction server
+    predictor_timeout: float = 5.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -95,7 +99,9 @@ def _prediction_sink(settings: Settings, service: str, workers: int) -> Sink:
 
 def build_app(options: ServeOptions, settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    model = LoadedModel(Path(options.folder), threads=_threads(options.workers))
+    preprocessing = bool(options.predictor_url)
+    file_name = "preprocess.onnx" if preprocessing else options.file_name
+    model = LoadedModel(Path(options.folder), file_name, threads=_threads(options.workers))
     config = ServerConfig(
         service=options.service,
         max_body_bytes=options.max_body_bytes,
@@ -110,7 +116,13 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         log = PredictionLog(
             _prediction_sink(settings, service, options.workers), on_drop=metrics.dropped.inc
         )
-    return create_app(ServerState(model=model, config=config, metrics=metrics, prediction_log=log))
+    remote = None
+    if preprocessing:
+        remote = RemotePredictor(options.predictor_url, model.name, options.predictor_timeout)
+    state = ServerState(
+        model=model, config=config, metrics=metrics, prediction_log=log, remote=remote
+    )
+    return create_app(state)
 
 
 def app_from_environment() -> Starlette:
@@ -121,7 +133,8 @@ def app_from_environment() -> Starlette:
 def serve(options: ServeOptions, host: str, port: int) -> None:
     import uvicorn
 
-    LoadedModel(Path(options.folder))  # fail here, before listening, if it cannot load
+    file_name = "preprocess.onnx" if options.predictor_url else options.file_name
+    LoadedModel(Path(options.folder), file_name)  # fail here, before listening, if it cannot
     os.environ[CONFIG_ENV] = options.to_env()
     config = uvicorn.Config(
         "mlpatterns.serving.server:app_from_environment",
