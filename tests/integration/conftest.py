@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.controlplane import tools_bin
-from tests.support.servers import S3Server, minio_server
+from tests.support.servers import S3Server, minio_server, redis_server
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +38,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         timeout=300,
     )
     return home, out.stdout.strip().splitlines()[-1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server, from Debian's package (hack/system-deps installs it)."""
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

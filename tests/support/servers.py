@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,3 +69,47 @@ def minio_server(binary: Path, folder: Path) -> Iterator[S3Server]:
         yield server
     finally:
         terminate("minio", process.pid)
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A real redis-server (Debian's package) on a free loopback port; yields its URL."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "redis.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(folder),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        wait_until("redis", lambda: _answers_ping(port), 30, log)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        terminate("redis", process.pid)
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

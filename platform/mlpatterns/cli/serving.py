@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,8 +19,6 @@ serve_app = typer.Typer(
     help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
 )
 for _planned in (
-    PlannedCommand("async-api", "The asynchronous pattern's submit/poll API.", 5),
-    PlannedCommand("worker", "Workers of the asynchronous pattern's queue.", 5),
     PlannedCommand("gateway", "The traffic gateway (splits, shadow, conditions).", 6),
 ):
     add_planned(serve_app, _planned)
@@ -78,6 +77,85 @@ def serve_model(
     except ModelLoadError as error:
         console.print(f"[red]model load failed: {error}[/red]")
         raise typer.Exit(1) from None
+
+
+QUEUE = typer.Option(
+    "",
+    help="redis://host:port/db or sqlite:///path "
+    "(default: MLPATTERNS_REDIS_URL, else SQLite under MLPATTERNS_HOME).",
+)
+
+
+def _queue_url(queue: str) -> str:
+    from mlpatterns.serving.jobs import default_queue_url
+
+    settings = load_settings()
+    return queue or default_queue_url(settings.redis_url, settings.home)
+
+
+@serve_app.command("async-api")
+def serve_async_api(
+    model: str = typer.Option(..., help="The model whose inputs the API accepts (a reference)."),
+    queue: str = QUEUE,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
+) -> None:
+    """The asynchronous API: POST /predict answers a job id at once; GET /jobs/{id} polls."""
+    from mlpatterns.serving.server import ServeOptions, serve
+
+    folder = _fetch(model)
+    options = ServeOptions(
+        folder=str(folder),
+        batching=False,
+        max_body_bytes=max_body_bytes,
+        log_predictions=False,
+        queue_url=_queue_url(queue),
+    )
+    console.print(f"async API for {model} on http://{host}:{port}, queue {options.queue_url}")
+    serve(options, host, port)
+
+
+@serve_app.command("worker")
+def serve_worker(
+    model: str = typer.Option(..., help="models:/name/version, models:/name@alias or a folder."),
+    queue: str = QUEUE,
+    threads: int = typer.Option(1, min=1, help="Jobs worked on at once in this process."),
+    visibility_timeout: float = typer.Option(
+        30.0, min=0.1, help="Seconds before a job whose worker went silent is delivered again."
+    ),
+    max_attempts: int = typer.Option(3, min=1, help="Tries before a job is dead-lettered."),
+    log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+) -> None:
+    """A worker of the asynchronous pattern: predicts queued jobs until SIGTERM."""
+    import signal
+    import threading
+
+    from mlpatterns.serving.asynchronous import Worker
+    from mlpatterns.serving.jobs import open_queue
+    from mlpatterns.serving.model import LoadedModel
+    from mlpatterns.serving.predlog import FileSink, PredictionLog
+
+    loaded = LoadedModel(_fetch(model))
+    settings = load_settings()
+    url = _queue_url(queue)
+    jobs = open_queue(url, visibility_timeout=visibility_timeout, max_attempts=max_attempts)
+    log = None
+    if log_predictions:
+        folder = settings.home.resolve() / "logs" / "predictions"
+        log = PredictionLog(FileSink(folder / f"{loaded.name}-worker.{os.getpid()}.jsonl"))
+    worker = Worker(loaded, jobs, threads=threads, log=log)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    worker.start()
+    console.print(f"{worker.name} working on {url} with {loaded.metadata.ref}")
+    stopping.wait()
+    worker.stop()  # the jobs in hand are finished first
+    if log is not None:
+        log.close()
+    jobs.close()
+    console.print(f"{worker.name} stopped after {worker.completed} jobs")
 
 
 @serve_app.command("preprocess")

@@ -72,16 +72,16 @@ class ServerState:
         return result
 
 
-def _json(state: ServerState, request_id: str, body: Any, status: int = 200) -> Response:
+def json_response(state: ServerState, request_id: str, body: Any, status: int = 200) -> Response:
     headers = {"x-request-id": request_id, "x-mlpatterns-version": state.model.version}
     return Response(orjson.dumps(body), status, headers=headers, media_type=JSON)
 
 
-def _request_id(request: Request) -> str:
+def request_id_of(request: Request) -> str:
     return request.headers.get("x-request-id") or uuid.uuid4().hex
 
 
-async def _body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ClientError(413, f"the request body is {declared} bytes; the limit is {limit}")
@@ -97,20 +97,20 @@ async def _body(request: Request, limit: int) -> bytes:
 Handler = Callable[[Request, ServerState, str], Awaitable[Response]]
 
 
-def _endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler with request id, metrics and the 4xx/5xx error contract."""
 
     async def endpoint(request: Request) -> Response:
         state: ServerState = request.app.state.server
-        request_id = _request_id(request)
+        request_id = request_id_of(request)
         started = time.perf_counter()
         state.metrics.active.inc()
         try:
             response = await handler(request, state, request_id)
         except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
-            response = _json(state, request_id, {"error": error.message}, error.status)
+            response = json_response(state, request_id, {"error": error.message}, error.status)
         except Exception as error:  # a fault of ours, never the client's
-            response = _json(state, request_id, {"error": f"internal error: {error}"}, 500)
+            response = json_response(state, request_id, {"error": f"internal error: {error}"}, 500)
         finally:
             state.metrics.active.dec()
         state.metrics.observe_request(name, response.status_code, time.perf_counter() - started)
@@ -152,9 +152,11 @@ async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32
 
 
 async def predict(request: Request, state: ServerState, request_id: str) -> Response:
-    rows = simple_request(await _body(request, state.config.max_body_bytes), state.model.n_features)
+    rows = simple_request(
+        await read_body(request, state.config.max_body_bytes), state.model.n_features
+    )
     result = await _run(state, request_id, rows)
-    return _json(
+    return json_response(
         state,
         request_id,
         {"probabilities": result.probabilities.tolist(), "classes": state.model.labels},
@@ -162,19 +164,21 @@ async def predict(request: Request, state: ServerState, request_id: str) -> Resp
 
 
 async def predict_label(request: Request, state: ServerState, request_id: str) -> Response:
-    rows = simple_request(await _body(request, state.config.max_body_bytes), state.model.n_features)
+    rows = simple_request(
+        await read_body(request, state.config.max_body_bytes), state.model.n_features
+    )
     result = await _run(state, request_id, rows)
-    return _json(state, request_id, {"labels": result.labels})
+    return json_response(state, request_id, {"labels": result.labels})
 
 
 async def infer(request: Request, state: ServerState, request_id: str) -> Response:
     _check_model(state, request)
     rows, given_id = v2_request(
-        await _body(request, state.config.max_body_bytes), state.model.n_features
+        await read_body(request, state.config.max_body_bytes), state.model.n_features
     )
     result = await _run(state, request_id, rows)
     n, k = result.probabilities.shape
-    return _json(
+    return json_response(
         state,
         request_id,
         {
@@ -197,7 +201,7 @@ async def infer(request: Request, state: ServerState, request_id: str) -> Respon
 async def model_metadata(request: Request, state: ServerState, request_id: str) -> Response:
     _check_model(state, request)
     n, k = state.model.n_features, len(state.model.labels)
-    return _json(
+    return json_response(
         state,
         request_id,
         {
@@ -221,31 +225,31 @@ async def _is_ready(state: ServerState) -> bool:
 async def model_ready(request: Request, state: ServerState, request_id: str) -> Response:
     _check_model(state, request)
     ready = await _is_ready(state)
-    return _json(
+    return json_response(
         state, request_id, {"name": state.model.name, "ready": ready}, 200 if ready else 503
     )
 
 
 async def live(request: Request, state: ServerState, request_id: str) -> Response:
-    return _json(state, request_id, {"live": True})
+    return json_response(state, request_id, {"live": True})
 
 
 async def ready(request: Request, state: ServerState, request_id: str) -> Response:
     is_ready = await _is_ready(state)
-    return _json(state, request_id, {"ready": is_ready}, 200 if is_ready else 503)
+    return json_response(state, request_id, {"ready": is_ready}, 200 if is_ready else 503)
 
 
 async def server_metadata(request: Request, state: ServerState, request_id: str) -> Response:
     from mlpatterns import __version__
 
-    return _json(
+    return json_response(
         state, request_id, {"name": "mlpatterns", "version": __version__, "extensions": []}
     )
 
 
 async def metadata(request: Request, state: ServerState, request_id: str) -> Response:
     meta = state.model.metadata
-    return _json(
+    return json_response(
         state,
         request_id,
         {
@@ -261,7 +265,7 @@ async def metadata(request: Request, state: ServerState, request_id: str) -> Res
 
 
 async def health(request: Request, state: ServerState, request_id: str) -> Response:
-    return _json(
+    return json_response(
         state,
         request_id,
         {"status": "ok" if state.ready else "loading"},
@@ -291,16 +295,16 @@ def _routes() -> list[Route]:
         ("/metrics", metrics, "GET"),
     ]
     return [
-        Route(path, _endpoint(path, handler), methods=[method]) for path, handler, method in table
+        Route(path, endpoint(path, handler), methods=[method]) for path, handler, method in table
     ]
 
 
-async def _http_error(request: Request, error: Exception) -> Response:
+async def http_error(request: Request, error: Exception) -> Response:
     status = error.status_code if isinstance(error, HTTPException) else 500
     hint = {404: "see /v2 and /metadata for the routes this server has", 405: "wrong method"}
     message = f"{request.method} {request.url.path}: {hint.get(status, 'error')}"
     state: ServerState = request.app.state.server
-    return _json(state, _request_id(request), {"error": message}, status)
+    return json_response(state, request_id_of(request), {"error": message}, status)
 
 
 def create_app(state: ServerState) -> Starlette:
@@ -328,7 +332,7 @@ def create_app(state: ServerState) -> Starlette:
                 await state.remote.close()
 
     app = Starlette(
-        routes=_routes(), lifespan=lifespan, exception_handlers={HTTPException: _http_error}
+        routes=_routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.server = state
     state.metrics.describe_model(state.model.name, state.model.version, state.model.sha256)

@@ -71,6 +71,7 @@ class ServeOptions:
     file_name: str = "model.onnx"  # predictor.onnx for the prediction half of the split
     predictor_url: str = ""  # set: a preprocess server in front of that prediction server
     predictor_timeout: float = 5.0
+    queue_url: str = ""  # set: the asynchronous pattern's API, submitting to this queue
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -122,6 +123,11 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     state = ServerState(
         model=model, config=config, metrics=metrics, prediction_log=log, remote=remote
     )
+    if options.queue_url:
+        from mlpatterns.serving.asynchronous import create_async_app
+        from mlpatterns.serving.jobs import open_queue
+
+        return create_async_app(state, open_queue(options.queue_url))
     return create_app(state)
 
 

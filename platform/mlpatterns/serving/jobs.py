@@ -1,0 +1,199 @@
+"""The asynchronous pattern's job queue: one interface, SQLite (embedded default) and
+Redis behind it.
+
+A worker claims a job with a lease (the visibility timeout). A worker that dies
+holding a lease loses it when the lease runs out, and the job is delivered again.
+Completing or failing a job needs the lease, so a job that was redelivered can be
+completed only once. A job that keeps failing (or keeps losing its worker) is
+retried `max_attempts` times, then dead-lettered with its last error. Results and
+errors are kept for `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol
+
+State = Literal["pending", "running", "done", "failed"]
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    payload: bytes
+    attempts: int
+    lease: str  # proof of the claim; needed to complete or fail the job
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    id: str
+    state: State
+    attempts: int
+    result: bytes | None = None
+    error: str | None = None
+
+
+class JobQueue(Protocol):
+    def submit(self, job_id: str, payload: bytes) -> None: ...
+
+    def claim(self, worker: str) -> Job | None:
+        """The oldest pending (or abandoned) job, leased to `worker`; None when idle."""
+        ...
+
+    def complete(self, job: Job, result: bytes) -> bool:
+        """Store the result; False when the lease was lost (someone else has the job)."""
+        ...
+
+    def fail(self, job: Job, error: str) -> State:
+        """Give the job back for a retry, or dead-letter it after the last attempt."""
+        ...
+
+    def status(self, job_id: str) -> JobStatus | None: ...
+
+    def completions(self, job_id: str) -> int:
+        """How many times the job was completed: at most 1, whatever happened to workers."""
+        ...
+
+    def depth(self) -> int:
+        """Jobs waiting for a worker."""
+        ...
+
+    def close(self) -> None: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    payload BLOB NOT NULL,
+    state TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    lease TEXT,
+    lease_until REAL,
+    result BLOB,
+    error TEXT,
+    completions INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    expires REAL
+);
+CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (state, created);
+"""
+
+
+class SqliteQueue:
+    """Jobs in one SQLite file, shared by processes on one machine (WAL, immediate locks)."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        visibility_timeout: float = 30,
+        max_attempts: int = 3,
+        ttl: float = 3600,
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.visibility_timeout = visibility_timeout
+        self.max_attempts = max_attempts
+        self.ttl = ttl
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def submit(self, job_id: str, payload: bytes) -> None:
+        self._db.execute(
+            "INSERT INTO jobs (id, payload, state, created) VALUES (?, ?, 'pending', ?)",
+            (job_id, payload, time.time()),
+        )
+
+    def claim(self, worker: str) -> Job | None:
+        now = time.time()
+        lease = f"{worker}:{now:.6f}"
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            # abandoned jobs that used their last attempt go to the dead letter
+            self._db.execute(
+                "UPDATE jobs SET state='failed', lease=NULL, expires=?, error=COALESCE(error, "
+                "'its worker stopped before finishing, ' || attempts || ' times') "
+                "WHERE state='running' AND lease_until < ? AND attempts >= ?",
+                (now + self.ttl, now, self.max_attempts),
+            )
+            row = self._db.execute(
+                "UPDATE jobs SET state='running', lease=?, lease_until=?, attempts=attempts+1 "
+                "WHERE id = (SELECT id FROM jobs WHERE state='pending' "
+                "OR (state='running' AND lease_until < ?) ORDER BY created LIMIT 1) "
+                "RETURNING id, payload, attempts",
+                (lease, now + self.visibility_timeout, now),
+            ).fetchone()
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return Job(row[0], row[1], row[2], lease) if row else None
+
+    def complete(self, job: Job, result: bytes) -> bool:
+        cursor = self._db.execute(
+            "UPDATE jobs SET state='done', result=?, lease=NULL, completions=completions+1, "
+            "expires=? WHERE id=? AND lease=? AND state='running'",
+            (result, time.time() + self.ttl, job.id, job.lease),
+        )
+        return cursor.rowcount == 1
+
+    def fail(self, job: Job, error: str) -> State:
+        final = job.attempts >= self.max_attempts
+        state: State = "failed" if final else "pending"
+        self._db.execute(
+            "UPDATE jobs SET state=?, error=?, lease=NULL, expires=? WHERE id=? AND lease=?",
+            (state, error, time.time() + self.ttl if final else None, job.id, job.lease),
+        )
+        return state
+
+    def status(self, job_id: str) -> JobStatus | None:
+        row = self._db.execute(
+            "SELECT state, attempts, result, error, expires FROM jobs WHERE id=?", (job_id,)
+        ).fetchone()
+        if row is None or (row[4] is not None and row[4] < time.time()):
+            return None
+        return JobStatus(job_id, row[0], row[1], row[2], row[3])
+
+    def completions(self, job_id: str) -> int:
+        """How many times the job was completed (the exactly-once check)."""
+        row = self._db.execute("SELECT completions FROM jobs WHERE id=?", (job_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def depth(self) -> int:
+        return int(
+            self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='pending'").fetchone()[0]
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_queue(
+    url: str, *, visibility_timeout: float = 30, max_attempts: int = 3, ttl: float = 3600
+) -> JobQueue:
+    """`redis://host:port/db` (several machines) or `sqlite:///path/queue.db` (one machine)."""
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from mlpatterns.serving.jobs_redis import RedisQueue  # only Redis users need redis
+
+        return RedisQueue(
+            url, visibility_timeout=visibility_timeout, max_attempts=max_attempts, ttl=ttl
+        )
+    if url.startswith("sqlite:///"):
+        return SqliteQueue(
+            Path(url.removeprefix("sqlite:///")),
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+            ttl=ttl,
+        )
+    raise ValueError(f"unsupported queue {url!r}: use redis://host:port/db or sqlite:///path")
+
+
+def default_queue_url(redis_url: str | None, home: Path) -> str:
+    """MLPATTERNS_REDIS_URL when set, else a SQLite file under MLPATTERNS_HOME."""
+    return redis_url or f"sqlite:///{home.resolve() / 'queue' / 'jobs.db'}"
