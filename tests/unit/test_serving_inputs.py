@@ -48,7 +48,7 @@ bodies = st.one_of(
                     {
                         "name": st.just("input"),
                         "shape": json_values,
-                        "datatype": st.sampled_from(["FP32", "BYTES", "INT64", 3]),
+                        "datatype": st.sampled_from(["FP32", "BYTES", "INT64"]) | json_values,
                         "data": json_values,
                     }
                 ),

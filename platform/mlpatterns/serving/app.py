@@ -136,6 +136,12 @@ def _check_model(state: ServerState, request: Request) -> None:
 async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32]) -> Prediction:
     started = time.perf_counter()
     result = await state.predict(rows, request_id)
+    if not np.isfinite(result.probabilities).all():  # extreme inputs overflow the model's math
+        raise ClientError(
+            422,
+            "the model cannot compute these inputs (non-finite results); values of this "
+            "magnitude are outside its range",
+        )
     state.metrics.count_classes(result.labels)
     if state.prediction_log is not None:
         state.prediction_log.submit(
@@ -273,6 +279,13 @@ async def health(request: Request, state: ServerState, request_id: str) -> Respo
     )
 
 
+async def openapi(request: Request, state: ServerState, request_id: str) -> Response:
+    from mlpatterns.serving.openapi import openapi_document
+
+    document = openapi_document(state.model.name, state.model.n_features, state.model.version)
+    return json_response(state, request_id, document)
+
+
 async def metrics(request: Request, state: ServerState, request_id: str) -> Response:
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
@@ -293,6 +306,7 @@ def _routes() -> list[Route]:
         ("/metadata", metadata, "GET"),
         ("/health", health, "GET"),
         ("/metrics", metrics, "GET"),
+        ("/openapi.json", openapi, "GET"),
     ]
     return [
         Route(path, endpoint(path, handler), methods=[method]) for path, handler, method in table
@@ -304,7 +318,10 @@ async def http_error(request: Request, error: Exception) -> Response:
     hint = {404: "see /v2 and /metadata for the routes this server has", 405: "wrong method"}
     message = f"{request.method} {request.url.path}: {hint.get(status, 'error')}"
     state: ServerState = request.app.state.server
-    return json_response(state, request_id_of(request), {"error": message}, status)
+    response = json_response(state, request_id_of(request), {"error": message}, status)
+    if isinstance(error, HTTPException) and error.headers:  # e.g. Allow on a 405 (RFC 9110)
+        response.headers.update(error.headers)
+    return response
 
 
 def create_app(state: ServerState) -> Starlette:

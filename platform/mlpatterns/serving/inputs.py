@@ -16,6 +16,7 @@ import numpy.typing as npt
 import orjson
 
 MAX_ROWS = 10_000
+FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
 NUMERIC_DATATYPES = {
     "FP32",
     "FP64",
@@ -71,6 +72,8 @@ def _matrix(rows: Any, n_features: int, where: str) -> npt.NDArray[np.float32]:
                 )
             if not math.isfinite(value):
                 raise ClientError(422, f"{where}[{index}][{position}] is {value}: not finite")
+            if abs(value) > FLOAT32_MAX:
+                raise ClientError(422, f"{where}[{index}][{position}] is too large for float32")
     try:
         matrix = np.asarray(rows, dtype=np.float32)
     except OverflowError:
@@ -99,7 +102,7 @@ def v2_request(body: bytes, n_features: int) -> tuple[npt.NDArray[np.float32], s
     if not isinstance(tensor, dict):
         raise ClientError(422, "inputs[0] must be an object with name, shape, datatype and data")
     shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-    if datatype not in NUMERIC_DATATYPES:
+    if not isinstance(datatype, str) or datatype not in NUMERIC_DATATYPES:
         raise ClientError(
             422, f"inputs[0].datatype is {datatype!r}; use a numeric type such as FP32"
         )

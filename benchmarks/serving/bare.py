@@ -1,0 +1,45 @@
+"""The floor: a constant answer on the same HTTP stack as mlpatterns' model server
+(Starlette on uvicorn with uvloop and httptools, orjson), no model and no parsing.
+    python bare.py PORT"""
+
+import sys
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+ANSWER = orjson.dumps(
+    {
+        "model_name": "iris",
+        "outputs": [
+            {
+                "name": "probabilities",
+                "datatype": "FP32",
+                "shape": [1, 3],
+                "data": [0.98, 0.02, 0.0],
+            }
+        ],
+    }
+)
+
+
+async def infer(request: Request) -> Response:
+    await request.body()
+    return Response(ANSWER, media_type="application/json")
+
+
+app = Starlette(routes=[Route("/v2/models/iris/infer", infer, methods=["POST"])])
+
+if __name__ == "__main__":
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(sys.argv[1]),
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )

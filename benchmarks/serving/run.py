@@ -1,0 +1,253 @@
+"""Serving benchmark: mlpatterns' model server against KServe, MLServer and a bare
+endpoint on our HTTP stack, one at a time, with the same ONNX model and load.
+
+    .venv/bin/python benchmarks/serving/run.py MODEL_DIR [--duration 10] [--connections 1,16,64]
+
+MODEL_DIR is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`). Each
+server runs pinned to core 0 (`taskset`), wrk (Debian's package) to core 1, and every
+server answers the same Open Inference Protocol v2 request for one iris row. KServe
+and MLServer are installed from PyPI into their own virtual environments under
+~/.cache/mlpatterns/bench/ on first use. Prediction logging is off on our server
+(the peers do not log). Prints requests/s and p50/p99 latency, then the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+BENCH = Path.home() / ".cache" / "mlpatterns" / "bench"
+PEERS = {"kserve": ["kserve==0.21.0"], "mlserver": ["mlserver==1.7.1"]}
+BODY = {
+    "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]
+}
+PATH = "/v2/models/iris/infer"
+
+
+@dataclass
+class Result:
+    server: str
+    connections: int
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def peer_python(name: str) -> Path:
+    venv = BENCH / name
+    uv = Path(sys.executable).with_name("uv")
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([str(uv), "venv", "-q", "-p", "3.11", str(venv)], check=True)
+    subprocess.run(
+        [
+            str(uv),
+            "pip",
+            "install",
+            "-q",
+            "--python",
+            str(venv / "bin" / "python"),
+            *PEERS[name],
+            "onnxruntime",
+            "numpy",
+        ],
+        check=True,
+    )
+    return venv / "bin" / "python"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def commands(
+    model_dir: Path, folder: Path
+) -> dict[str, Callable[[int], tuple[list[str], dict[str, str]]]]:
+    mlpatterns = str(Path(sys.executable).with_name("mlpatterns"))
+
+    def ours(port: int) -> tuple[list[str], dict[str, str]]:
+        return [
+            mlpatterns,
+            "serve",
+            "model",
+            "--model",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--no-log-predictions",
+        ], {}
+
+    def bare(port: int) -> tuple[list[str], dict[str, str]]:
+        return [sys.executable, str(HERE / "bare.py"), str(port)], {}
+
+    def kserve(port: int) -> tuple[list[str], dict[str, str]]:
+        python = peer_python("kserve")
+        return [
+            str(python),
+            str(HERE / "kserve_iris.py"),
+            str(model_dir / "model.onnx"),
+            str(port),
+        ], {}
+
+    def mlserver(port: int) -> tuple[list[str], dict[str, str]]:
+        python = peer_python("mlserver")
+        repository = folder / "mlserver"
+        (repository / "iris").mkdir(parents=True, exist_ok=True)
+        settings = {
+            "http_port": port,
+            "grpc_port": free_port(),
+            "metrics_port": free_port(),
+            "parallel_workers": 0,
+            "host": "127.0.0.1",
+        }
+        (repository / "settings.json").write_text(json.dumps(settings))
+        (repository / "iris" / "model-settings.json").write_text(
+            json.dumps(
+                {
+                    "name": "iris",
+                    "implementation": "mlserver_iris.OnnxIris",
+                    "parameters": {"uri": str(model_dir / "model.onnx")},
+                }
+            )
+        )
+        return [str(python.with_name("mlserver")), "start", str(repository)], {
+            "PYTHONPATH": str(HERE)
+        }
+
+    return {"mlpatterns": ours, "bare": bare, "kserve": kserve, "mlserver": mlserver}
+
+
+def answers(url: str) -> bool:
+    request = urllib.request.Request(  # noqa: S310 - an http:// URL on loopback
+        url + PATH, data=json.dumps(BODY).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _latency(text: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}%\s+([\d.]+)(us|ms|s)\s*$", text, re.MULTILINE)
+    if not match:
+        raise RuntimeError(f"no {percentile}% latency in wrk's output:\n{text}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def load(url: str, connections: int, duration: int, script: Path) -> tuple[float, float, float]:
+    out = subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-s",
+            str(script),
+            url + PATH,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=duration + 60,
+    ).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors under load:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return rps, _latency(out, "50"), _latency(out, "99")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--servers", default="mlpatterns,bare,kserve,mlserver")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None or shutil.which("taskset") is None:
+        sys.exit("needs wrk and taskset: apt-get install wrk util-linux")
+    levels = [int(c) for c in args.connections.split(",")]
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "post.lua"
+        script.write_text(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = '{json.dumps(BODY)}'\n"
+        )
+        starters = commands(args.model_dir.resolve(), Path(folder))
+        for name in args.servers.split(","):
+            port = free_port()
+            argv, extra_env = starters[name](port)
+            process = subprocess.Popen(
+                ["taskset", "-c", "0", *argv],
+                env={**os.environ, **extra_env},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            url = f"http://127.0.0.1:{port}"
+            try:
+                deadline = time.monotonic() + 120
+                while not answers(url):
+                    if time.monotonic() > deadline or process.poll() is not None:
+                        raise RuntimeError(f"{name} did not start")
+                    time.sleep(0.5)
+                load(url, 16, 2, script)  # warm-up
+                for connections in levels:
+                    rps, p50, p99 = load(url, connections, args.duration, script)
+                    results.append(Result(name, connections, rps, p50, p99))
+                    print(
+                        f"{name:10} c={connections:<3} {rps:10,.0f} req/s  "
+                        f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
+                        flush=True,
+                    )
+            finally:
+                process.terminate()
+                process.wait(timeout=30)
+    report(results, levels)
+
+
+def report(results: list[Result], levels: list[int]) -> None:
+    by = {(r.server, r.connections): r for r in results}
+    print("\nratios (mlpatterns / other): throughput, and p99 latency")
+    for connections in levels:
+        ours = by.get(("mlpatterns", connections))
+        if ours is None:
+            continue
+        parts = []
+        for other in ("bare", "kserve", "mlserver"):
+            theirs = by.get((other, connections))
+            if theirs:
+                parts.append(
+                    f"{other} {ours.requests_per_second / theirs.requests_per_second:5.2f}x "
+                    f"(p99 {ours.p99_ms:.2f} vs {theirs.p99_ms:.2f} ms)"
+                )
+        print(f"  c={connections:<3} " + "   ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
