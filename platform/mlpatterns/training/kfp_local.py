@@ -23,7 +23,6 @@ from typing import Any
 
 from mlpatterns.settings import load_settings
 
-RESULT_MARK = "MLPATTERNS_RESULT "
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
@@ -84,6 +83,8 @@ def run_pipeline(
     logs = home / "kfp" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     log_path = logs / f"{pipeline}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    # the child writes its outcome to a file: kfp's output on stdout is no protocol
+    result_path = log_path.with_suffix(".result.json")
     argv = [
         sys.executable,
         "-m",
@@ -92,8 +93,8 @@ def run_pipeline(
         json.dumps(arguments),
         str(parallelism),
         "1" if caching else "0",
+        str(result_path),
     ]
-    result: dict[str, Any] | None = None
     failed: list[str] = []
     with (
         log_path.open("w") as log,
@@ -109,12 +110,11 @@ def run_pipeline(
         assert child.stdout is not None
         for line in child.stdout:
             log.write(line)
-            if line.startswith(RESULT_MARK):
-                result = json.loads(line[len(RESULT_MARK) :])
-            elif event := parse_event(line):
+            if event := parse_event(line):
                 if event.status == "FAILURE":
                     failed.append(event.task)
                 on_event(event)
+    result = json.loads(result_path.read_text()) if result_path.exists() else None
     if child.returncode != 0 or result is None or "error" in result:
         reason = failure_excerpt(log_path.read_text()) or (result or {}).get("error", "failed")
         where = f" failed in task {failed[0]!r}" if failed else " failed"
@@ -122,7 +122,9 @@ def run_pipeline(
     return str(result["output"])
 
 
-def _child(pipeline: str, arguments: dict[str, Any], parallelism: int, caching: bool) -> int:
+def _child(
+    pipeline: str, arguments: dict[str, Any], parallelism: int, caching: bool, result: Path
+) -> int:
     import logging
 
     from kfp import local
@@ -143,13 +145,15 @@ def _child(pipeline: str, arguments: dict[str, Any], parallelism: int, caching: 
     pipelines["parameter_search"] = make_parameter_search(parallelism)
     try:
         task = pipelines[pipeline](**arguments)
-        print(RESULT_MARK + json.dumps({"output": task.output}), flush=True)
+        result.write_text(json.dumps({"output": task.output}))
         return 0
     except Exception as error:  # reported to the parent, which raises with the log
-        print(RESULT_MARK + json.dumps({"error": str(error).splitlines()[-1]}), flush=True)
+        result.write_text(json.dumps({"error": str(error).splitlines()[-1]}))
         return 1
 
 
 if __name__ == "__main__":
-    name, raw_arguments, parallel, cache = sys.argv[1:5]
-    raise SystemExit(_child(name, json.loads(raw_arguments), int(parallel), cache == "1"))
+    name, raw_arguments, parallel, cache, result_file = sys.argv[1:6]
+    raise SystemExit(
+        _child(name, json.loads(raw_arguments), int(parallel), cache == "1", Path(result_file))
+    )
