@@ -77,7 +77,7 @@ def free_port() -> int:
 
 
 def commands(
-    model_dir: Path, folder: Path
+    model_dir: Path, folder: Path, ours_extra: list[str]
 ) -> dict[str, Callable[[int], tuple[list[str], dict[str, str]]]]:
     mlpatterns = str(Path(sys.executable).with_name("mlpatterns"))
 
@@ -91,6 +91,7 @@ def commands(
             "--port",
             str(port),
             "--no-log-predictions",
+            *ours_extra,
         ], {}
 
     def bare(port: int) -> tuple[list[str], dict[str, str]]:
@@ -188,6 +189,7 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="1,16,64")
     parser.add_argument("--servers", default="mlpatterns,bare,kserve,mlserver")
+    parser.add_argument("--ours-args", default="", help='extra options, e.g. "--no-batching"')
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         sys.exit("needs wrk and taskset: apt-get install wrk util-linux")
@@ -199,7 +201,7 @@ def main() -> None:
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
             f"wrk.body = '{json.dumps(BODY)}'\n"
         )
-        starters = commands(args.model_dir.resolve(), Path(folder))
+        starters = commands(args.model_dir.resolve(), Path(folder), args.ours_args.split())
         for name in args.servers.split(","):
             port = free_port()
             argv, extra_env = starters[name](port)

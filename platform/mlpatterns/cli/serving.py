@@ -53,6 +53,9 @@ def serve_model(
     ),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+    inference_thread: bool = typer.Option(
+        False, help="Run inference on its own thread (for slow models with a core to spare)."
+    ),
     file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
@@ -69,6 +72,7 @@ def serve_model(
         max_batch_wait=max_batch_wait,
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
+        inference_thread=inference_thread,
         file_name=file,
     )
     console.print(f"serving {model} ({file}) from {folder} on http://{host}:{port}")

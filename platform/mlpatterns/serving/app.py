@@ -9,6 +9,7 @@ wrong; only the server's own faults are 5xx.
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,6 +44,7 @@ class ServerConfig:
     batching: bool = True
     max_batch_rows: int = 256
     max_batch_wait: float = 0.0
+    inference_thread: bool = False
     log_inputs: bool = True
 
 
@@ -335,7 +337,13 @@ def create_app(state: ServerState) -> Starlette:
                 max_rows=state.config.max_batch_rows,
                 max_wait=state.config.max_batch_wait,
                 on_batch=state.metrics.observe_batch,
+                inference_thread=state.config.inference_thread,
             )
+        # What start-up allocated (model, session, metrics) lives as long as the server:
+        # keep it out of the collector's scans, and collect young objects less often, so
+        # that collection pauses do not land on request latency.
+        gc.freeze()
+        gc.set_threshold(50_000, 20, 20)
         state.ready = True
         try:
             yield

@@ -1,10 +1,12 @@
 """Adaptive micro-batching: concurrent requests share one onnxruntime run.
 
-Inference runs on one dedicated thread (onnxruntime releases the GIL), so the event
-loop keeps reading requests while a batch runs; whatever arrived meanwhile forms
-the next batch. Under light load a request runs alone at once (no waiting); under
-heavy load batches grow up to `max_rows`. An optional `max_wait` holds a lone
-request briefly for company, for models whose per-run cost dominates.
+A request joins the pending batch; the batch runs on the event loop's next turn, so
+every request read in the same turn shares one run. Under light load a request runs
+alone at once (no waiting); under heavy load batches grow up to `max_rows`. With
+`inference_thread`, runs go to one dedicated thread instead (onnxruntime releases
+the GIL) and the loop keeps reading requests meanwhile: better when the model is
+slow and there is a core to spare, worse on one core, where the two take turns.
+An optional `max_wait` holds a lone request briefly for company.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class MicroBatcher:
         max_rows: int = 256,
         max_wait: float = 0.0,
         on_batch: Callable[[int, float], None] = lambda rows, seconds: None,
+        inference_thread: bool = False,
     ) -> None:
         self._predict = predict
         self._max_rows = max_rows
@@ -37,7 +40,11 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
         self._draining = False
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._executor = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+            if inference_thread
+            else None
+        )
 
     async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
         future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
@@ -66,7 +73,10 @@ class MicroBatcher:
                 matrix = batch[0][0] if len(batch) == 1 else np.concatenate([r for r, _ in batch])
                 started = time.perf_counter()
                 try:
-                    result = await loop.run_in_executor(self._executor, self._predict, matrix)
+                    if self._executor is None:
+                        result = self._predict(matrix)
+                    else:
+                        result = await loop.run_in_executor(self._executor, self._predict, matrix)
                 except Exception as error:  # every waiting request learns of the failure
                     for _, future in batch:
                         if not future.done():
@@ -85,4 +95,5 @@ class MicroBatcher:
             self._draining = False
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)

@@ -66,6 +66,7 @@ class ServeOptions:
     batching: bool = True
     max_batch_rows: int = 256
     max_batch_wait: float = 0.0
+    inference_thread: bool = False
     max_body_bytes: int = 4 << 20
     log_predictions: bool = True
     file_name: str = "model.onnx"  # predictor.onnx for the prediction half of the split
@@ -109,6 +110,7 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         batching=options.batching,
         max_batch_rows=options.max_batch_rows,
         max_batch_wait=options.max_batch_wait,
+        inference_thread=options.inference_thread,
     )
     service = options.service or model.name
     metrics = ServerMetrics(service, model.version)
