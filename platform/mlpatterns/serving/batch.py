@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
@@ -177,8 +177,8 @@ class SqliteSink:
     def write(self, ids: list[str], prediction: Prediction, version: str) -> None:
         now = datetime.now(UTC).isoformat()
         probabilities = [
-            json.dumps(dict(zip(self.classes, map(float, p), strict=True)))
-            for p in prediction.probabilities
+            orjson.dumps(dict(zip(self.classes, row, strict=True))).decode()
+            for row in prediction.probabilities.tolist()
         ]
         with self.db:  # one transaction: the whole chunk or nothing
             self.db.executemany(
