@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.console import Console
 from mlpatterns import __version__
 from mlpatterns.cli.planned import PlannedCommand, add_planned
 from mlpatterns.settings import load_settings
+
+if TYPE_CHECKING:
+    from mlpatterns.serving.server import ServeOptions
 
 console = Console(stderr=True)
 serve_app = typer.Typer(
@@ -30,6 +34,18 @@ def _fetch(reference: str) -> Path:
 
     try:
         return fetch_model(reference, load_settings())
+    except ModelLoadError as error:
+        console.print(f"[red]model load failed: {error}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
+    from mlpatterns.serving.model import ModelLoadError
+    from mlpatterns.serving.server import serve
+
+    console.print(f"{banner} on http://{host}:{port}")
+    try:
+        serve(options, host, port)
     except ModelLoadError as error:
         console.print(f"[red]model load failed: {error}[/red]")
         raise typer.Exit(1) from None
@@ -59,8 +75,7 @@ def serve_model(
     file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
-    from mlpatterns.serving.model import ModelLoadError
-    from mlpatterns.serving.server import ServeOptions, serve
+    from mlpatterns.serving.server import ServeOptions
 
     folder = _fetch(model)
     options = ServeOptions(
@@ -75,12 +90,7 @@ def serve_model(
         inference_thread=inference_thread,
         file_name=file,
     )
-    console.print(f"serving {model} ({file}) from {folder} on http://{host}:{port}")
-    try:
-        serve(options, host, port)
-    except ModelLoadError as error:
-        console.print(f"[red]model load failed: {error}[/red]")
-        raise typer.Exit(1) from None
+    _serve(options, host, port, f"serving {model} ({file}) from {folder}")
 
 
 QUEUE = typer.Option(
@@ -106,7 +116,7 @@ def serve_async_api(
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
 ) -> None:
     """The asynchronous API: POST /predict answers a job id at once; GET /jobs/{id} polls."""
-    from mlpatterns.serving.server import ServeOptions, serve
+    from mlpatterns.serving.server import ServeOptions
 
     folder = _fetch(model)
     options = ServeOptions(
@@ -116,8 +126,7 @@ def serve_async_api(
         log_predictions=False,
         queue_url=_queue_url(queue),
     )
-    console.print(f"async API for {model} on http://{host}:{port}, queue {options.queue_url}")
-    serve(options, host, port)
+    _serve(options, host, port, f"async API for {model}, queue {options.queue_url},")
 
 
 @serve_app.command("worker")
@@ -177,8 +186,7 @@ def serve_preprocess(
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
 ) -> None:
     """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
-    from mlpatterns.serving.model import ModelLoadError
-    from mlpatterns.serving.server import ServeOptions, serve
+    from mlpatterns.serving.server import ServeOptions
 
     folder = _fetch(preprocessor)
     options = ServeOptions(
@@ -189,12 +197,7 @@ def serve_preprocess(
         predictor_url=predictor_url,
         predictor_timeout=timeout,
     )
-    console.print(f"preprocessing for {predictor_url} on http://{host}:{port}")
-    try:
-        serve(options, host, port)
-    except ModelLoadError as error:
-        console.print(f"[red]model load failed: {error}[/red]")
-        raise typer.Exit(1) from None
+    _serve(options, host, port, f"preprocessing for {predictor_url}")
 
 
 def fetch_model(
