@@ -1,0 +1,313 @@
+"""The ModelService resource (`mlpatterns.io/v1alpha1`): one served model, its
+versions and its traffic policy, as a user writes it (YAML) and as the platform
+reads it (the CLI, the gateway, the operator). Field names are the YAML's.
+
+Checks that span fields (a route naming an unknown version, weights that do not
+add up, a shadow that would take all the traffic, ...) run when a ModelService is
+built, each with a message that says what is wrong and how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+API_VERSION: Literal["mlpatterns.io/v1alpha1"] = "mlpatterns.io/v1alpha1"
+KIND: Literal["ModelService"] = "ModelService"
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
+Pattern = Literal["web-single", "synchronous", "asynchronous", "batch", "preprocess-prediction"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ModelSource(Strict):
+    uri: str = Field(description="models:/name/version, models:/name@alias, s3://... or a folder.")
+
+
+class Parameters(Strict):
+    """Parameter-based serving: behaviour changed without retraining."""
+
+    active: bool = Field(
+        default=True, description="Kill switch: false sends this version's traffic to the fallback."
+    )
+    threshold: float | None = Field(
+        default=None, ge=0, le=1, description="Positive-class probability cut-off (binary models)."
+    )
+    timeout_seconds: float | None = Field(default=None, gt=0, alias="timeoutSeconds")
+    retries: int | None = Field(default=None, ge=0, le=5)
+
+
+class Version(Strict):
+    name: str = Field(
+        pattern=DNS_LABEL, description="Version name; the `version` label of its pods."
+    )
+    model: ModelSource | None = Field(
+        default=None, description="Model load: fetched at start, digest checked."
+    )
+    image: str | None = Field(
+        default=None, description="Model in image: the model is built into this image."
+    )
+    replicas: int = Field(default=1, ge=0)
+    parameters: Parameters = Field(default_factory=Parameters)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Version:
+        if (self.model is None) == (self.image is None):
+            raise ValueError(
+                f"version {self.name!r}: give exactly one of `model` (model load: "
+                "{uri: models:/...}) or `image` (model in image)"
+            )
+        return self
+
+
+class StringMatch(Strict):
+    exact: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> StringMatch:
+        given = [k for k in ("exact", "prefix", "regex") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"a match takes exactly one of exact, prefix or regex; got {given or 'none'}"
+            )
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as error:
+                raise ValueError(f"regex {self.regex!r} does not compile: {error}") from None
+        return self
+
+
+class TimeWindow(Strict):
+    """Active from `start` to `end`, local time in `timezone`; an `end` before `start`
+    wraps past midnight."""
+
+    start: time
+    end: time
+    timezone: str = "UTC"
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name such as Europe/Berlin"
+            ) from None
+        return value
+
+    def minutes(self) -> list[tuple[int, int]]:
+        """The window as half-open minute ranges of the week, [from, to)."""
+        start, end = self.start.hour * 60 + self.start.minute, self.end.hour * 60 + self.end.minute
+        ranges = []
+        for day in self.days:
+            base = DAYS.index(day) * 1440
+            if start < end:
+                ranges.append((base + start, base + end))
+            else:  # wraps midnight into the next day
+                ranges.append((base + start, base + 1440))
+                ranges.append(((base + 1440) % (7 * 1440), (base + 1440) % (7 * 1440) + end))
+        return ranges
+
+    def overlaps(self, other: TimeWindow) -> bool:
+        if self.timezone != other.timezone:
+            return True  # a different clock: assume they can overlap, so the user must decide
+        return any(a < d and c < b for a, b in self.minutes() for c, d in other.minutes())
+
+
+class Match(Strict):
+    headers: dict[str, StringMatch] = Field(default_factory=dict)
+    path: StringMatch | None = None
+    time: TimeWindow | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _lowercase(cls, value: dict[str, StringMatch]) -> dict[str, StringMatch]:
+        for name in value:
+            if not HEADER_NAME.match(name):
+                raise ValueError(
+                    f"header name {name!r} must be lowercase (HTTP/2 and Istio match lowercase "
+                    f"names): write {name.lower()!r}"
+                )
+        return value
+
+    def same_conditions(self, other: Match) -> bool:
+        return self.headers == other.headers and self.path == other.path
+
+
+class Destination(Strict):
+    version: str
+    weight: int = Field(default=100, ge=0, le=100)
+
+
+class Rule(Strict):
+    match: Match
+    route: list[Destination] = Field(min_length=1)
+
+
+class Sticky(Strict):
+    header: str = Field(
+        description="Requests with the same value of this header go to the same version."
+    )
+
+    @field_validator("header")
+    @classmethod
+    def _lowercase(cls, value: str) -> str:
+        if not HEADER_NAME.match(value):
+            raise ValueError(f"sticky header {value!r} must be lowercase: write {value.lower()!r}")
+        return value
+
+
+class Shadow(Strict):
+    version: str
+    percent: float = Field(default=100, gt=0, le=100)
+
+
+class Traffic(Strict):
+    rules: list[Rule] = Field(
+        default_factory=list, description="First match wins (condition-based serving)."
+    )
+    split: list[Destination] = Field(
+        default_factory=list, description="Default route, weighted (online A/B)."
+    )
+    sticky: Sticky | None = None
+    shadow: Shadow | None = Field(default=None, description="Shadow A/B: copied, never answered.")
+
+
+class Logging(Strict):
+    predictions: bool = True
+
+
+class Spec(Strict):
+    pattern: Pattern = "synchronous"
+    versions: list[Version] = Field(min_length=1)
+    traffic: Traffic = Field(default_factory=Traffic)
+    logging: Logging = Field(default_factory=Logging)
+    router: Literal["istio", "gateway"] | None = Field(
+        default=None,
+        description="Who routes: Istio, or the mlpatterns gateway (default: Istio if installed).",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        names = [v.name for v in self.versions]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"version names must be unique; repeated: {duplicated}")
+        known = set(names)
+
+        def check(where: str, version: str) -> None:
+            if version not in known:
+                raise ValueError(
+                    f"{where} names version {version!r}, "
+                    f"which is not in spec.versions {sorted(known)}"
+                )
+
+        traffic = self.traffic
+        for index, rule in enumerate(traffic.rules):
+            for destination in rule.route:
+                check(f"traffic.rules[{index}].route", destination.version)
+            _check_weights(f"traffic.rules[{index}].route", rule.route)
+        for destination in traffic.split:
+            check("traffic.split", destination.version)
+        if traffic.split:
+            _check_weights("traffic.split", traffic.split)
+        if traffic.shadow is not None:
+            check("traffic.shadow", traffic.shadow.version)
+            primaries = {d.version for d in self.default_route() if d.weight > 0}
+            if primaries == {traffic.shadow.version}:
+                raise ValueError(
+                    f"traffic.shadow copies requests to {traffic.shadow.version!r}, "
+                    "which is also the only "
+                    "version answering them; shadow a different version, or drop the shadow"
+                )
+        _check_time_windows(traffic.rules)
+        return self
+
+    def default_route(self) -> list[Destination]:
+        """Where requests that match no rule go: the split, or else the first version."""
+        return list(self.traffic.split) or [Destination(version=self.versions[0].name, weight=100)]
+
+
+def _check_weights(where: str, destinations: list[Destination]) -> None:
+    names = [d.version for d in destinations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where} lists a version twice: {names}")
+    total = sum(d.weight for d in destinations)
+    if total == 0:
+        raise ValueError(
+            f"{where}: all weights are 0, so no version would answer; give one a weight"
+        )
+    if len(destinations) > 1 and total != 100:
+        raise ValueError(f"{where}: weights add up to {total}; they must add up to 100")
+
+
+def _check_time_windows(rules: list[Rule]) -> None:
+    for i, first in enumerate(rules):
+        for j in range(i + 1, len(rules)):
+            second = rules[j]
+            if (
+                first.match.time is not None
+                and second.match.time is not None
+                and first.match.same_conditions(second.match)
+                and first.match.time.overlaps(second.match.time)
+            ):
+                raise ValueError(
+                    f"traffic.rules[{i}] and traffic.rules[{j}] match the same requests in "
+                    "overlapping time windows, so the later rule would never apply in the overlap; "
+                    "make the windows disjoint"
+                )
+
+
+class Metadata(Strict):
+    name: str = Field(pattern=DNS_LABEL)
+    namespace: str | None = Field(default=None, pattern=DNS_LABEL)
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    generation: int | None = None
+
+    model_config = ConfigDict(extra="ignore", frozen=True)  # the API server adds fields
+
+
+class Condition(Strict):
+    type: Literal["Ready", "Progressing", "Degraded"]
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str | None = Field(default=None, alias="lastTransitionTime")
+
+
+class VersionStatus(Strict):
+    name: str
+    replicas: int = 0
+    ready_replicas: int = Field(default=0, alias="readyReplicas")
+
+
+class Status(Strict):
+    conditions: list[Condition] = Field(default_factory=list)
+    versions: list[VersionStatus] = Field(default_factory=list)
+    weights: dict[str, int] = Field(
+        default_factory=dict, description="Weights in force, by version."
+    )
+    observed_generation: int | None = Field(default=None, alias="observedGeneration")
+
+
+class ModelService(Strict):
+    api_version: Literal["mlpatterns.io/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    kind: Literal["ModelService"] = KIND
+    metadata: Metadata
+    spec: Spec
+    status: Status | None = None
