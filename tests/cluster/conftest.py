@@ -7,6 +7,7 @@ when tests fail; its processes are tied to the test process, so none outlives it
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def tool_env(control_plane: ControlPlane) -> dict[str, str]:
 @pytest.fixture
 def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh namespace per test, deleted afterwards (without waiting for finalizers)."""
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    name = "t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
     control_plane.kubectl("create", "namespace", name)
     try:
         yield name

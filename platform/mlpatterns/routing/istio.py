@@ -1,0 +1,121 @@
+"""The Istio renderer: a route table as `networking.istio.io/v1` VirtualService and
+DestinationRule (one subset per version, selected by the pods' `version` label).
+
+What Istio cannot express (sticky weighted assignment, time windows, thresholds) is
+decided by the mlpatterns gateway, which names its choice in the
+`x-mlpatterns-route` header; the VirtualService then routes on that header first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpatterns.api.modelservice import StringMatch
+from mlpatterns.routing.table import Route, RouteTable, VersionPolicy, Weighted
+
+ROUTE_HEADER = "x-mlpatterns-route"
+API = "networking.istio.io/v1"
+
+
+def _string_match(match: StringMatch) -> dict[str, str]:
+    for kind in ("exact", "prefix", "regex"):
+        value = getattr(match, kind)
+        if value is not None:
+            return {kind: value}
+    raise AssertionError("a StringMatch always has one kind")  # validated on load
+
+
+def _policy(policy: VersionPolicy | None) -> dict[str, Any]:
+    if policy is None:
+        return {}
+    rendered: dict[str, Any] = {}
+    if policy.timeout_seconds is not None:
+        rendered["timeout"] = f"{policy.timeout_seconds:g}s"
+    if policy.retries is not None:
+        retries: dict[str, Any] = {
+            "attempts": policy.retries,
+            "retryOn": "5xx,reset,connect-failure",
+        }
+        if policy.timeout_seconds is not None:
+            retries["perTryTimeout"] = f"{policy.timeout_seconds / (policy.retries + 1):g}s"
+        rendered["retries"] = retries
+    return rendered
+
+
+def _http_route(
+    table: RouteTable, name: str, match: list[dict[str, Any]], route: Route
+) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"name": name}
+    if match:
+        rendered["match"] = match
+    rendered["route"] = [
+        {"destination": {"host": table.service, "subset": d.version}, "weight": d.weight}
+        for d in route.destinations
+    ]
+    if table.mirror is not None:
+        version, percent = table.mirror
+        rendered["mirror"] = {"host": table.service, "subset": version}
+        rendered["mirrorPercentage"] = {"value": percent}  # explicit: Istio's default is 100
+    if len(route.destinations) == 1:  # per-version timeout and retries apply to a single target
+        rendered.update(_policy(table.policies.get(route.destinations[0].version)))
+    return rendered
+
+
+def _rule_match(route: Route) -> list[dict[str, Any]]:
+    if route.is_default:
+        return []
+    condition: dict[str, Any] = {}
+    if route.headers:
+        condition["headers"] = {name: _string_match(m) for name, m in route.headers}
+    if route.path is not None:
+        condition["uri"] = _string_match(route.path)
+    return [condition]
+
+
+def virtual_service(table: RouteTable, namespace: str | None = None) -> dict[str, Any]:
+    http: list[dict[str, Any]] = []
+    if table.needs_gateway:
+        # the gateway chose: one route per version, keyed by its header
+        for version in table.versions:
+            single = Route(f"gateway-{version}", (), None, None, (Weighted(version, 100),))
+            match = [{"headers": {ROUTE_HEADER: {"exact": version}}}]
+            http.append(_http_route(table, f"gateway-{version}", match, single))
+        http.append(_http_route(table, "default", [], table.routes[-1]))
+    else:
+        for route in table.routes:
+            http.append(_http_route(table, route.name, _rule_match(route), route))
+    return {
+        "apiVersion": API,
+        "kind": "VirtualService",
+        "metadata": _metadata(table, namespace),
+        "spec": {"hosts": [table.service], "http": http},
+    }
+
+
+def destination_rule(table: RouteTable, namespace: str | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": API,
+        "kind": "DestinationRule",
+        "metadata": _metadata(table, namespace),
+        "spec": {
+            "host": table.service,
+            "subsets": [{"name": v, "labels": {"version": v}} for v in table.versions],
+        },
+    }
+
+
+def render(table: RouteTable, namespace: str | None = None) -> list[dict[str, Any]]:
+    return [destination_rule(table, namespace), virtual_service(table, namespace)]
+
+
+def _metadata(table: RouteTable, namespace: str | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {
+        "name": table.service,
+        "labels": {
+            "app.kubernetes.io/name": table.service,
+            "app.kubernetes.io/managed-by": "mlpatterns",
+        },
+    }
+    if namespace:
+        metadata["namespace"] = namespace
+    return metadata

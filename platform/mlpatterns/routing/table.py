@@ -1,0 +1,123 @@
+"""The route table: a ModelService's traffic policy compiled into one ordered list of
+routes, first match wins (as in Istio), default last. The Istio renderer and the
+mlpatterns gateway both execute this table, so what is tested locally is what
+Istio is told to do.
+
+Parameter-based serving is compiled in: a version switched off (`active: false`)
+leaves every route; its share goes to the route's other versions, and a route left
+with none falls back to the default route.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
+
+
+class RoutingError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Weighted:
+    version: str
+    weight: int
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str
+    headers: tuple[tuple[str, StringMatch], ...]
+    path: StringMatch | None
+    window: TimeWindow | None
+    destinations: tuple[Weighted, ...]
+
+    @property
+    def is_default(self) -> bool:
+        return not self.headers and self.path is None and self.window is None
+
+
+@dataclass(frozen=True)
+class VersionPolicy:
+    threshold: float | None
+    timeout_seconds: float | None
+    retries: int | None
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    service: str
+    routes: tuple[Route, ...]  # ordered; the last is the default
+    mirror: tuple[str, float] | None  # (version, percent)
+    sticky_header: str | None
+    policies: dict[str, VersionPolicy]
+    versions: tuple[str, ...]
+
+    @property
+    def needs_gateway(self) -> bool:
+        """What Istio cannot express: sticky weighted assignment, time windows, thresholds."""
+        weighted = any(len(r.destinations) > 1 for r in self.routes)
+        return (
+            (self.sticky_header is not None and weighted)
+            or any(r.window is not None for r in self.routes)
+            or any(p.threshold is not None for p in self.policies.values())
+        )
+
+
+def _renormalized(destinations: list[Destination], active: set[str]) -> tuple[Weighted, ...]:
+    """The active destinations with weights scaled to add up to 100 (largest remainder)."""
+    kept = [d for d in destinations if d.version in active and d.weight > 0]
+    total = sum(d.weight for d in kept)
+    if not kept or total == 0:
+        return ()
+    exact = [d.weight * 100 / total for d in kept]
+    floors = [int(x) for x in exact]
+    order = sorted(range(len(kept)), key=lambda i: (floors[i] - exact[i], i))
+    for i in order[: 100 - sum(floors)]:
+        floors[i] += 1
+    return tuple(Weighted(d.version, w) for d, w in zip(kept, floors, strict=True))
+
+
+def compile_table(service: ModelService) -> RouteTable:
+    spec = service.spec
+    active = {v.name for v in spec.versions if v.parameters.active}
+    default = _renormalized(spec.default_route(), active)
+    if not default:
+        # the default route's versions are all off: any active version takes the traffic
+        default = _renormalized(
+            [Destination(version=v, weight=100) for v in sorted(active)], active
+        )
+    if not default:
+        raise RoutingError(
+            f"{service.metadata.name}: every version is switched off (active: false)"
+        )
+    routes = []
+    for index, rule in enumerate(spec.traffic.rules):
+        destinations = _renormalized(rule.route, active) or default
+        routes.append(
+            Route(
+                name=f"rule-{index}",
+                headers=tuple(sorted(rule.match.headers.items())),
+                path=rule.match.path,
+                window=rule.match.time,
+                destinations=destinations,
+            )
+        )
+    routes.append(Route("default", (), None, None, default))
+    shadow = spec.traffic.shadow
+    mirror = (shadow.version, shadow.percent) if shadow and shadow.version in active else None
+    policies = {
+        v.name: VersionPolicy(
+            v.parameters.threshold, v.parameters.timeout_seconds, v.parameters.retries
+        )
+        for v in spec.versions
+    }
+    return RouteTable(
+        service=service.metadata.name,
+        routes=tuple(routes),
+        mirror=mirror,
+        sticky_header=spec.traffic.sticky.header if spec.traffic.sticky else None,
+        policies=policies,
+        versions=tuple(v.name for v in spec.versions),
+    )
