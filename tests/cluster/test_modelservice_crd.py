@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -37,3 +38,15 @@ def test_the_api_server_accepts_the_crd_and_enforces_its_schema(
     unknown["spec"]["replicas"] = 3  # belongs on a version, not the spec
     with pytest.raises(ControlPlaneError, match=r'unknown field "spec.replicas"'):
         control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(unknown))
+
+
+def test_a_pattern_applies_with_kustomize(control_plane: ControlPlane, namespace: str) -> None:
+    control_plane.kubectl("apply", "--server-side", "-f", "-", input=json.dumps(crd()))
+    control_plane.kubectl(
+        "wait", "--for=condition=Established", "crd/modelservices.mlpatterns.io", "--timeout=60s"
+    )
+    folder = Path(__file__).resolve().parents[2] / "manifests" / "patterns" / "online-ab"
+    control_plane.kubectl("apply", "-k", str(folder), "-n", namespace)
+    assert control_plane.kubectl("get", "ms", "-n", namespace, "-o", "name").split() == [
+        "modelservice.mlpatterns.io/iris"
+    ]

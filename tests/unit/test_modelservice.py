@@ -186,3 +186,16 @@ def test_the_crd_schema_is_structural_and_deterministic() -> None:
         "preprocess-prediction",
     ]
     assert spec["versions"]["items"]["properties"]["replicas"]["minimum"] == 0
+
+
+def test_every_pattern_manifest_loads() -> None:
+    from pathlib import Path
+
+    from mlpatterns.api.load import load_model_service
+
+    manifests = sorted(
+        Path(__file__).resolve().parents[2].glob("manifests/patterns/*/modelservice.yaml")
+    )
+    assert manifests
+    for manifest in manifests:
+        assert load_model_service(manifest).metadata.name == "iris"
