@@ -161,3 +161,25 @@ def test_kfp_log_parsing() -> None:
     assert parse_event("Task train cache hit (key=abc); skipping execution.").status == "CACHED"
     log = "x\n    InvalidDataError: too many rows\n    line 3: bad\n12:00:00.100 - ERROR - Task\n"
     assert failure_excerpt(log) == "InvalidDataError: too many rows\nline 3: bad"
+
+
+def test_parquet_datasets_become_canonical_csv(tmp_path: object) -> None:
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(str(tmp_path)) / "flowers.parquet"
+    table = pa.table({"a": [1.0, 2.5, None], "b": [3.0, 4.0, 5.0], "label": ["x", "y", "x"]})
+    pq.write_table(table, path)
+    schema = DatasetSchema(
+        features=[FeatureSchema(name="a", nullable=True), FeatureSchema(name="b")],
+        label="label",
+        classes=["x", "y"],
+    )
+    raw = datasets.load_file(path, schema)
+    assert raw.name == "flowers"
+    assert raw.csv_bytes.decode().splitlines() == ["a,b,label", "1.0,3.0,x", "2.5,4.0,y", ",5.0,x"]
+    valid = validation.validate(raw.csv_bytes, schema)
+    assert valid.features.shape == (3, 2)
+    assert np.isnan(valid.features[2, 0])  # a nullable missing value is kept, imputed in training
