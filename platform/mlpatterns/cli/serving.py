@@ -12,7 +12,6 @@ import typer
 from rich.console import Console
 
 from mlpatterns import __version__
-from mlpatterns.cli.planned import PlannedCommand, add_planned
 from mlpatterns.settings import load_settings
 
 if TYPE_CHECKING:
@@ -22,10 +21,6 @@ console = Console(stderr=True)
 serve_app = typer.Typer(
     help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
 )
-for _planned in (
-    PlannedCommand("gateway", "The traffic gateway (splits, shadow, conditions).", 6),
-):
-    add_planned(serve_app, _planned)
 
 
 def _fetch(reference: str) -> Path:
@@ -198,6 +193,65 @@ def serve_preprocess(
         predictor_timeout=timeout,
     )
     _serve(options, host, port, f"preprocessing for {predictor_url}")
+
+
+@serve_app.command("gateway")
+def serve_gateway(
+    file: Path = typer.Option(
+        ..., "-f", "--file", help="The ModelService (YAML); watched for changes."
+    ),
+    upstream: list[str] = typer.Option(
+        ..., help="version=URL of its model server; repeat per version."
+    ),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8080, help="Port to listen on."),
+    shadow_limit: int = typer.Option(
+        64, min=1, help="Shadow copies in flight at most; more are dropped."
+    ),
+) -> None:
+    """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
+    import uvicorn
+
+    from mlpatterns.api.load import ModelServiceError, load_model_service
+    from mlpatterns.routing.gateway import Gateway, create_gateway_app
+    from mlpatterns.routing.table import RoutingError, compile_table
+
+    upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
+    if len(upstreams) != len(upstream):
+        raise typer.BadParameter("write each as version=URL", param_hint="--upstream")
+    try:
+        gateway = Gateway(
+            compile_table(load_model_service(file)), upstreams, shadow_limit=shadow_limit
+        )
+        gateway.replace_table(gateway.table)  # checks every version has an upstream
+    except (ModelServiceError, RoutingError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+    seen = {"mtime": file.stat().st_mtime}
+
+    def reload() -> bool:
+        mtime = file.stat().st_mtime
+        if mtime == seen["mtime"]:
+            return False
+        seen["mtime"] = mtime
+        try:
+            gateway.replace_table(compile_table(load_model_service(file)))
+        except (ModelServiceError, RoutingError, ValueError) as error:
+            console.print(f"[red]kept the current routes; the new file is invalid: {error}[/red]")
+            return False
+        console.print(f"reloaded routes from {file}")
+        return True
+
+    console.print(f"gateway for {gateway.table.service} on http://{host}:{port}")
+    uvicorn.run(
+        create_gateway_app(gateway, reload),
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+    )
 
 
 def fetch_model(

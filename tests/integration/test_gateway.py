@@ -1,0 +1,206 @@
+"""The gateway in front of two real model servers: splits, stickiness, rules, shadow
+isolation, and routes reloaded live under load."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.test_model_server import Server, start_server
+from tests.support.processes import free_port, http_ok, wait_until
+
+pytestmark = pytest.mark.integration
+MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
+ROW = {"data": [[5.9, 3.0, 4.2, 1.5]]}
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    home = tmp_path_factory.mktemp("gateway-home")
+    code = (
+        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
+        "print(run_directly(TrainingRequest(dataset='iris', name='iris')));"
+        "print(run_directly(TrainingRequest("
+        "dataset='iris', name='iris', model_type='random_forest')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "MLPATTERNS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    svc_version, rf_version = out.stdout.split()[-2:]
+    servers = {
+        "svc": start_server(home, f"models:/iris/{svc_version}", "--no-log-predictions"),
+        "rf": start_server(home, f"models:/iris/{rf_version}", "--no-log-predictions"),
+    }
+    yield servers
+    for server in servers.values():
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGCONT)
+            server.stop()
+
+
+def write(path: Path, traffic: dict[str, object], rf_active: bool = True) -> None:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "mlpatterns.io/v1alpha1",
+                "kind": "ModelService",
+                "metadata": {"name": "iris"},
+                "spec": {
+                    "versions": [
+                        {"name": "svc", "model": {"uri": "models:/iris@candidate"}},
+                        {
+                            "name": "rf",
+                            "model": {"uri": "models:/iris@candidate"},
+                            "parameters": {"active": rf_active},
+                        },
+                    ],
+                    "traffic": traffic,
+                },
+            }
+        )
+    )
+
+
+@pytest.fixture
+def gateway(two_versions: dict[str, Server], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    spec = tmp_path / "iris.yaml"
+    write(spec, {"split": [{"version": "svc", "weight": 70}, {"version": "rf", "weight": 30}]})
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            MLPATTERNS,
+            "serve",
+            "gateway",
+            "-f",
+            str(spec),
+            "--port",
+            str(port),
+            "--upstream",
+            f"svc={two_versions['svc'].url}",
+            "--upstream",
+            f"rf={two_versions['rf'].url}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until("gateway", lambda: http_ok(f"{url}/-/health"), 60)
+    yield url, spec
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+
+
+def versions(url: str, count: int, headers: dict[str, str] | None = None) -> Counter[str]:
+    with httpx.Client(base_url=url) as client:
+        return Counter(
+            client.post("/predict", json=ROW, headers=headers or {}).headers["x-mlpatterns-version"]
+            for _ in range(count)
+        )
+
+
+def wait_for_routes(url: str, expected: dict[str, int]) -> None:
+    def applied() -> bool:
+        routes = httpx.get(f"{url}/-/routes").json()["routes"]
+        return bool(routes[-1]["destinations"] == expected)
+
+    wait_until("reloaded routes", applied, 15)
+
+
+def test_split_share_and_answers(gateway: tuple[str, Path]) -> None:
+    url, _ = gateway
+    seen = versions(url, 1000)
+    assert set(seen) == {"svc", "rf"}
+    assert abs(seen["rf"] / 1000 - 0.30) < 0.06  # binomial sd 1.45%: about 4 of them
+    answer = httpx.post(f"{url}/predict", json=ROW, headers={"x-request-id": "gw-1"})
+    assert answer.headers["x-request-id"] == "gw-1"
+    assert answer.headers["x-mlpatterns-model-version"].startswith("0.1.")
+
+
+def test_sticky_users_and_header_rules(gateway: tuple[str, Path]) -> None:
+    url, spec = gateway
+    write(
+        spec,
+        {
+            "rules": [
+                {"match": {"headers": {"x-region": {"exact": "eu"}}}, "route": [{"version": "rf"}]}
+            ],
+            "split": [{"version": "svc", "weight": 50}, {"version": "rf", "weight": 50}],
+            "sticky": {"header": "x-user-id"},
+        },
+    )
+    wait_for_routes(url, {"svc": 50, "rf": 50})
+    for user in range(30):
+        assert len(versions(url, 10, {"x-user-id": f"u{user}"})) == 1  # never changes version
+    assert versions(url, 20, {"x-region": "eu", "x-user-id": "u1"}) == Counter({"rf": 20})
+
+
+def test_kill_switch_and_live_reload_under_load_drop_nothing(gateway: tuple[str, Path]) -> None:
+    url, spec = gateway
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(base_url=url) as client:
+            while not stop.is_set():
+                answer = client.post("/predict", json=ROW)
+                if answer.status_code != 200:
+                    failures.append(answer.text)
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        write(spec, {"split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}]})
+        wait_for_routes(url, {"svc": 90, "rf": 10})
+        write(
+            spec,
+            {"split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}]},
+            rf_active=False,
+        )
+        wait_for_routes(url, {"svc": 100})
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert failures == []
+    assert versions(url, 200) == Counter({"svc": 200})  # switched off: no traffic at once
+
+
+def test_a_broken_shadow_never_reaches_the_client(
+    gateway: tuple[str, Path], two_versions: dict[str, Server]
+) -> None:
+    url, spec = gateway
+    write(
+        spec,
+        {"split": [{"version": "svc", "weight": 100}], "shadow": {"version": "rf", "percent": 100}},
+    )
+    wait_until(
+        "shadow configured",
+        lambda: httpx.get(f"{url}/-/routes").json()["shadow"] == ["rf", 100.0],
+        15,
+    )
+    two_versions["rf"].process.send_signal(signal.SIGSTOP)  # the shadow hangs
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            answers = [client.post("/predict", json=ROW) for _ in range(100)]
+    finally:
+        two_versions["rf"].process.send_signal(signal.SIGCONT)
+    assert {a.status_code for a in answers} == {200}
+    assert {a.headers["x-mlpatterns-version"] for a in answers} == {"svc"}
+    metrics = httpx.get(f"{url}/-/metrics").text
+    assert "mlpatterns_gateway_mirror_drops_total" in metrics
