@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import pytest
 
 from tests.support.controlplane import tools_bin
 from tests.support.servers import S3Server, minio_server, redis_server
+from tests.support.training import train
 
 
 @pytest.fixture(scope="session")
@@ -25,19 +23,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A registry with one iris model; returns MLPATTERNS_HOME and the version."""
     home = tmp_path_factory.mktemp("home")
-    code = (
-        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
-        "print(run_directly(TrainingRequest(dataset='iris', name='iris')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "MLPATTERNS_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    return home, out.stdout.strip().splitlines()[-1]
+    [version] = train(home, {"dataset": "iris", "name": "iris"})
+    return home, version
 
 
 @pytest.fixture(scope="session")

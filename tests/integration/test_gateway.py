@@ -3,7 +3,6 @@ isolation, and routes reloaded live under load."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import yaml
 
 from tests.integration.test_model_server import Server, start_server
 from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.training import train
 
 pytestmark = pytest.mark.integration
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
@@ -27,21 +27,11 @@ ROW = {"data": [[5.9, 3.0, 4.2, 1.5]]}
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
     home = tmp_path_factory.mktemp("gateway-home")
-    code = (
-        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
-        "print(run_directly(TrainingRequest(dataset='iris', name='iris')));"
-        "print(run_directly(TrainingRequest("
-        "dataset='iris', name='iris', model_type='random_forest')))"
+    svc_version, rf_version = train(
+        home,
+        {"dataset": "iris", "name": "iris"},
+        {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        env={**os.environ, "MLPATTERNS_HOME": str(home)},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=300,
-    )
-    svc_version, rf_version = out.stdout.split()[-2:]
     servers = {
         "svc": start_server(home, f"models:/iris/{svc_version}", "--no-log-predictions"),
         "rf": start_server(home, f"models:/iris/{rf_version}", "--no-log-predictions"),

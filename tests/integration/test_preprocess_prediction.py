@@ -16,6 +16,7 @@ from sklearn.datasets import load_digits
 from mlpatterns.training.export import predict_proba
 from tests.integration.test_model_server import start_server
 from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.training import train
 
 pytestmark = pytest.mark.integration
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
@@ -24,14 +25,7 @@ MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 @pytest.fixture(scope="module")
 def digits_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("digits")
-    code = (
-        "from mlpatterns.training.steps import TrainingRequest, run_directly;"
-        "print(run_directly(TrainingRequest(dataset='digits', name='digits')))"
-    )
-    env = {**os.environ, "MLPATTERNS_HOME": str(home)}
-    subprocess.run(
-        [sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=300
-    )
+    train(home, {"dataset": "digits", "name": "digits"})
     return home
 
 
