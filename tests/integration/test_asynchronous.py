@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from mlpatterns.serving.jobs import open_queue
-from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
@@ -28,6 +28,7 @@ def spawn(home: Path, *args: str) -> subprocess.Popen[bytes]:
         env={**os.environ, "MLPATTERNS_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.test_model_server import Server, start_server
-from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
 pytestmark = pytest.mark.integration
@@ -87,6 +87,7 @@ def gateway(two_versions: dict[str, Server], tmp_path: Path) -> Iterator[tuple[s
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     wait_until("gateway", lambda: http_ok(f"{url}/-/health"), 60)

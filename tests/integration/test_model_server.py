@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.training.export import predict_proba
-from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
@@ -44,6 +44,7 @@ def start_server(home: Path, model: str, *extra: str, env: dict[str, str] | None
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     try:

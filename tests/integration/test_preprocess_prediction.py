@@ -15,7 +15,7 @@ from sklearn.datasets import load_digits
 
 from mlpatterns.training.export import predict_proba
 from tests.integration.test_model_server import start_server
-from tests.support.processes import free_port, http_ok, wait_until
+from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
 pytestmark = pytest.mark.integration
@@ -51,6 +51,7 @@ def start_preprocess(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     wait_until("preprocess server", lambda: http_ok(f"{url}/v2/health/live"), 60)
