@@ -329,5 +329,6 @@ class Registry:
         from mlpatterns.registry.s3 import S3Store
 
         settings = load_settings()
-        configured = S3Store.from_settings(settings)  # endpoint and credentials
+        # only the endpoint and credentials: no request to, or bucket made in, the store
+        configured = S3Store.from_settings(settings, create_bucket=False)
         return S3Store(configured.client, ref.bucket, ref.prefix, create_bucket=False)

@@ -15,7 +15,9 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import FrameType
 
+import uvicorn
 from starlette.applications import Starlette
 
 from mlpatterns.registry.references import PathRef, parse_ref
@@ -139,8 +141,6 @@ def app_from_environment() -> Starlette:
 
 
 def serve(options: ServeOptions, host: str, port: int) -> None:
-    import uvicorn
-
     file_name = "preprocess.onnx" if options.predictor_url else options.file_name
     LoadedModel(Path(options.folder), file_name)  # fail here, before listening, if it cannot
     os.environ[CONFIG_ENV] = options.to_env()
@@ -165,20 +165,11 @@ def serve(options: ServeOptions, host: str, port: int) -> None:
     _GracefulServer(config).run()
 
 
-class _GracefulServer:
+class _GracefulServer(uvicorn.Server):
     """uvicorn's server, except that a SIGTERM or SIGINT that stopped it gracefully
     ends the process with exit 0 (uvicorn re-raises the signal after its shutdown,
     which a supervisor would read as a crash)."""
 
-    def __init__(self, config: object) -> None:
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig: int, frame: object) -> None:
-                super().handle_exit(sig, frame)  # type: ignore[arg-type]
-                self._captured_signals.clear()
-
-        self._server = Server(config)  # type: ignore[arg-type]
-
-    def run(self) -> None:
-        self._server.run()
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
