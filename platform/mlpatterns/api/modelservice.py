@@ -191,11 +191,29 @@ class Logging(Strict):
     predictions: bool = True
 
 
+CRON = r"^(\S+\s+){4}\S+$"
+
+
+class Batch(Strict):
+    """The batch pattern: predict stored rows on a schedule, only rows not yet done."""
+
+    schedule: str = Field(pattern=CRON, description="Cron schedule, five fields (UTC).")
+    input: str = Field(description="data.csv, data.parquet or data.db:<table>.")
+    output: str = Field(description="predictions.db (SQLite) or predictions.csv.")
+    id_column: str = Field(default="id", alias="idColumn")
+    volume_claim: str | None = Field(
+        default=None,
+        alias="volumeClaim",
+        description="In a cluster: the PersistentVolumeClaim holding input and output.",
+    )
+
+
 class Spec(Strict):
     pattern: Pattern = "synchronous"
     versions: list[Version] = Field(min_length=1)
     traffic: Traffic = Field(default_factory=Traffic)
     logging: Logging = Field(default_factory=Logging)
+    batch: Batch | None = Field(default=None, description="Required by the batch pattern.")
     router: Literal["istio", "gateway"] | None = Field(
         default=None,
         description="Who routes: Istio, or the mlpatterns gateway (default: Istio if installed).",
@@ -235,7 +253,23 @@ class Spec(Strict):
                     "version answering them; shadow a different version, or drop the shadow"
                 )
         _check_time_windows(traffic.rules)
+        self._check_pattern()
         return self
+
+    def _check_pattern(self) -> None:
+        if self.pattern == "batch" and self.batch is None:
+            raise ValueError(
+                "pattern batch needs spec.batch: {schedule: '0 * * * *', input: rows.csv, "
+                "output: predictions.db}"
+            )
+        if self.pattern != "batch" and self.batch is not None:
+            raise ValueError(f"spec.batch applies to pattern batch only, not {self.pattern}")
+        answering = [d for d in self.default_route() if d.weight > 0]
+        if self.pattern == "asynchronous" and len(answering) > 1 and self.traffic.sticky is None:
+            raise ValueError(
+                "pattern asynchronous with a split needs traffic.sticky: a job is polled at "
+                "the version that took it, so a client's polls must reach the same version"
+            )
 
     def default_route(self) -> list[Destination]:
         """Where requests that match no rule go: the split, or else the first version."""

@@ -25,9 +25,6 @@ app = typer.Typer(
 console = Console()
 
 PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("up", "Run a ModelService as local processes (the embedded mode).", 6),
-    PlannedCommand("traffic", "Show and switch a ModelService's traffic live.", 6),
-    PlannedCommand("report", "Shadow and A/B reports from the prediction logs.", 6),
     PlannedCommand("render", "Print the Kubernetes objects a ModelService becomes.", 7),
     PlannedCommand("operator", "Run the Kubernetes operator (kopf).", 7),
     PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", None),
@@ -50,11 +47,16 @@ def _add_training_commands() -> None:
 def _add_serving_commands() -> None:
     # serving needs the `serving` extra; without it these commands say so
     try:
-        from mlpatterns.cli import serving
+        from mlpatterns.cli import embedded, serving
     except ImportError as missing:
-        for name in ("serve", "batch", "fetch-model", "build-context"):
+        for name in ("serve", "batch", "fetch-model", "build-context", "up", "traffic", "report"):
             add_missing_extra(app, name, "serving", missing)
         return
+    from mlpatterns.cli.report import report_app
+
+    app.command("up")(embedded.up)
+    app.add_typer(report_app, name="report")
+    app.add_typer(embedded.traffic_app, name="traffic")
     app.add_typer(serving.serve_app, name="serve")
     app.add_typer(serving.batch_app, name="batch")
     app.command("fetch-model")(serving.fetch_model)

@@ -62,8 +62,11 @@ def info() -> None:
 
 def run(
     train: bool = typer.Option(True, help="Train and register two iris models (about a minute)."),
+    serve: bool = typer.Option(True, help="Run the shadow and A/B tour on the trained models."),
+    port: int = typer.Option(8080, help="The tour's gateway port."),
+    requests: int = typer.Option(500, min=50, help="Requests sent in the shadow phase."),
 ) -> None:
-    """Run the embedded quickstart: everything the platform can do on this machine today."""
+    """Run the embedded quickstart: train, serve, shadow, A/B test, report, on this machine."""
     settings = load_settings()
     home = settings.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
@@ -76,22 +79,45 @@ def run(
     if train and roles["training"]:
         _train_two_models()
         done.append(
-            "trained two iris models through the batch_training pipeline and registered them"
+            "trained two iris models through the batch_training pipeline and registered them "
+            "(iris@production, iris@candidate)"
         )
+    files: list[str] = []
+    if serve and roles["serving"] and roles["training"] and _has_both_aliases():
+        from mlpatterns.cli import tour
+
+        files = [str(p) for p in tour.run_tour(console, home, port, requests)]
+        done.append(
+            "served them as a ModelService with a shadow, then a 90/10 sticky A/B test with "
+            "feedback, and reported on both; everything is stopped again"
+        )
+    elif serve:
+        done.append("skipped the serving tour (it needs the two trained models: run with --train)")
+    console.print(f"Done: {'; '.join(done)}.")
     console.print(
-        f"Done: {'; '.join(done)}. Files: the registry is in {home / 'registry'}, "
-        f"kfp logs and outputs in {home / 'kfp'}. Serving and traffic steps join this "
-        "quickstart as they are built."
+        f"Files: the registry is in {home / 'registry'}, kfp outputs in {home / 'kfp'}, "
+        f"logs in {home / 'logs'}."
     )
+    for path in files:
+        console.print(f"  wrote {path}")
+
+
+def _has_both_aliases() -> bool:
+    from mlpatterns.registry.registry import Registry
+
+    aliases = Registry.from_settings(load_settings()).aliases("iris")
+    return {"production", "candidate"} <= set(aliases)
 
 
 def _train_two_models() -> None:
     from mlpatterns.cli import training
+    from mlpatterns.registry.registry import Registry
 
     steps = (
         ("logistic regression (the current model)", "logreg", "", "accuracy>=0.9"),
         ("random forest (the challenger)", "random_forest", "n_estimators=50", ""),
     )
+    versions = []
     for number, (title, model, params, gate) in enumerate(steps, start=1):
         console.rule(f"{number}. batch training: {title}")
         arguments = training.batch_training_arguments(
@@ -101,5 +127,9 @@ def _train_two_models() -> None:
             "batch_training", arguments, training.BATCH_TRAINING_TASKS, 1, True
         )
         training.report_registration(output, "iris")
+        versions.append(output)
+    if versions[0]:  # the first is what serves today; the training made the second the candidate
+        Registry.from_settings(load_settings()).move_alias("iris", "production", versions[0])
+        console.print(f"iris@production -> {versions[0]}")
     console.rule("3. the registry")
     registry_cli.models_ls(name="iris", as_json=False)

@@ -46,6 +46,11 @@ def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
         raise typer.Exit(1) from None
 
 
+VARIANT = typer.Option(
+    "", help="The ModelService version this server is; its prediction log gets its own file."
+)
+
+
 @serve_app.command("model")
 def serve_model(
     model: str = typer.Option(
@@ -68,6 +73,7 @@ def serve_model(
         False, help="Run inference on its own thread (for slow models with a core to spare)."
     ),
     file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
+    variant: str = VARIANT,
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
     from mlpatterns.serving.server import ServeOptions
@@ -77,6 +83,7 @@ def serve_model(
         folder=str(folder),
         workers=workers,
         service=service,
+        variant=variant,
         batching=batching,
         max_batch_rows=max_batch_rows,
         max_batch_wait=max_batch_wait,
@@ -179,6 +186,10 @@ def serve_preprocess(
     timeout: float = typer.Option(5.0, min=0.01, help="Seconds to wait for the prediction server."),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+    service: str = typer.Option(
+        "", help="Service name in metrics and logs (default: the model's)."
+    ),
+    variant: str = VARIANT,
 ) -> None:
     """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
     from mlpatterns.serving.server import ServeOptions
@@ -189,6 +200,8 @@ def serve_preprocess(
         batching=False,
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
+        service=service,
+        variant=variant,
         predictor_url=predictor_url,
         predictor_timeout=timeout,
     )
@@ -208,32 +221,45 @@ def serve_gateway(
     shadow_limit: int = typer.Option(
         64, min=1, help="Shadow copies in flight at most; more are dropped."
     ),
+    log_decisions: bool = typer.Option(
+        True, help="Log each routing decision and feedback (the A/B report's input)."
+    ),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import uvicorn
 
     from mlpatterns.api.load import ModelServiceError, load_model_service
-    from mlpatterns.routing.gateway import Gateway, create_gateway_app
+    from mlpatterns.routing.gateway import Gateway
+    from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
+    from mlpatterns.serving.predlog import FileSink, PredictionLog
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
     if len(upstreams) != len(upstream):
         raise typer.BadParameter("write each as version=URL", param_hint="--upstream")
     try:
-        gateway = Gateway(
-            compile_table(load_model_service(file)), upstreams, shadow_limit=shadow_limit
-        )
-        gateway.replace_table(gateway.table)  # checks every version has an upstream
+        table = compile_table(load_model_service(file))
+        gateway = Gateway(table, upstreams, shadow_limit=shadow_limit)
+        gateway.replace_table(table)  # checks every version has an upstream
     except (ModelServiceError, RoutingError, ValueError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    seen = {"mtime": file.stat().st_mtime}
+    feedback_log = None
+    if log_decisions:
+        logs = load_settings().home.resolve() / "logs"
+        gateway.decision_log = PredictionLog(FileSink(logs / "gateway" / f"{table.service}.jsonl"))
+        feedback_log = PredictionLog(FileSink(logs / "feedback" / f"{table.service}.jsonl"))
+    seen = {"text": file.read_bytes()}
 
     def reload() -> bool:
-        mtime = file.stat().st_mtime
-        if mtime == seen["mtime"]:
+        try:
+            text = file.read_bytes()
+        except OSError as error:
+            console.print(f"[red]kept the current routes; cannot read {file}: {error}[/red]")
             return False
-        seen["mtime"] = mtime
+        if text == seen["text"]:
+            return False
+        seen["text"] = text
         try:
             gateway.replace_table(compile_table(load_model_service(file)))
         except (ModelServiceError, RoutingError, ValueError) as error:
@@ -242,15 +268,16 @@ def serve_gateway(
         console.print(f"reloaded routes from {file}")
         return True
 
-    console.print(f"gateway for {gateway.table.service} on http://{host}:{port}")
+    console.print(f"gateway for {table.service} on http://{host}:{port}")
     uvicorn.run(
-        create_gateway_app(gateway, reload),
+        create_gateway_app(gateway, reload, feedback_log=feedback_log),
         host=host,
         port=port,
         loop="uvloop",
         http="httptools",
         access_log=False,
         log_level="warning",
+        timeout_graceful_shutdown=30,
     )
 
 

@@ -7,7 +7,8 @@ Every request is decided (`decide`), forwarded to its version with
 time (beyond that the copy is dropped and counted), with its Host marked `-shadow`
 as Envoy marks mirrored requests; its answer, errors and slowness never reach the
 client. The table can be swapped while requests are in flight: each request keeps
-the table it was decided with. The gateway's own endpoints live under `/-/`.
+the table it was decided with. Each decision is logged off the request path (for
+the A/B report), and a version's threshold is applied to binary models' answers.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import aiohttp
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.applications import Starlette
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
+from mlpatterns.routing import thresholds
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.table import RouteTable
@@ -43,6 +44,14 @@ HOP_BY_HOP = {
     "content-length",
 }
 MAX_BODY_BYTES = 4 << 20
+
+
+class RecordLog(Protocol):
+    """Where records go off the request path (the serving room's PredictionLog)."""
+
+    def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool: ...
+
+    def close(self, timeout: float = 30) -> None: ...
 
 
 @dataclass
@@ -76,6 +85,16 @@ class GatewayMetrics:
         )
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One request as the gateway sends it on (to the chosen version or the shadow)."""
+
+    method: str
+    target: str  # path and query
+    headers: dict[str, str]
+    body: bytes
+
+
 class Gateway:
     def __init__(
         self,
@@ -86,16 +105,22 @@ class Gateway:
         default_timeout: float = 30.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         draw: Callable[[], float] = random.random,
+        decision_log: RecordLog | None = None,
+        remembered: int = 100_000,
     ) -> None:
         self.table = table
         self.upstreams = dict(upstreams)
         self.metrics = GatewayMetrics()
+        self.decision_log = decision_log
         self._shadow_slots = asyncio.Semaphore(shadow_limit)
         self._default_timeout = default_timeout
         self._clock = clock
         self._draw = draw
         self._session: aiohttp.ClientSession | None = None
         self._shadows: set[asyncio.Task[None]] = set()
+        # request id -> version, for feedback that arrives later (bounded, oldest out)
+        self._recent: OrderedDict[str, str] = OrderedDict()
+        self._remembered = remembered
 
     def replace_table(self, table: RouteTable, upstreams: Mapping[str, str] | None = None) -> None:
         """Swap the routes; requests already decided finish with the table they had."""
@@ -105,6 +130,10 @@ class Gateway:
         if upstreams is not None:
             self.upstreams = dict(upstreams)
         self.table = table
+
+    def version_of(self, request_id: str) -> str | None:
+        """The version that answered a recent request, if this gateway remembers it."""
+        return self._recent.get(request_id)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -120,6 +149,8 @@ class Gateway:
             await asyncio.wait(self._shadows, timeout=5)
         if self._session is not None:
             await self._session.close()
+        if self.decision_log is not None:
+            self.decision_log.close()
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
@@ -129,14 +160,23 @@ class Gateway:
         if len(body) > MAX_BODY_BYTES:
             return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes", request_id, "")
         headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
-        decision = decide(
-            table, headers, request.url.path, self._clock(), self._draw(), self._draw()
-        )
+        path = request.url.path
+        decision = decide(table, headers, path, self._clock(), self._draw(), self._draw())
         headers.update({"x-request-id": request_id, ROUTE_HEADER: decision.version})
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        query = f"?{request.url.query}" if request.url.query else ""
+        outgoing = Outgoing(request.method, path + query, headers, body)
         if decision.shadow is not None:
-            self._send_shadow(table, decision, request.method, target, headers, body)
-        response = await self._forward(table, decision, request.method, target, headers, body)
+            self._send_shadow(table, decision.shadow, outgoing)
+        policy = table.policies.get(decision.version)
+        threshold = policy.threshold if policy else None
+        if threshold is not None and thresholds.applies(path):
+            upstream = Outgoing(
+                request.method, thresholds.upstream_path(path) + query, headers, body
+            )
+            response = await self._forward(table, decision, upstream)
+            response = _with_threshold(response, path, threshold)
+        else:
+            response = await self._forward(table, decision, outgoing)
         response.headers["x-request-id"] = request_id
         # the ModelService's version name; the model server's own version passes on
         if "x-mlpatterns-version" in response.headers:
@@ -144,34 +184,50 @@ class Gateway:
                 "x-mlpatterns-version"
             ]
         response.headers["x-mlpatterns-version"] = decision.version
+        elapsed = time.perf_counter() - started
+        self._remember(request_id, decision.version)
+        self._log(table, decision, request_id, response.status_code, elapsed)
         self.metrics.requests.labels(
             table.service, decision.route, decision.version, str(response.status_code)
         ).inc()
-        self.metrics.seconds.labels(table.service, decision.version).observe(
-            time.perf_counter() - started
-        )
+        self.metrics.seconds.labels(table.service, decision.version).observe(elapsed)
         return response
 
-    async def _forward(
-        self,
-        table: RouteTable,
-        decision: Decision,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        body: bytes,
-    ) -> Response:
+    def _remember(self, request_id: str, version: str) -> None:
+        self._recent[request_id] = version
+        if len(self._recent) > self._remembered:
+            self._recent.popitem(last=False)
+
+    def _log(
+        self, table: RouteTable, decision: Decision, request_id: str, status: int, elapsed: float
+    ) -> None:
+        if self.decision_log is None:
+            return
+        self.decision_log.submit(
+            {
+                "request_id": request_id,
+                "service": table.service,
+                "route": decision.route,
+                "version": decision.version,
+                "shadow": decision.shadow,
+                "status": status,
+                "latency_seconds": round(elapsed, 6),
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
+        )
+
+    async def _forward(self, table: RouteTable, decision: Decision, out: Outgoing) -> Response:
         policy = table.policies.get(decision.version)
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
-        url = self.upstreams[decision.version] + target
-        request_id = headers["x-request-id"]
+        url = self.upstreams[decision.version] + out.target
+        request_id = out.headers["x-request-id"]
         limit = aiohttp.ClientTimeout(total=timeout)
         for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
             last = attempt == attempts - 1
             try:
                 async with self.session.request(
-                    method, url, headers=headers, data=body, timeout=limit
+                    out.method, url, headers=out.headers, data=out.body, timeout=limit
                 ) as answer:
                     content = await answer.read()
                     status = answer.status
@@ -195,30 +251,20 @@ class Gateway:
             return Response(content, status, headers=passed)
         raise AssertionError("the loop always returns")
 
-    def _send_shadow(
-        self,
-        table: RouteTable,
-        decision: Decision,
-        method: str,
-        target: str,
-        headers: dict[str, str],
-        body: bytes,
-    ) -> None:
-        assert decision.shadow is not None
+    def _send_shadow(self, table: RouteTable, shadow: str, out: Outgoing) -> None:
         if self._shadow_slots.locked():
             self.metrics.mirror_drops.labels(table.service).inc()
             return
-        shadow = decision.shadow
-        copy = {**headers, ROUTE_HEADER: shadow, "host": f"{table.service}-shadow"}
+        copy = {**out.headers, ROUTE_HEADER: shadow, "host": f"{table.service}-shadow"}
 
         async def send() -> None:
             async with self._shadow_slots:
                 try:
                     async with self.session.request(
-                        method,
-                        self.upstreams[shadow] + target,
+                        out.method,
+                        self.upstreams[shadow] + out.target,
                         headers=copy,
-                        data=body,
+                        data=out.body,
                         timeout=aiohttp.ClientTimeout(total=self._default_timeout),
                     ) as answer:
                         await answer.read()
@@ -233,66 +279,25 @@ class Gateway:
         task.add_done_callback(self._shadows.discard)
 
 
+def _with_threshold(response: Response, path: str, threshold: float) -> Response:
+    if response.status_code != 200:
+        return response
+    try:
+        answer = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return response
+    if not isinstance(answer, dict) or "probabilities" not in answer:
+        return response
+    body, applied = thresholds.rewrite(path, answer, threshold)
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+    headers["x-mlpatterns-threshold"] = f"{threshold:g}" if applied else "not-binary"
+    return Response(orjson.dumps(body), 200, headers=headers)
+
+
 def _error(status: int, message: str, request_id: str, version: str) -> Response:
     headers = {"x-request-id": request_id}
     if version:
         headers["x-mlpatterns-version"] = version
     return Response(
         orjson.dumps({"error": message}), status, headers=headers, media_type="application/json"
-    )
-
-
-def create_gateway_app(
-    gateway: Gateway, reload: Callable[[], bool] | None = None, reload_every: float = 1.0
-) -> Starlette:
-    """The gateway's app; `reload()` is polled (e.g. a watched ModelService file)."""
-
-    async def routes(request: Request) -> Response:
-        table = gateway.table
-        body = {
-            "service": table.service,
-            "routes": [
-                {"name": r.name, "destinations": {d.version: d.weight for d in r.destinations}}
-                for r in table.routes
-            ],
-            "shadow": list(table.mirror) if table.mirror else None,
-            "sticky": table.sticky_header,
-        }
-        return Response(orjson.dumps(body), media_type="application/json")
-
-    async def health(request: Request) -> Response:
-        return Response(b'{"status": "ok"}', media_type="application/json")
-
-    async def metrics(request: Request) -> Response:
-        return Response(
-            generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
-        )
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watcher = None
-        if reload is not None:
-
-            async def watch() -> None:
-                while True:
-                    await asyncio.sleep(reload_every)
-                    reload()
-
-            watcher = asyncio.get_running_loop().create_task(watch())
-        try:
-            yield
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-            await gateway.close()
-
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(
-        routes=[
-            Route("/-/routes", routes, methods=["GET"]),
-            Route("/-/health", health, methods=["GET"]),
-            Route("/-/metrics", metrics, methods=["GET"]),
-            Route("/{path:path}", gateway.handle, methods=methods),
-        ],
-        lifespan=lifespan,
     )

@@ -11,6 +11,7 @@ with none falls back to the default route.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
 
@@ -53,6 +54,18 @@ class RouteTable:
     sticky_header: str | None
     policies: dict[str, VersionPolicy]
     versions: tuple[str, ...]
+
+    def describe(self) -> dict[str, Any]:
+        """The table as plain data: what `GET /-/routes` and `traffic show` print."""
+        return {
+            "service": self.service,
+            "routes": [
+                {"name": r.name, "destinations": {d.version: d.weight for d in r.destinations}}
+                for r in self.routes
+            ],
+            "shadow": list(self.mirror) if self.mirror else None,
+            "sticky": self.sticky_header,
+        }
 
     @property
     def needs_gateway(self) -> bool:

@@ -40,6 +40,7 @@ JSON = "application/json"
 @dataclass
 class ServerConfig:
     service: str = ""  # defaults to the model's name
+    variant: str = ""  # the ModelService version this server is, for the logs
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     batching: bool = True
     max_batch_rows: int = 256
@@ -135,7 +136,14 @@ def _check_model(state: ServerState, request: Request) -> None:
         )
 
 
-async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32]) -> Prediction:
+def is_shadow_copy(request: Request) -> bool:
+    """A gateway's or Envoy's mirrored request: its Host ends in `-shadow`."""
+    return request.headers.get("host", "").split(":", 1)[0].endswith("-shadow")
+
+
+async def _run(
+    state: ServerState, request: Request, request_id: str, rows: npt.NDArray[np.float32]
+) -> Prediction:
     started = time.perf_counter()
     result = await state.predict(rows, request_id)
     if not np.isfinite(result.probabilities).all():  # extreme inputs overflow the model's math
@@ -154,6 +162,8 @@ async def _run(state: ServerState, request_id: str, rows: npt.NDArray[np.float32
                 inputs=rows.tolist() if state.config.log_inputs else None,
                 outputs={"labels": result.labels, "probabilities": result.probabilities.tolist()},
                 latency=time.perf_counter() - started,
+                variant=state.config.variant,
+                shadow=is_shadow_copy(request),
             )
         )
     return result
@@ -163,7 +173,7 @@ async def predict(request: Request, state: ServerState, request_id: str) -> Resp
     rows = simple_request(
         await read_body(request, state.config.max_body_bytes), state.model.n_features
     )
-    result = await _run(state, request_id, rows)
+    result = await _run(state, request, request_id, rows)
     return json_response(
         state,
         request_id,
@@ -175,7 +185,7 @@ async def predict_label(request: Request, state: ServerState, request_id: str) -
     rows = simple_request(
         await read_body(request, state.config.max_body_bytes), state.model.n_features
     )
-    result = await _run(state, request_id, rows)
+    result = await _run(state, request, request_id, rows)
     return json_response(state, request_id, {"labels": result.labels})
 
 
@@ -184,7 +194,7 @@ async def infer(request: Request, state: ServerState, request_id: str) -> Respon
     rows, given_id = v2_request(
         await read_body(request, state.config.max_body_bytes), state.model.n_features
     )
-    result = await _run(state, request_id, rows)
+    result = await _run(state, request, request_id, rows)
     n, k = result.probabilities.shape
     return json_response(
         state,

@@ -74,12 +74,24 @@ class StoreSink:
 
 
 def record(
-    *, request_id: str, service: str, version: str, inputs: Any, outputs: Any, latency: float
+    *,
+    request_id: str,
+    service: str,
+    version: str,
+    inputs: Any,
+    outputs: Any,
+    latency: float,
+    variant: str = "",
+    shadow: bool = False,
 ) -> dict[str, Any]:
+    """`version` is the model's; `variant` the ModelService version that served it;
+    `shadow` marks a mirrored copy whose answer no client saw."""
     return {
         "request_id": request_id,
         "service": service,
         "version": version,
+        "variant": variant,
+        "shadow": shadow,
         "input": inputs,
         "output": outputs,
         "latency_seconds": round(latency, 6),

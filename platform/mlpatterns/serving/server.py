@@ -65,6 +65,7 @@ class ServeOptions:
     folder: str
     workers: int = 1
     service: str = ""
+    variant: str = ""  # the ModelService version this server is (the embedded mode sets it)
     batching: bool = True
     max_batch_rows: int = 256
     max_batch_wait: float = 0.0
@@ -88,17 +89,19 @@ def _threads(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _prediction_sink(settings: Settings, service: str, workers: int) -> Sink:
+def _prediction_sink(settings: Settings, service: str, variant: str, workers: int) -> Sink:
     if settings.uses_object_storage:
         from mlpatterns.registry.s3 import S3Store
 
         # no request to S3 at start: an unreachable store must not keep the model from
         # serving; failed writes are retried, then counted as dropped records
         store = S3Store.from_settings(settings, create_bucket=False)
-        return StoreSink(store, f"prediction-logs/{service}")
+        return StoreSink(store, "/".join(filter(None, ("prediction-logs", service, variant))))
     suffix = f".{os.getpid()}" if workers > 1 else ""  # one file per worker process
-    path = settings.home.resolve() / "logs" / "predictions" / f"{service}{suffix}.jsonl"
-    return FileSink(path)
+    folder = settings.home.resolve() / "logs" / "predictions"
+    if variant:  # one file per version of a ModelService, in the service's folder
+        return FileSink(folder / service / f"{variant}{suffix}.jsonl")
+    return FileSink(folder / f"{service}{suffix}.jsonl")
 
 
 def build_app(options: ServeOptions, settings: Settings | None = None) -> Starlette:
@@ -108,6 +111,7 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     model = LoadedModel(Path(options.folder), file_name, threads=_threads(options.workers))
     config = ServerConfig(
         service=options.service,
+        variant=options.variant,
         max_body_bytes=options.max_body_bytes,
         batching=options.batching,
         max_batch_rows=options.max_batch_rows,
@@ -119,7 +123,8 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     log = None
     if options.log_predictions:
         log = PredictionLog(
-            _prediction_sink(settings, service, options.workers), on_drop=metrics.dropped.inc
+            _prediction_sink(settings, service, options.variant, options.workers),
+            on_drop=metrics.dropped.inc,
         )
     remote = None
     if preprocessing:

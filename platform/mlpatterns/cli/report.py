@@ -1,0 +1,129 @@
+"""`mlpatterns report shadow|ab`: the QA patterns' reports from the embedded mode's
+logs under MLPATTERNS_HOME, as rich tables and optionally a self-contained HTML page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from mlpatterns.monitoring import html
+from mlpatterns.monitoring.logs import decision_records, feedback_records, prediction_records
+from mlpatterns.monitoring.reports import ABReport, ShadowReport, ab_report, shadow_report
+from mlpatterns.settings import load_settings
+
+console = Console()
+report_app = typer.Typer(help="Shadow and A/B reports from the prediction logs.")
+
+HTML = typer.Option(None, "--html", help="Also write a self-contained HTML page with plots.")
+
+
+def _home() -> Path:
+    return load_settings().home.resolve()
+
+
+def _write(path: Path | None, page: str) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page)
+        console.print(f"wrote {path}")
+
+
+def print_shadow(report: ShadowReport) -> None:
+    console.print(
+        f"[bold]Shadow report: {report.service}[/bold]  primary "
+        f"{', '.join(report.primary_versions) or '-'} · shadow "
+        f"{', '.join(report.shadow_versions) or '-'}"
+    )
+    console.print(
+        f"agreement [bold]{report.agreement:.1%}[/bold] over {report.rows} rows in "
+        f"{report.pairs} requests ({report.unmatched_shadow} shadow records without a primary)"
+    )
+    confusion = Table(title="primary (rows) vs shadow (columns)")
+    confusion.add_column("")
+    for label in report.classes:
+        confusion.add_column(label, justify="right")
+    for row in report.classes:
+        confusion.add_row(row, *(str(report.confusion.get((row, c), 0)) for c in report.classes))
+    console.print(confusion)
+    latency = Table(title="model latency (ms)")
+    for column in ("", "count", "p50", "p90", "p99"):
+        latency.add_column(column, justify="right")
+    for name, lat in (("primary", report.primary_latency), ("shadow", report.shadow_latency)):
+        latency.add_row(
+            name, str(lat.count), *(f"{x * 1e3:.3f}" for x in (lat.p50, lat.p90, lat.p99))
+        )
+    console.print(latency)
+    if report.mismatches:
+        examples = Table(title="disagreements (first few)")
+        for column in ("request id", "input", "primary", "shadow"):
+            examples.add_column(column)
+        for m in report.mismatches:
+            examples.add_row(m.request_id, str(m.inputs), m.primary, m.shadow)
+        console.print(examples)
+
+
+def print_ab(report: ABReport) -> None:
+    console.print(f"[bold]Online A/B report: {report.service}[/bold] (control {report.control})")
+    table = Table()
+    for column in ("variant", "requests", "outcomes", "successes", "rate", "95% interval", "p"):
+        table.add_column(column, justify="right")
+    p_values = {c.challenger: f"{c.p_value:.3g}" for c in report.comparisons}
+    for v in report.variants:
+        low, high = v.interval
+        table.add_row(
+            v.name,
+            str(v.requests),
+            str(v.outcomes),
+            str(v.successes),
+            f"{v.rate:.1%}",
+            f"{low:.1%} to {high:.1%}",
+            p_values.get(v.name, "control"),
+        )
+    console.print(table)
+    console.print(f"test: {report.test}")
+    console.print(f"recommendation: [bold]{report.recommendation}[/bold]")
+
+
+@report_app.command("shadow")
+def shadow(
+    name: str = typer.Argument(..., help="The ModelService's name."),
+    html_path: Path | None = HTML,
+) -> None:
+    """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
+    records = prediction_records(_home(), name)
+    if not records.items:
+        console.print(f"[red]no prediction records for {name} under {_home() / 'logs'}[/red]")
+        raise typer.Exit(1)
+    report = shadow_report(name, records.items)
+    print_shadow(report)
+    _write(html_path, html.shadow_page(report))
+
+
+@report_app.command("ab")
+def ab(
+    name: str = typer.Argument(..., help="The ModelService's name."),
+    control: str | None = typer.Option(None, help="The control variant (default: most traffic)."),
+    since: str | None = typer.Option(
+        None, help="Count only requests from this UTC time on, e.g. 2026-11-29T10:00."
+    ),
+    html_path: Path | None = HTML,
+) -> None:
+    """Per variant: requests, outcomes, rates with intervals, a test and a recommendation."""
+    home = _home()
+    decisions = decision_records(home, name)
+    if not decisions.items:
+        console.print(f"[red]no gateway decisions for {name} under {home / 'logs'}[/red]")
+        raise typer.Exit(1)
+    report = ab_report(
+        name,
+        decisions.items,
+        feedback_records(home, name).items,
+        prediction_records(home, name).items,
+        control,
+        since,
+    )
+    print_ab(report)
+    _write(html_path, html.ab_page(report))

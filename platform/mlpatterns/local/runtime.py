@@ -1,0 +1,135 @@
+"""The embedded mode's edges: pick ports, start the plan under a supervisor, record
+where everything listens in `MLPATTERNS_HOME/run/<service>.json` (which `traffic
+set|show` read), and stop it all cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlpatterns.api.load import load_model_service
+from mlpatterns.local.plan import Plan, plan
+from mlpatterns.local.supervisor import Supervisor
+
+
+class NotRunningError(LookupError):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli_command() -> tuple[str, ...]:
+    """How child processes run mlpatterns: the script beside this interpreter, if any."""
+    script = Path(sys.executable).with_name("mlpatterns")
+    if script.exists():
+        return (str(script),)
+    found = shutil.which("mlpatterns")
+    return (found,) if found else (sys.executable, "-m", "mlpatterns")
+
+
+def state_path(home: Path, service: str) -> Path:
+    return home / "run" / f"{service}.json"
+
+
+def read_state(home: Path, service: str) -> dict[str, Any]:
+    path = state_path(home, service)
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise NotRunningError(
+            f"no running ModelService {service!r} under {home} (no {path}); "
+            "start it with `mlpatterns up -f FILE`"
+        ) from None
+    try:
+        os.kill(int(state["pid"]), 0)
+    except (OSError, KeyError, ValueError):
+        raise NotRunningError(
+            f"ModelService {service!r} was started by process {state.get('pid')}, "
+            "which is gone; start it again with `mlpatterns up -f FILE`"
+        ) from None
+    return state
+
+
+@dataclass
+class Embedded:
+    plan: Plan
+    supervisor: Supervisor
+    file: Path
+    home: Path
+
+    @property
+    def gateway_url(self) -> str | None:
+        return self.plan.gateway_url
+
+    def write_state(self) -> None:
+        path = state_path(self.home, self.plan.service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "service": self.plan.service,
+            "file": str(self.file.resolve()),
+            "pid": os.getpid(),
+            "gateway_url": self.plan.gateway_url,
+            "upstreams": dict(self.plan.upstreams),
+            "processes": [
+                {
+                    "name": r.spec.name,
+                    "pid": r.process.pid if r.process else None,
+                    "log": str(r.log_path),
+                }
+                for r in self.supervisor.processes
+            ],
+        }
+        path.write_text(json.dumps(state, indent=2))
+
+    def supervise(self, stopping: threading.Event, every: float = 0.2) -> None:
+        while not stopping.wait(every):
+            self.supervisor.poll()
+            self.write_state()  # pids change when a process is restarted
+
+
+@contextmanager
+def embedded(
+    file: Path,
+    home: Path,
+    *,
+    port: int,
+    images: Mapping[str, Path] | None = None,
+    say: Callable[[str], None] = print,
+    timeout: float = 120.0,
+) -> Iterator[Embedded]:
+    """Run the ModelService in `file` as local processes for the `with` block."""
+    service = load_model_service(file)
+    home = home.resolve()
+    the_plan = plan(
+        service,
+        file=file.resolve(),
+        home=home,
+        gateway_port=port,
+        next_port=free_port,
+        cli=cli_command(),
+        images=images,
+    )
+    logs = home / "logs" / "processes" / the_plan.service
+    env = {"MLPATTERNS_HOME": str(home)}
+    supervisor = Supervisor(the_plan.processes, logs, env=env, say=say)
+    running = Embedded(the_plan, supervisor, file, home)
+    try:
+        supervisor.start(timeout)
+        running.write_state()
+        yield running
+    finally:
+        supervisor.stop()
+        state_path(home, the_plan.service).unlink(missing_ok=True)

@@ -1,0 +1,286 @@
+"""Shadow and online A/B reports, computed from log records. Pure functions: records
+in, a report out; printing and HTML are elsewhere.
+
+- Shadow: the primary's and the shadow's predictions joined by request id;
+  agreement, a primary-vs-shadow confusion table, both latency distributions,
+  and examples where they disagree.
+- A/B: per variant, requests (gateway decisions) and outcomes (feedback); success
+  rates with Wilson 95% intervals; each challenger against the control with a
+  two-sided two-proportion z-test; a plain recommendation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Z_95 = 1.959964
+ALPHA = 0.05
+MIN_OUTCOMES = 100  # per variant, before a recommendation other than "wait"
+
+
+# ---- shared --------------------------------------------------------------------
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    """The q-quantile by linear interpolation (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True)
+class Latency:
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    values: tuple[float, ...]
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Latency:
+        return cls(
+            len(values),
+            quantile(values, 0.5),
+            quantile(values, 0.9),
+            quantile(values, 0.99),
+            tuple(values),
+        )
+
+
+def _labels(item: dict[str, Any]) -> list[str]:
+    output = item.get("output") or {}
+    labels = output.get("labels") if isinstance(output, dict) else None
+    return [str(label) for label in labels] if isinstance(labels, list) else []
+
+
+def _rounded(row: Any) -> Any:
+    """Inputs as the client sent them, without float32's trailing digits."""
+    if isinstance(row, list):
+        return [float(f"{x:.6g}") if isinstance(x, float) else x for x in row]
+    return row
+
+
+# ---- shadow --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    request_id: str
+    inputs: Any
+    primary: str
+    shadow: str
+
+
+@dataclass(frozen=True)
+class ShadowReport:
+    service: str
+    primary_versions: tuple[str, ...]
+    shadow_versions: tuple[str, ...]
+    pairs: int  # requests answered by a primary and seen by the shadow
+    rows: int
+    agreeing_rows: int
+    unmatched_shadow: int  # shadow records whose primary record is missing
+    confusion: dict[tuple[str, str], int]  # (primary label, shadow label) -> rows
+    primary_latency: Latency
+    shadow_latency: Latency
+    mismatches: tuple[Mismatch, ...]
+
+    @property
+    def agreement(self) -> float:
+        return self.agreeing_rows / self.rows if self.rows else 0.0
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({label for pair in self.confusion for label in pair})
+
+
+def shadow_report(
+    service: str, records: Sequence[dict[str, Any]], max_examples: int = 10
+) -> ShadowReport:
+    primaries: dict[str, dict[str, Any]] = {}
+    shadows: dict[str, dict[str, Any]] = {}
+    for item in records:
+        (shadows if item.get("shadow") else primaries)[item["request_id"]] = item
+    confusion: Counter[tuple[str, str]] = Counter()
+    mismatches: list[Mismatch] = []
+    rows = agreeing = pairs = 0
+    primary_latency, shadow_latency = [], []
+    for request_id, copy in shadows.items():
+        answered = primaries.get(request_id)
+        if answered is None:
+            continue
+        pairs += 1
+        primary_latency.append(float(answered.get("latency_seconds", 0.0)))
+        shadow_latency.append(float(copy.get("latency_seconds", 0.0)))
+        inputs = answered.get("input") or []
+        for index, (mine, theirs) in enumerate(zip(_labels(answered), _labels(copy), strict=False)):
+            rows += 1
+            confusion[(mine, theirs)] += 1
+            if mine == theirs:
+                agreeing += 1
+            elif len(mismatches) < max_examples:
+                example = _rounded(inputs[index]) if index < len(inputs) else None
+                mismatches.append(Mismatch(request_id, example, mine, theirs))
+    return ShadowReport(
+        service=service,
+        primary_versions=tuple(sorted({str(r.get("variant", "")) for r in primaries.values()})),
+        shadow_versions=tuple(sorted({str(r.get("variant", "")) for r in shadows.values()})),
+        pairs=pairs,
+        rows=rows,
+        agreeing_rows=agreeing,
+        unmatched_shadow=len(shadows) - pairs,
+        confusion=dict(confusion),
+        primary_latency=Latency.of(primary_latency),
+        shadow_latency=Latency.of(shadow_latency),
+        mismatches=tuple(mismatches),
+    )
+
+
+# ---- online A/B ----------------------------------------------------------------
+
+
+def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def two_proportion_p_value(s1: int, n1: int, s2: int, n2: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test (1.0 when undefined)."""
+    if n1 == 0 or n2 == 0:
+        return 1.0
+    pooled = (s1 + s2) / (n1 + n2)
+    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
+    if variance == 0:
+        return 1.0
+    z = (s1 / n1 - s2 / n2) / math.sqrt(variance)
+    return math.erfc(abs(z) / math.sqrt(2))
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    requests: int
+    outcomes: int
+    successes: int
+
+    @property
+    def rate(self) -> float:
+        return self.successes / self.outcomes if self.outcomes else 0.0
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.successes, self.outcomes)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    challenger: str
+    difference: float  # challenger rate minus control rate
+    p_value: float
+
+
+@dataclass(frozen=True)
+class ABReport:
+    service: str
+    control: str
+    variants: tuple[Variant, ...]
+    comparisons: tuple[Comparison, ...]
+    recommendation: str
+    test: str = "two-sided two-proportion z-test, alpha 0.05; Wilson 95% intervals"
+    unmatched_feedback: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _success(outcome: Any, predicted: list[str]) -> bool | None:
+    if isinstance(outcome, bool):
+        return outcome
+    if isinstance(outcome, (int, float)):
+        return outcome > 0
+    if isinstance(outcome, str):  # the true label: right if the answer named it
+        return bool(predicted) and predicted[0] == outcome
+    return None
+
+
+def ab_report(
+    service: str,
+    decisions: Sequence[dict[str, Any]],
+    feedback: Sequence[dict[str, Any]],
+    predictions: Sequence[dict[str, Any]] = (),
+    control: str | None = None,
+    since: str | None = None,
+) -> ABReport:
+    """`since` (an ISO timestamp in UTC) leaves out decisions made before the test began."""
+    if since is not None:
+        decisions = [d for d in decisions if str(d.get("timestamp", "")) >= since]
+    answered = {d["request_id"]: str(d.get("version")) for d in decisions}
+    requests = Counter(answered.values())
+    labels = {p["request_id"]: _labels(p) for p in predictions if not p.get("shadow")}
+    outcomes: Counter[str] = Counter()
+    successes: Counter[str] = Counter()
+    unmatched = 0
+    for item in {f["request_id"]: f for f in feedback}.values():  # the last word counts
+        version = answered.get(item["request_id"])
+        if version is None and since is None:  # decided before a gateway restart
+            version = item.get("version")
+        verdict = _success(item.get("outcome"), labels.get(item["request_id"], []))
+        if not version or verdict is None:
+            unmatched += 1
+            continue
+        outcomes[version] += 1
+        successes[version] += int(verdict)
+    names = sorted(set(requests) | set(outcomes), key=lambda n: (-requests[n], n))
+    variants = tuple(Variant(n, requests[n], outcomes[n], successes[n]) for n in names)
+    chosen = control if control in names else (names[0] if names else "")
+    base = next((v for v in variants if v.name == chosen), None)
+    comparisons = tuple(
+        Comparison(
+            v.name,
+            v.rate - base.rate,
+            two_proportion_p_value(v.successes, v.outcomes, base.successes, base.outcomes),
+        )
+        for v in variants
+        if base is not None and v.name != chosen
+    )
+    return ABReport(
+        service,
+        chosen,
+        variants,
+        comparisons,
+        recommend(chosen, variants, comparisons),
+        unmatched_feedback=unmatched,
+    )
+
+
+def recommend(control: str, variants: Sequence[Variant], comparisons: Sequence[Comparison]) -> str:
+    if len(variants) < 2:
+        return "not enough data yet: only one variant has answered"
+    short = [v.name for v in variants if v.outcomes < MIN_OUTCOMES]
+    if short:
+        return (
+            f"not enough data yet: {', '.join(short)} "
+            f"{'has' if len(short) == 1 else 'have'} fewer than {MIN_OUTCOMES} outcomes"
+        )
+    better = [c for c in comparisons if c.p_value < ALPHA and c.difference > 0]
+    if better:
+        best = max(better, key=lambda c: c.difference)
+        return (
+            f"roll out {best.challenger}: {best.difference:+.1%} over {control} "
+            f"(p = {best.p_value:.3g})"
+        )
+    worse = [c.challenger for c in comparisons if c.p_value < ALPHA]
+    if worse:
+        return f"keep {control}: {', '.join(worse)} did significantly worse"
+    return f"keep {control}: no variant differs significantly (p >= {ALPHA}) so far"

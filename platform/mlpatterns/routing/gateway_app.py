@@ -1,0 +1,142 @@
+"""The gateway's HTTP application: every path is routed (`Gateway.handle`) except
+`POST /feedback`, which records an outcome for a request id (the A/B report's
+input), and the gateway's own endpoints under `/-/`:
+
+- `GET /-/routes`: the route table in force;
+- `POST /-/reload`: read the ModelService again now (what `traffic set` calls);
+- `GET /-/health`, `GET /-/metrics`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from prometheus_client import generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlpatterns.routing.gateway import Gateway, RecordLog
+
+MAX_FEEDBACK_BYTES = 16 << 10
+MAX_REQUEST_ID = 200
+
+
+class FeedbackError(ValueError):
+    pass
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status, media_type="application/json")
+
+
+def parse_feedback(raw: bytes) -> tuple[str, bool | float | str]:
+    """`{"request_id": "...", "outcome": true | 0.0 | "setosa"}` -> (id, outcome)."""
+    if len(raw) > MAX_FEEDBACK_BYTES:
+        raise FeedbackError(f"the body is over {MAX_FEEDBACK_BYTES} bytes")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise FeedbackError(f"the body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise FeedbackError('send an object: {"request_id": "...", "outcome": true}')
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+        raise FeedbackError(
+            "request_id must be the x-request-id of the answered request "
+            f"(a string of 1 to {MAX_REQUEST_ID} characters)"
+        )
+    outcome = body.get("outcome")
+    if isinstance(outcome, bool) or (isinstance(outcome, str) and 0 < len(outcome) <= 200):
+        return request_id, outcome
+    if isinstance(outcome, (int, float)):
+        return request_id, float(outcome)
+    raise FeedbackError(
+        "outcome must be true/false (converted or not), a number, or the true label as a string"
+    )
+
+
+def create_gateway_app(
+    gateway: Gateway,
+    reload: Callable[[], bool] | None = None,
+    *,
+    reload_every: float = 1.0,
+    feedback_log: RecordLog | None = None,
+) -> Starlette:
+    """The gateway's app; `reload()` re-reads the ModelService when it changed and is
+    polled every `reload_every` seconds, or called at once by `POST /-/reload`."""
+
+    async def routes(request: Request) -> Response:
+        return _json(gateway.table.describe())
+
+    async def reload_now(request: Request) -> Response:
+        if reload is None:
+            return _json({"error": "this gateway was started without a ModelService file"}, 409)
+        changed = reload()
+        return _json({"reloaded": changed, "service": gateway.table.service})
+
+    async def feedback(request: Request) -> Response:
+        if feedback_log is None:
+            return _json({"error": "this gateway records no feedback"}, 404)
+        try:
+            request_id, outcome = parse_feedback(await request.body())
+        except FeedbackError as error:
+            return _json({"error": str(error)}, 400)
+        version = gateway.version_of(request_id)
+        feedback_log.submit(
+            {
+                "request_id": request_id,
+                "service": gateway.table.service,
+                "version": version,
+                "outcome": outcome,
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
+        )
+        return _json({"recorded": True, "version": version}, 202)
+
+    async def health(request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(
+            generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = None
+        if reload is not None:
+
+            async def watch() -> None:
+                while True:
+                    await asyncio.sleep(reload_every)
+                    reload()
+
+            watcher = asyncio.get_running_loop().create_task(watch())
+        try:
+            yield
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            await gateway.close()
+            if feedback_log is not None:
+                feedback_log.close()
+
+    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+    return Starlette(
+        routes=[
+            Route("/-/routes", routes, methods=["GET"]),
+            Route("/-/reload", reload_now, methods=["POST"]),
+            Route("/-/health", health, methods=["GET"]),
+            Route("/-/metrics", metrics, methods=["GET"]),
+            Route("/feedback", feedback, methods=["POST"]),
+            Route("/{path:path}", gateway.handle, methods=methods),
+        ],
+        lifespan=lifespan,
+    )

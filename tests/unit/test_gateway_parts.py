@@ -1,0 +1,57 @@
+"""The gateway's pure parts: thresholds on binary answers and feedback bodies."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlpatterns.routing import thresholds
+from mlpatterns.routing.gateway_app import FeedbackError, parse_feedback
+
+pytestmark = pytest.mark.unit
+
+BINARY = {"probabilities": [[0.3, 0.7], [0.05, 0.95]], "classes": ["benign", "malignant"]}
+
+
+def test_threshold_moves_the_cut_off_of_binary_models() -> None:
+    assert thresholds.labels_at(BINARY, 0.5) == ["malignant", "malignant"]
+    assert thresholds.labels_at(BINARY, 0.9) == ["benign", "malignant"]
+    body, applied = thresholds.rewrite("/predict/label", BINARY, 0.9)
+    assert (body, applied) == ({"labels": ["benign", "malignant"]}, True)
+    body, applied = thresholds.rewrite("/predict", BINARY, 0.9)
+    assert body["labels"] == ["benign", "malignant"]
+    assert body["threshold"] == 0.9
+    assert thresholds.upstream_path("/predict/label") == "/predict"
+
+
+def test_threshold_leaves_multiclass_answers_to_argmax() -> None:
+    three = {"probabilities": [[0.2, 0.5, 0.3]], "classes": ["a", "b", "c"]}
+    assert thresholds.labels_at(three, 0.9) is None
+    assert thresholds.rewrite("/predict/label", three, 0.9) == ({"labels": ["b"]}, False)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"request_id": "r1", "outcome": true}', ("r1", True)),
+        (b'{"request_id": "r1", "outcome": 1}', ("r1", 1.0)),
+        (b'{"request_id": "r1", "outcome": "setosa"}', ("r1", "setosa")),
+    ],
+)
+def test_feedback_bodies(body: bytes, expected: tuple[str, object]) -> None:
+    assert parse_feedback(body) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"{", "not JSON"),
+        (b"[1]", "send an object"),
+        (b'{"outcome": true}', "request_id must be"),
+        (b'{"request_id": "r", "outcome": null}', "outcome must be"),
+        (b'{"request_id": "r", "outcome": [1]}', "outcome must be"),
+        (b"x" * 20000, "over"),
+    ],
+)
+def test_bad_feedback_says_what_is_wrong(body: bytes, message: str) -> None:
+    with pytest.raises(FeedbackError, match=message):
+        parse_feedback(body)
