@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from mlpatterns.registry.registry import Registry
+from mlpatterns.settings import load_settings
 from tests.support.controlplane import tools_bin
 from tests.support.servers import S3Server, minio_server, redis_server
 from tests.support.training import train
@@ -32,3 +34,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real redis-server, from Debian's package (hack/system-deps installs it)."""
     with redis_server(tmp_path_factory.mktemp("redis")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def aliased_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with iris@production (logreg) and iris@candidate (random forest)."""
+    folder = tmp_path_factory.mktemp("embedded-home")
+    current, challenger = train(
+        folder,
+        {"dataset": "iris", "name": "iris"},
+        {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
+    )
+    registry = Registry.from_settings(load_settings(home=folder))
+    registry.move_alias("iris", "production", current)
+    registry.move_alias("iris", "candidate", challenger)
+    return folder

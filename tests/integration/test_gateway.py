@@ -3,6 +3,7 @@ isolation, and routes reloaded live under load."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -66,31 +67,32 @@ def write(path: Path, traffic: dict[str, object], rf_active: bool = True) -> Non
     )
 
 
-@pytest.fixture
-def gateway(two_versions: dict[str, Server], tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    spec = tmp_path / "iris.yaml"
-    write(spec, {"split": [{"version": "svc", "weight": 70}, {"version": "rf", "weight": 30}]})
+def start_gateway(
+    spec: Path, upstreams: dict[str, str], home: Path
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """`mlpatterns serve gateway` for `spec`, its logs under `home`."""
     port = free_port()
+    command = [MLPATTERNS, "serve", "gateway", "-f", str(spec), "--port", str(port)]
+    for version, url in upstreams.items():
+        command += ["--upstream", f"{version}={url}"]
     process = subprocess.Popen(
-        [
-            MLPATTERNS,
-            "serve",
-            "gateway",
-            "-f",
-            str(spec),
-            "--port",
-            str(port),
-            "--upstream",
-            f"svc={two_versions['svc'].url}",
-            "--upstream",
-            f"rf={two_versions['rf'].url}",
-        ],
+        command,
+        env={**os.environ, "MLPATTERNS_HOME": str(home)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
     wait_until("gateway", lambda: http_ok(f"{url}/-/health"), 60)
+    return url, process
+
+
+@pytest.fixture
+def gateway(two_versions: dict[str, Server], tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    spec = tmp_path / "iris.yaml"
+    write(spec, {"split": [{"version": "svc", "weight": 70}, {"version": "rf", "weight": 30}]})
+    upstreams = {name: server.url for name, server in two_versions.items()}
+    url, process = start_gateway(spec, upstreams, tmp_path)
     yield url, spec
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)

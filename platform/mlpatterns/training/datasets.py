@@ -70,7 +70,9 @@ def load_builtin(name: str) -> RawDataset:
         [repr(float(v)) for v in row] + [classes[int(target)]]
         for row, target in zip(bunch.data, bunch.target, strict=True)
     ]
-    return RawDataset(name, write_csv([*features, "label"], rows), schema, f"sklearn:{name}")
+    # registry names are DNS labels: breast_cancer is registered as breast-cancer
+    registered = name.replace("_", "-")
+    return RawDataset(registered, write_csv([*features, "label"], rows), schema, f"sklearn:{name}")
 
 
 def load_schema(path: Path) -> DatasetSchema:
