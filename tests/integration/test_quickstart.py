@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import free_port
+
 pytestmark = pytest.mark.integration
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 
 
-def test_quickstart_trains_and_registers_two_models(tmp_path: Path) -> None:
+def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
     env = {**os.environ, "MLPATTERNS_HOME": str(tmp_path), "COLUMNS": "200"}
     result = subprocess.run(
-        [MLPATTERNS, "quickstart"],
+        [MLPATTERNS, "quickstart", "--port", str(free_port()), "--requests", "200"],
         env=env,
         capture_output=True,
         text=True,
@@ -25,7 +27,19 @@ def test_quickstart_trains_and_registers_two_models(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Done: created the state folder" in result.stdout
+    out = result.stdout
+    assert "Done: created the state folder" in out
+    assert "Shadow report: iris-quickstart" in out
+    assert "agreement" in out
+    assert "users who saw more than one version: 0" in out
+    assert "Online A/B report: iris-quickstart" in out
+    assert "recommendation:" in out
+    folder = tmp_path / "quickstart"
+    for name in ("iris-modelservice.yaml", "shadow-report.html", "ab-report.html"):
+        assert (folder / name).is_file()
+        assert str(folder / name) in out
+    assert "<svg" in (folder / "ab-report.html").read_text()
+    assert not (tmp_path / "run" / "iris-quickstart.json").exists()  # everything stopped
     listed = subprocess.run(
         [MLPATTERNS, "models", "ls", "iris", "--json"],
         env=env,
