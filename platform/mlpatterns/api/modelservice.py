@@ -46,6 +46,35 @@ class Parameters(Strict):
     retries: int | None = Field(default=None, ge=0, le=5)
 
 
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|M|Mi|G|Gi|T|Ti)?$"
+
+
+class Resources(Strict):
+    """A container's requests and limits (Kubernetes quantities)."""
+
+    cpu: str = Field(default="100m", pattern=QUANTITY)
+    memory: str = Field(default="256Mi", pattern=QUANTITY)
+    cpu_limit: str = Field(default="1", pattern=QUANTITY, alias="cpuLimit")
+    memory_limit: str = Field(default="512Mi", pattern=QUANTITY, alias="memoryLimit")
+
+
+class Autoscaling(Strict):
+    """A HorizontalPodAutoscaler (autoscaling/v2) on CPU for this version."""
+
+    min_replicas: int = Field(default=1, ge=1, alias="minReplicas")
+    max_replicas: int = Field(ge=1, alias="maxReplicas")
+    cpu_utilization: int = Field(default=70, ge=1, le=100, alias="cpuUtilization")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError(
+                f"autoscaling.maxReplicas ({self.max_replicas}) is below minReplicas "
+                f"({self.min_replicas})"
+            )
+        return self
+
+
 class Version(Strict):
     name: str = Field(
         pattern=DNS_LABEL, description="Version name; the `version` label of its pods."
@@ -58,6 +87,11 @@ class Version(Strict):
     )
     replicas: int = Field(default=1, ge=0)
     parameters: Parameters = Field(default_factory=Parameters)
+    resources: Resources = Field(default_factory=Resources)
+    autoscaling: Autoscaling | None = None
+    min_available: int | None = Field(
+        default=None, ge=1, alias="minAvailable", description="A PodDisruptionBudget's floor."
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Version:
@@ -208,12 +242,27 @@ class Batch(Strict):
     )
 
 
+class Storage(Strict):
+    """Where model load fetches from in a cluster: the Secret holding MLPATTERNS_S3_*."""
+
+    secret_name: str = Field(pattern=DNS_LABEL, alias="secretName")
+
+
+class Queue(Strict):
+    """The asynchronous pattern's Redis: a URL, or the Secret holding MLPATTERNS_REDIS_URL."""
+
+    redis_url: str | None = Field(default=None, alias="redisUrl", pattern=r"^rediss?://")
+    secret_name: str | None = Field(default=None, alias="secretName", pattern=DNS_LABEL)
+
+
 class Spec(Strict):
     pattern: Pattern = "synchronous"
     versions: list[Version] = Field(min_length=1)
     traffic: Traffic = Field(default_factory=Traffic)
     logging: Logging = Field(default_factory=Logging)
     batch: Batch | None = Field(default=None, description="Required by the batch pattern.")
+    storage: Storage | None = None
+    queue: Queue | None = None
     router: Literal["istio", "gateway"] | None = Field(
         default=None,
         description="Who routes: Istio, or the mlpatterns gateway (default: Istio if installed).",
@@ -336,6 +385,10 @@ class Status(Strict):
     weights: dict[str, int] = Field(
         default_factory=dict, description="Weights in force, by version."
     )
+    split: str | None = Field(default=None, description="The weights in force, as a=90,b=10.")
+    shadow: str | None = Field(default=None, description="The shadow in force, as b:100%.")
+    ready: str | None = Field(default=None, description="Ready replicas over desired, as 3/3.")
+    router: str | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 

@@ -75,8 +75,22 @@ def openapi_v3_schema() -> dict[str, Any]:
     }
 
 
+def _column(name: str, path: str, kind: str = "string", **extra: Any) -> dict[str, Any]:
+    return {"name": name, "type": kind, "jsonPath": path, **extra}
+
+
+PRINTER_COLUMNS = [
+    _column("Pattern", ".spec.pattern"),
+    _column("Versions", ".spec.versions[*].name"),
+    _column("Split", ".status.split"),
+    _column("Shadow", ".status.shadow"),
+    _column("Ready", ".status.ready"),
+    _column("Age", ".metadata.creationTimestamp", "date"),
+]
+
+
 def crd() -> dict[str, Any]:
-    """The ModelService CustomResourceDefinition (printer columns come with issue #7)."""
+    """The ModelService CustomResourceDefinition."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -97,6 +111,7 @@ def crd() -> dict[str, Any]:
                     "served": True,
                     "storage": True,
                     "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
                     "schema": {"openAPIV3Schema": openapi_v3_schema()},
                 }
             ],

@@ -7,11 +7,14 @@ A command whose room is not built yet is registered as *planned*: it shows in
 
 from __future__ import annotations
 
+import importlib.util
+
 import typer
 from rich.console import Console
 
 from mlpatterns import __version__
 from mlpatterns.cli import quickstart
+from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
 from mlpatterns.cli.registry import datasets_app, models_app
 
@@ -25,8 +28,6 @@ app = typer.Typer(
 console = Console()
 
 PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("render", "Print the Kubernetes objects a ModelService becomes.", 7),
-    PlannedCommand("operator", "Run the Kubernetes operator (kopf).", 7),
     PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", None),
 )
 
@@ -42,6 +43,17 @@ def _add_training_commands() -> None:
     app.command("train")(training.train)
     app.command("search")(training.search)
     app.add_typer(pipeline.pipeline_app, name="pipeline")
+
+
+def _add_operator_commands() -> None:
+    # the operator needs the `operator` extra; without it the command says so
+    missing = [m for m in ("kopf", "kubernetes") if importlib.util.find_spec(m) is None]
+    if missing:  # found, not imported: kopf's import is slow and --help must not be
+        add_missing_extra(app, "operator", "operator", ImportError(f"no module {missing[0]}"))
+        return
+    from mlpatterns.cli.operator import operator_app
+
+    app.add_typer(operator_app, name="operator")
 
 
 def _add_serving_commands() -> None:
@@ -86,8 +98,10 @@ app.command("quickstart")(quickstart.run)
 app.command("info")(quickstart.info)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
+app.command("render")(render_cli.render)
 _add_training_commands()
 _add_serving_commands()
+_add_operator_commands()
 for planned in PLANNED:
     add_planned(app, planned)
 

@@ -310,10 +310,10 @@ LABEL org.opencontainers.image.title="{name}" \\
       io.mlpatterns.model.name="{name}" \\
       io.mlpatterns.model.version="{version}" \\
       io.mlpatterns.model.sha256="{sha256}"
-COPY --chown=10001:10001 model/ /models/{name}/
+COPY --chown=10001:10001 model/ /model/
 USER 10001
 EXPOSE 8080
-ENTRYPOINT ["mlpatterns", "serve", "model", "--model", "/models/{name}", \
+ENTRYPOINT ["mlpatterns", "serve", "model", "--model", "/model", \
             "--host", "0.0.0.0", "--port", "8080"]
 """
 

@@ -177,12 +177,22 @@ class SqliteQueue:
 def open_queue(
     url: str, *, visibility_timeout: float = 30, max_attempts: int = 3, ttl: float = 3600
 ) -> JobQueue:
-    """`redis://host:port/db` (several machines) or `sqlite:///path/queue.db` (one machine)."""
+    """`redis://host:port/db` (several machines) or `sqlite:///path/queue.db` (one machine).
+    A Redis URL may end in `?namespace=NAME` to keep one queue apart from others in the
+    same database (one per ModelService version)."""
     if url.startswith(("redis://", "rediss://", "unix://")):
         from mlpatterns.serving.jobs_redis import RedisQueue  # only Redis users need redis
 
+        base, _, query = url.partition("?")
+        options = dict(part.partition("=")[::2] for part in query.split("&") if part)
+        namespace = options.pop("namespace", "mlpatterns")
+        rest = "&".join(f"{k}={v}" for k, v in options.items())
         return RedisQueue(
-            url, visibility_timeout=visibility_timeout, max_attempts=max_attempts, ttl=ttl
+            f"{base}?{rest}" if rest else base,
+            namespace=namespace,
+            visibility_timeout=visibility_timeout,
+            max_attempts=max_attempts,
+            ttl=ttl,
         )
     if url.startswith("sqlite:///"):
         return SqliteQueue(

@@ -1,0 +1,51 @@
+"""`mlpatterns operator run`: the Kubernetes operator (kopf), in a pod or locally
+against the current kubeconfig."""
+
+from __future__ import annotations
+
+import typer
+
+operator_app = typer.Typer(help="Run the Kubernetes operator (kopf).", no_args_is_help=True)
+
+
+@operator_app.command("run")
+def run(
+    namespace: list[str] = typer.Option(
+        [], "-n", "--namespace", help="Watch this namespace (repeatable)."
+    ),
+    all_namespaces: bool = typer.Option(
+        False, "-A", "--all-namespaces", help="Watch every namespace (needs the ClusterRole)."
+    ),
+    router: str = typer.Option(
+        "auto", help="auto (Istio when its CRDs exist, else the gateway), istio or gateway."
+    ),
+    image: str | None = typer.Option(None, help="The serving image the pods run."),
+    image_pull_policy: str = typer.Option("IfNotPresent", help="The pods' imagePullPolicy."),
+    storage_secret: str | None = typer.Option(
+        None, help="Secret with MLPATTERNS_S3_* for model load, unless a spec names one."
+    ),
+    redis_url: str | None = typer.Option(None, help="The asynchronous pattern's default Redis."),
+    liveness: str | None = typer.Option(
+        None, help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."
+    ),
+) -> None:
+    """Reconcile ModelServices into Deployments, Services, routes and monitors."""
+    import kopf
+
+    from mlpatterns.operator import handlers
+
+    if bool(namespace) == all_namespaces:
+        raise typer.BadParameter("give --namespace NS (repeatable) or --all-namespaces")
+    if router not in ("auto", "istio", "gateway"):
+        raise typer.BadParameter("auto, istio or gateway", param_hint="--router")
+    handlers.CONFIG.router = router  # type: ignore[assignment]
+    handlers.CONFIG.image = image or handlers.CONFIG.image
+    handlers.CONFIG.image_pull_policy = image_pull_policy
+    handlers.CONFIG.storage_secret = storage_secret
+    handlers.CONFIG.redis_url = redis_url or handlers.CONFIG.redis_url
+    kopf.run(
+        standalone=True,
+        clusterwide=all_namespaces,
+        namespaces=namespace,
+        liveness_endpoint=liveness,
+    )

@@ -1,0 +1,210 @@
+"""The kopf handlers: thin. Each reads what changed, calls `sync` (render, compare,
+apply, status) and lets kopf retry on transient failures. An invalid spec is a
+Degraded condition and a Warning event, never a crash loop: it is not retried
+until the spec changes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import kopf
+
+from mlpatterns.api.load import ModelServiceError, parse_model_service
+from mlpatterns.api.modelservice import ModelService
+from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
+from mlpatterns.operator.reconcile import (
+    plan_changes,
+    status_changed,
+    status_of,
+    with_transition_times,
+)
+from mlpatterns.render import RenderOptions, render
+from mlpatterns.render.common import SERVICE_LABEL
+from mlpatterns.routing.table import RouteTable, RoutingError, compile_table
+
+ANNOTATIONS = "operator.mlpatterns.io"
+
+
+@dataclass
+class OperatorConfig:
+    router: Literal["auto", "istio", "gateway"] = "auto"
+    image: str = RenderOptions().image
+    image_pull_policy: str = "IfNotPresent"
+    storage_secret: str | None = None
+    redis_url: str = RenderOptions().redis_url
+
+
+CONFIG = OperatorConfig()
+_state: dict[str, Kube] = {}
+
+
+def kube() -> Kube:
+    if "kube" not in _state:
+        _state["kube"] = Kube()
+    return _state["kube"]
+
+
+class InvalidSpecError(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def parse(body: Mapping[str, Any]) -> ModelService:
+    data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+    meta = dict(data.get("metadata") or {})
+    data["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    try:
+        service = parse_model_service(data, f"ModelService {meta.get('name')}")
+        compile_table(service)
+    except (ModelServiceError, RoutingError) as error:
+        raise InvalidSpecError("InvalidSpec", str(error)) from None
+    return service
+
+
+def resolve_router(cluster: Kube, service: ModelService) -> str:
+    wanted = service.spec.router or CONFIG.router
+    has_istio = cluster.serves("networking.istio.io/v1", "VirtualService")
+    if wanted == "auto":
+        return "istio" if has_istio else "gateway"
+    if wanted == "istio" and not has_istio:
+        raise InvalidSpecError(
+            "IstioMissing",
+            "spec.router is istio, but this cluster serves no networking.istio.io/v1 "
+            "VirtualService; install Istio or set spec.router: gateway",
+        )
+    return wanted
+
+
+def sync(body: Mapping[str, Any]) -> int:
+    """Make the cluster match one ModelService; the number of objects written or deleted."""
+    cluster = kube()
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    try:
+        service = parse(body)
+        router = resolve_router(cluster, service)
+    except InvalidSpecError as error:
+        refresh_status(body, None, None, router="-", problem=(error.reason, error.message))
+        kopf.warn(_event_target(body), reason=error.reason, message=error.message)
+        raise kopf.PermanentError(error.message) from None
+    owner = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ModelService",
+        "name": name,
+        "uid": meta["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    options = RenderOptions(
+        namespace=namespace,
+        image=CONFIG.image,
+        image_pull_policy=CONFIG.image_pull_policy,
+        router="gateway" if router == "gateway" else "istio",
+        monitoring=cluster.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
+        redis_url=CONFIG.redis_url,
+        storage_secret=CONFIG.storage_secret,
+        owner=owner,
+    )
+    changes = plan_changes(render(service, options), cluster.owned(namespace, name))
+    try:
+        cluster.apply(namespace, changes)
+    except LookupError as error:
+        refresh_status(body, service, None, router=router, problem=("ApplyFailed", str(error)))
+        kopf.warn(_event_target(body), reason="ApplyFailed", message=str(error))
+        raise kopf.TemporaryError(str(error), delay=30) from None
+    if not changes.empty:
+        kopf.info(
+            _event_target(body),
+            reason="Applied",
+            message=f"wrote {len(changes.apply)} objects, deleted {len(changes.delete)}",
+        )
+    refresh_status(body, service, compile_table(service), router=router)
+    return len(changes.apply) + len(changes.delete)
+
+
+def refresh_status(
+    body: Mapping[str, Any],
+    service: ModelService | None,
+    table: RouteTable | None,
+    *,
+    router: str,
+    problem: tuple[str, str] | None = None,
+) -> None:
+    cluster = kube()
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    deployments = cluster.deployments(namespace, name)
+    has_cronjob = False
+    if service is not None and service.spec.pattern == "batch":
+        has_cronjob = any(o["kind"] == "CronJob" for o in cluster.owned(namespace, name))
+    status = status_of(
+        service or _placeholder(body),
+        table,
+        deployments,
+        router=router,
+        generation=meta.get("generation"),
+        problem=problem,
+        has_cronjob=has_cronjob,
+    )
+    old = body.get("status")
+    new = with_transition_times(status, old)
+    if status_changed(new, old):
+        cluster.patch_status(namespace, name, new)
+
+
+def _event_target(body: Mapping[str, Any]) -> Any:
+    # kopf's event helpers read only the body's apiVersion, kind and metadata
+    return dict(body)
+
+
+def _placeholder(body: Mapping[str, Any]) -> ModelService:
+    """A stand-in for an invalid ModelService, so its status can still be written."""
+    return parse_model_service(
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "ModelService",
+            "metadata": {"name": body["metadata"]["name"]},
+            "spec": {"versions": [{"name": "invalid", "model": {"uri": "-"}}]},
+        }
+    )
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=ANNOTATIONS)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATIONS, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 120
+    settings.networking.request_timeout = 30
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def reconcile(body: kopf.Body, **_: Any) -> None:
+    sync(body)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
+def deployment_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A Deployment's readiness moved: show it in its ModelService's status."""
+    meta = body.get("metadata", {})
+    owner = (meta.get("labels") or {}).get(SERVICE_LABEL)
+    if owner is None or type is None:
+        return
+    found = kube().get_model_service(meta["namespace"], owner)
+    if found is None:
+        return
+    try:
+        service = parse(found)
+    except InvalidSpecError:
+        return  # its Degraded status was written when the spec was handled
+    status = found.get("status") or {}
+    refresh_status(found, service, compile_table(service), router=status.get("router", "-"))

@@ -1,0 +1,112 @@
+"""The operator's edge to the API server (the kubernetes client's dynamic API):
+discovery, list by label, server-side apply under one field manager, delete, and
+the status subresource."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+from kubernetes.dynamic.resource import Resource
+
+from mlpatterns.operator.reconcile import FIELD_MANAGER, MANAGED_KINDS, Changes, Key
+from mlpatterns.render.common import SERVICE_LABEL
+
+GROUP, VERSION, PLURAL = "mlpatterns.io", "v1alpha1", "modelservices"
+
+
+def load_client() -> client.ApiClient:
+    """In a pod, its ServiceAccount; elsewhere, the kubeconfig (KUBECONFIG)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api_client: client.ApiClient | None = None) -> None:
+        self.dynamic = DynamicClient(api_client or load_client())
+        self._resources: dict[tuple[str, str], Resource | None] = {}
+
+    def resource(self, api_version: str, kind: str) -> Resource | None:
+        """The API resource, or None when the cluster does not serve it (no CRD)."""
+        key = (api_version, kind)
+        if key not in self._resources:
+            try:
+                self._resources[key] = self.dynamic.resources.get(
+                    api_version=api_version, kind=kind
+                )
+            except ResourceNotFoundError:
+                self._resources[key] = None
+        return self._resources[key]
+
+    def serves(self, api_version: str, kind: str) -> bool:
+        return self.resource(api_version, kind) is not None
+
+    def owned(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        """Every object labelled as this ModelService's, of the kinds the operator makes."""
+        selector = f"{SERVICE_LABEL}={service},app.kubernetes.io/managed-by=mlpatterns"
+        found: list[dict[str, Any]] = []
+        for api_version, kind in MANAGED_KINDS:
+            resource = self.resource(api_version, kind)
+            if resource is None:
+                continue
+            listed = resource.get(namespace=namespace, label_selector=selector)
+            for item in listed.to_dict().get("items", []):
+                found.append({"apiVersion": api_version, "kind": kind, **item})
+        return found
+
+    def deployments(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        resource = self.resource("apps/v1", "Deployment")
+        assert resource is not None
+        selector = f"{SERVICE_LABEL}={service},app.kubernetes.io/managed-by=mlpatterns"
+        items: list[dict[str, Any]] = (
+            resource.get(namespace=namespace, label_selector=selector).to_dict().get("items", [])
+        )
+        return items
+
+    def apply(self, namespace: str, changes: Changes) -> None:
+        for item in changes.apply:
+            resource = self.resource(item["apiVersion"], item["kind"])
+            if resource is None:
+                raise LookupError(
+                    f"the cluster does not serve {item['kind']} ({item['apiVersion']}); "
+                    "install its CRDs or choose another router"
+                )
+            self.dynamic.server_side_apply(
+                resource,
+                body=item,
+                namespace=namespace,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        for api_version, kind, name in changes.delete:
+            self.delete(namespace, (api_version, kind, name))
+
+    def delete(self, namespace: str, key: Key) -> None:
+        api_version, kind, name = key
+        resource = self.resource(api_version, kind)
+        if resource is None:
+            return
+        with contextlib.suppress(NotFoundError):  # already gone is what we wanted
+            resource.delete(name=name, namespace=namespace, propagation_policy="Background")
+
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        client.CustomObjectsApi(self.dynamic.client).patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status}
+        )
+
+    def get_model_service(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = client.CustomObjectsApi(
+                self.dynamic.client
+            ).get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+        except client.ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return found

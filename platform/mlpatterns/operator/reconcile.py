@@ -1,0 +1,191 @@
+"""The operator's decisions, as plain functions: which objects to write and delete,
+and what the status says. No API calls here; `kube.py` is the edge.
+
+A reconcile compares each desired object's content digest (an annotation render
+sets) with the live object's, so a second reconcile with nothing changed writes
+nothing. Objects labelled as this ModelService's but no longer desired (a version
+that left the spec, a router that changed) are deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from mlpatterns.api.modelservice import ModelService
+from mlpatterns.render import object_key
+from mlpatterns.render.common import HASH_ANNOTATION
+from mlpatterns.routing.table import RouteTable
+
+FIELD_MANAGER = "mlpatterns-operator"
+MANAGED_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("batch/v1", "CronJob"),
+    ("networking.istio.io/v1", "DestinationRule"),
+    ("networking.istio.io/v1", "VirtualService"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+)
+
+Key = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Changes:
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[Key] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.apply and not self.delete
+
+
+def _digest(item: dict[str, Any]) -> str | None:
+    annotations = item.get("metadata", {}).get("annotations") or {}
+    value = annotations.get(HASH_ANNOTATION)
+    return str(value) if value is not None else None
+
+
+def plan_changes(desired: Sequence[dict[str, Any]], live: Sequence[dict[str, Any]]) -> Changes:
+    live_by_key = {object_key(item): item for item in live}
+    wanted = {object_key(item) for item in desired}
+    apply = [
+        item
+        for item in desired
+        if object_key(item) not in live_by_key
+        or _digest(live_by_key[object_key(item)]) != _digest(item)
+    ]
+    delete = sorted(key for key in live_by_key if key not in wanted)
+    return Changes(apply, delete)
+
+
+# ---- status --------------------------------------------------------------------
+
+
+def _condition(kind: str, status: bool, reason: str, message: str) -> dict[str, str]:
+    return {
+        "type": kind,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+    }
+
+
+def _ready_counts(deployments: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Deployment name -> (ready replicas, desired replicas)."""
+    counts = {}
+    for item in deployments:
+        desired = int((item.get("spec") or {}).get("replicas", 1))
+        ready = int((item.get("status") or {}).get("readyReplicas") or 0)
+        counts[item["metadata"]["name"]] = (ready, desired)
+    return counts
+
+
+def _version_status(
+    service: ModelService, counts: dict[str, tuple[int, int]]
+) -> list[dict[str, Any]]:
+    name = service.metadata.name
+    found = []
+    for version in service.spec.versions:
+        prefix = f"{name}-{version.name}"
+        mine = [c for n, c in counts.items() if n == prefix or n.startswith(f"{prefix}-")]
+        found.append(
+            {
+                "name": version.name,
+                "replicas": sum(d for _, d in mine),
+                "readyReplicas": sum(r for r, _ in mine),
+            }
+        )
+    return found
+
+
+def status_of(
+    service: ModelService,
+    table: RouteTable | None,
+    deployments: Sequence[dict[str, Any]],
+    *,
+    router: str,
+    generation: int | None,
+    problem: tuple[str, str] | None = None,
+    has_cronjob: bool = False,
+) -> dict[str, Any]:
+    """The status a ModelService should show; `problem` is (reason, message)."""
+    counts = _ready_counts(deployments)
+    ready = sum(r for r, _ in counts.values())
+    desired = sum(d for _, d in counts.values())
+    if problem is not None:
+        reason, message = problem
+        conditions = [
+            _condition("Ready", False, reason, message),
+            _condition("Progressing", False, reason, "fix the spec; nothing was changed"),
+            _condition("Degraded", True, reason, message),
+        ]
+    elif service.spec.pattern == "batch":
+        scheduled = has_cronjob
+        conditions = [
+            _condition("Ready", scheduled, "Scheduled" if scheduled else "Pending",
+                       "the batch CronJob is in place" if scheduled else "creating the CronJob"),
+            _condition("Progressing", not scheduled, "Applied", ""),
+            _condition("Degraded", False, "AsExpected", ""),
+        ]  # fmt: skip
+    else:
+        all_ready = bool(counts) and all(r >= d for r, d in counts.values())
+        waiting = sorted(n for n, (r, d) in counts.items() if r < d)
+        conditions = [
+            _condition(
+                "Ready",
+                all_ready,
+                "AllReady" if all_ready else "NotReady",
+                f"{ready}/{desired} replicas ready"
+                + ("" if all_ready else f"; waiting for {', '.join(waiting) or 'deployments'}"),
+            ),
+            _condition(
+                "Progressing", not all_ready, "RollingOut" if not all_ready else "Stable", ""
+            ),
+            _condition("Degraded", False, "AsExpected", ""),
+        ]
+    status: dict[str, Any] = {
+        "conditions": conditions,
+        "versions": _version_status(service, counts),
+        "ready": f"{ready}/{desired}",
+        "router": router,
+        "observedGeneration": generation,
+    }
+    if table is not None:
+        default = table.routes[-1]
+        status["weights"] = {d.version: d.weight for d in default.destinations}
+        status["split"] = ",".join(f"{d.version}={d.weight}" for d in default.destinations)
+        status["shadow"] = f"{table.mirror[0]}:{table.mirror[1]:g}%" if table.mirror else "-"
+    return status
+
+
+def with_transition_times(
+    new: dict[str, Any], old: dict[str, Any] | None, now: datetime | None = None
+) -> dict[str, Any]:
+    """Keep a condition's lastTransitionTime unless its status changed."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    before = {c.get("type"): c for c in (old or {}).get("conditions", [])}
+    conditions = []
+    for condition in new["conditions"]:
+        previous = before.get(condition["type"])
+        same = previous is not None and previous.get("status") == condition["status"]
+        kept = previous.get("lastTransitionTime") if same and previous else None
+        conditions.append({**condition, "lastTransitionTime": kept or stamp})
+    return {**new, "conditions": conditions}
+
+
+def status_changed(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
+    def bare(status: dict[str, Any] | None) -> dict[str, Any]:
+        status = dict(status or {})
+        status["conditions"] = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions", [])
+        ]
+        return status
+
+    return bare(new) != bare(old)

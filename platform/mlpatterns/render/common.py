@@ -1,0 +1,163 @@
+"""What every rendered object shares: names, labels, the pod's least-privilege
+security settings, probes, and the containers' common shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlpatterns import __version__
+from mlpatterns.api.modelservice import ModelService, Resources, Version
+
+PORT = 8080
+STATE = "/var/lib/mlpatterns"  # MLPATTERNS_HOME: prediction logs, the model cache
+MODELS = "/models"
+SERVICE_LABEL = "mlpatterns.io/service"
+ROUTED_LABEL = "mlpatterns.io/routed"  # pods that answer the service's traffic
+METRICS_LABEL = "mlpatterns.io/metrics"
+HASH_ANNOTATION = "mlpatterns.io/desired-hash"
+USER = 10001
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What the cluster offers, decided by whoever renders (the operator or the CLI)."""
+
+    namespace: str | None = None
+    image: str = f"mlpatterns-serving:{__version__}"  # the generic serving image
+    image_pull_policy: str = "IfNotPresent"
+    router: Literal["istio", "gateway"] = "istio"  # when the ModelService does not say
+    monitoring: bool = False  # the Prometheus Operator's CRDs exist
+    redis_url: str = "redis://mlpatterns-redis:6379/0"  # the platform chart's Redis
+    storage_secret: str | None = None  # default Secret with MLPATTERNS_S3_*
+    owner: dict[str, Any] | None = field(default=None)  # an ownerReference to set
+
+
+def router_of(service: ModelService, options: RenderOptions) -> str:
+    return service.spec.router or options.router
+
+
+def labels(service: ModelService, component: str, instance: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": service.metadata.name,
+        "app.kubernetes.io/instance": instance,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "mlpatterns",
+        "app.kubernetes.io/managed-by": "mlpatterns",
+        SERVICE_LABEL: service.metadata.name,
+    }
+
+
+def selector(service: ModelService, instance: str) -> dict[str, str]:
+    return {SERVICE_LABEL: service.metadata.name, "app.kubernetes.io/instance": instance}
+
+
+def metadata(name: str, object_labels: dict[str, str], options: RenderOptions) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(object_labels)}
+    if options.namespace:
+        meta["namespace"] = options.namespace
+    if options.owner:
+        meta["ownerReferences"] = [options.owner]
+    return meta
+
+
+def container_security() -> dict[str, Any]:
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
+def pod_security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": USER,
+        "runAsGroup": USER,
+        "fsGroup": USER,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def resources(wanted: Resources) -> dict[str, Any]:
+    return {
+        "requests": {"cpu": wanted.cpu, "memory": wanted.memory},
+        "limits": {"cpu": wanted.cpu_limit, "memory": wanted.memory_limit},
+    }
+
+
+def probes(ready: str, live: str) -> dict[str, Any]:
+    def probe(path: str, period: int) -> dict[str, Any]:
+        return {
+            "httpGet": {"path": path, "port": "http"},
+            "periodSeconds": period,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        }
+
+    return {"readinessProbe": probe(ready, 5), "livenessProbe": probe(live, 10)}
+
+
+def env_from(service: ModelService, options: RenderOptions) -> list[dict[str, Any]]:
+    """Credentials reach pods only as environment from a Secret, never in the spec."""
+    secret = service.spec.storage.secret_name if service.spec.storage else options.storage_secret
+    return [{"secretRef": {"name": secret}}] if secret else []
+
+
+def container(
+    name: str,
+    image: str,
+    arguments: list[str],
+    service: ModelService,
+    version: Version,
+    options: RenderOptions,
+    *,
+    command: list[str] | None = None,
+    mounts: list[dict[str, Any]] | None = None,
+    serves: bool = True,
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": options.image_pull_policy,
+    }
+    if command is not None:
+        spec["command"] = command
+    spec["args"] = arguments
+    if serves:
+        spec["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+    spec["env"] = [{"name": "MLPATTERNS_HOME", "value": STATE}]
+    found = env_from(service, options)
+    if found:
+        spec["envFrom"] = found
+    spec["resources"] = resources(version.resources)
+    spec["securityContext"] = container_security()
+    spec["volumeMounts"] = [
+        {"name": "state", "mountPath": STATE},
+        {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir, the pod's own)
+        *(mounts or []),
+    ]
+    return spec
+
+
+def pod_volumes(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": "state", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}, *extra]
+
+
+def service_object(
+    service: ModelService,
+    name: str,
+    object_labels: dict[str, str],
+    pod_selector: dict[str, str],
+    options: RenderOptions,
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(name, object_labels, options),
+        "spec": {
+            "selector": pod_selector,
+            "ports": [{"name": "http", "port": PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

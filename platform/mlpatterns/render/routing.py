@@ -1,0 +1,153 @@
+"""Who routes a ModelService's traffic, and the objects that say so.
+
+- Istio: the Service `<name>` in front of every version's routed pods, with a
+  DestinationRule (a subset per `version` label) and a VirtualService rendered from
+  the route table. What Istio cannot express (sticky weighted splits, time windows,
+  thresholds) adds the mlpatterns gateway `<name>-gateway`, which decides and sets
+  `x-mlpatterns-route`, on which the VirtualService then routes.
+- Gateway: the Service `<name>` in front of the mlpatterns gateway, whose route
+  table is the ModelService itself in a ConfigMap; the kubelet updates the mounted
+  file when the ConfigMap changes and the gateway reloads it, with no restart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlpatterns.api.load import dump_model_service
+from mlpatterns.api.modelservice import ModelService, Version
+from mlpatterns.render.common import (
+    METRICS_LABEL,
+    ROUTED_LABEL,
+    SERVICE_LABEL,
+    RenderOptions,
+    container,
+    labels,
+    metadata,
+    pod_security,
+    pod_volumes,
+    probes,
+    router_of,
+    selector,
+    service_object,
+)
+from mlpatterns.routing import istio
+from mlpatterns.routing.table import compile_table
+
+Objects = list[dict[str, Any]]
+CONFIG = "/etc/mlpatterns"
+
+
+def _front_service(
+    service: ModelService, pod_selector: dict[str, str], options: RenderOptions
+) -> dict[str, Any]:
+    name = service.metadata.name
+    return service_object(service, name, labels(service, "router", name), pod_selector, options)
+
+
+def gateway_objects(
+    service: ModelService, options: RenderOptions, upstreams: dict[str, str]
+) -> Objects:
+    name = f"{service.metadata.name}-gateway"
+    routes = f"{service.metadata.name}-routes"
+    # the ModelService as the gateway reads it: no status, no namespace
+    file = service.model_copy(update={"status": None})
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(routes, labels(service, "gateway", name), options),
+        "data": {"modelservice.yaml": dump_model_service(file)},
+    }
+    arguments = ["serve", "gateway", "-f", f"{CONFIG}/modelservice.yaml"]
+    arguments += ["--host", "0.0.0.0", "--port", "8080"]  # noqa: S104 (the pod's address)
+    for version, url in upstreams.items():
+        arguments += ["--upstream", f"{version}={url}"]
+    # the gateway's own resources are the first version's; it is light next to a model
+    first: Version = service.spec.versions[0]
+    main = container(
+        "gateway",
+        options.image,
+        arguments,
+        service,
+        first,
+        options,
+        command=["mlpatterns"],
+        mounts=[{"name": "routes", "mountPath": CONFIG, "readOnly": True}],
+    )
+    main.pop("envFrom", None)  # the gateway needs no storage credentials
+    main.update(probes("/-/health", "/-/health"))
+    pod = {
+        "metadata": {"labels": labels(service, "gateway", name)},
+        "spec": {
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security(),
+            "containers": [main],
+            "volumes": pod_volumes({"name": "routes", "configMap": {"name": routes}}),
+        },
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(name, labels(service, "gateway", name), options),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": selector(service, name)},
+            "template": pod,
+        },
+    }
+    gateway_service = service_object(
+        service,
+        name,
+        {**labels(service, "gateway", name), METRICS_LABEL: "gateway"},
+        selector(service, name),
+        options,
+    )
+    return [config_map, deployment, gateway_service]
+
+
+def routing_objects(service: ModelService, options: RenderOptions) -> Objects:
+    if service.spec.pattern == "batch":
+        return []
+    name = service.metadata.name
+    table = compile_table(service)
+    if router_of(service, options) == "gateway":
+        upstreams = {v.name: f"http://{name}-{v.name}:8080" for v in service.spec.versions}
+        config_map, deployment, _ = gateway_objects(service, options, upstreams)
+        front = _front_service(service, selector(service, f"{name}-gateway"), options)
+        front["metadata"]["labels"][METRICS_LABEL] = "gateway"
+        return [config_map, deployment, front]  # clients reach the gateway as `<name>`
+    routed = {SERVICE_LABEL: name, ROUTED_LABEL: "true"}
+    objects: Objects = [_front_service(service, routed, options)]
+    rendered = istio.render(table, options.namespace)
+    for item in rendered:
+        if options.owner:
+            item["metadata"]["ownerReferences"] = [options.owner]
+        item["metadata"]["labels"] = labels(service, "router", name)
+    objects.extend(rendered)
+    if table.needs_gateway:  # it decides; Istio routes on its header to `<name>`
+        upstreams = {v.name: f"http://{name}:8080" for v in service.spec.versions}
+        objects.extend(gateway_objects(service, options, upstreams))
+    return objects
+
+
+def monitoring_objects(service: ModelService, options: RenderOptions) -> Objects:
+    """ServiceMonitors (the Prometheus Operator) for the model servers and the gateway."""
+    if not options.monitoring or service.spec.pattern == "batch":
+        return []
+    name = service.metadata.name
+
+    def monitor(suffix: str, kind: str, path: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "monitoring.coreos.com/v1",
+            "kind": "ServiceMonitor",
+            "metadata": metadata(f"{name}{suffix}", labels(service, "monitoring", name), options),
+            "spec": {
+                "selector": {"matchLabels": {SERVICE_LABEL: name, METRICS_LABEL: kind}},
+                "endpoints": [{"port": "http", "path": path, "interval": "30s"}],
+            },
+        }
+
+    found = [monitor("", "model", "/metrics")]
+    if router_of(service, options) == "gateway" or compile_table(service).needs_gateway:
+        found.append(monitor("-gateway", "gateway", "/-/metrics"))
+    return found
