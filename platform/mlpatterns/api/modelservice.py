@@ -385,6 +385,7 @@ class Status(Strict):
     weights: dict[str, int] = Field(
         default_factory=dict, description="Weights in force, by version."
     )
+    version_names: str | None = Field(default=None, alias="versionNames")
     split: str | None = Field(default=None, description="The weights in force, as a=90,b=10.")
     shadow: str | None = Field(default=None, description="The shadow in force, as b:100%.")
     ready: str | None = Field(default=None, description="Ready replicas over desired, as 3/3.")

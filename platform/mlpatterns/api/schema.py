@@ -81,7 +81,7 @@ def _column(name: str, path: str, kind: str = "string", **extra: Any) -> dict[st
 
 PRINTER_COLUMNS = [
     _column("Pattern", ".spec.pattern"),
-    _column("Versions", ".spec.versions[*].name"),
+    _column("Versions", ".status.versionNames"),
     _column("Split", ".status.split"),
     _column("Shadow", ".status.shadow"),
     _column("Ready", ".status.ready"),

@@ -120,3 +120,20 @@ def schedule(
             pipeline_package_path=str(_compiled(pipeline, Path(folder))),
         )
     console.print(f"scheduled recurring run {recurring.recurring_run_id} ({cron})")
+
+
+@pipeline_app.command("manifests")
+def manifests(
+    compiled: Path = typer.Option(
+        Path("pipelines/compiled"), help="Folder of the compiled IR YAML files."
+    ),
+    out: Path = typer.Option(Path("manifests/pipelines"), help="Folder for the Kustomize base."),
+    namespace: str | None = typer.Option(None, help="Namespace to set (default: none)."),
+) -> None:
+    """Write the pipelines as KFP Pipeline and PipelineVersion objects (a Kustomize base)."""
+    from mlpatterns.render.generated import pipeline_manifest_files
+
+    for path, text in pipeline_manifest_files(compiled, out, namespace).items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        console.print(f"wrote {path}")

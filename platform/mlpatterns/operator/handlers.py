@@ -16,7 +16,9 @@ from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
 from mlpatterns.operator.reconcile import (
+    merged,
     plan_changes,
+    problem_status,
     status_changed,
     status_of,
     with_transition_times,
@@ -135,24 +137,27 @@ def refresh_status(
     router: str,
     problem: tuple[str, str] | None = None,
 ) -> None:
+    """Write the status when it changed; `problem` (reason, message) keeps the rest."""
     cluster = kube()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    deployments = cluster.deployments(namespace, name)
-    has_cronjob = False
-    if service is not None and service.spec.pattern == "batch":
-        has_cronjob = any(o["kind"] == "CronJob" for o in cluster.owned(namespace, name))
-    status = status_of(
-        service or _placeholder(body),
-        table,
-        deployments,
-        router=router,
-        generation=meta.get("generation"),
-        problem=problem,
-        has_cronjob=has_cronjob,
-    )
+    if problem is not None or service is None or table is None:
+        reason, message = problem or ("Unknown", "")
+        status = problem_status(reason, message, meta.get("generation"))
+    else:
+        has_cronjob = service.spec.pattern == "batch" and any(
+            o["kind"] == "CronJob" for o in cluster.owned(namespace, name)
+        )
+        status = status_of(
+            service,
+            table,
+            cluster.deployments(namespace, name),
+            router=router,
+            generation=meta.get("generation"),
+            has_cronjob=has_cronjob,
+        )
     old = body.get("status")
-    new = with_transition_times(status, old)
+    new = with_transition_times(merged(status, old), old)
     if status_changed(new, old):
         cluster.patch_status(namespace, name, new)
 
@@ -160,18 +165,6 @@ def refresh_status(
 def _event_target(body: Mapping[str, Any]) -> Any:
     # kopf's event helpers read only the body's apiVersion, kind and metadata
     return dict(body)
-
-
-def _placeholder(body: Mapping[str, Any]) -> ModelService:
-    """A stand-in for an invalid ModelService, so its status can still be written."""
-    return parse_model_service(
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelService",
-            "metadata": {"name": body["metadata"]["name"]},
-            "spec": {"versions": [{"name": "invalid", "model": {"uri": "-"}}]},
-        }
-    )
 
 
 @kopf.on.startup()

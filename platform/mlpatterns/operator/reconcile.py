@@ -104,35 +104,44 @@ def _version_status(
     return found
 
 
+def problem_status(reason: str, message: str, generation: int | None) -> dict[str, Any]:
+    """Conditions for a spec that cannot be applied; the rest of the status (the
+    weights in force) stays as it was, since nothing was changed."""
+    return {
+        "conditions": [
+            _condition("Ready", False, reason, message),
+            _condition("Progressing", False, reason, "fix the spec; nothing was changed"),
+            _condition("Degraded", True, reason, message),
+        ],
+        "observedGeneration": generation,
+    }
+
+
 def status_of(
     service: ModelService,
-    table: RouteTable | None,
+    table: RouteTable,
     deployments: Sequence[dict[str, Any]],
     *,
     router: str,
     generation: int | None,
-    problem: tuple[str, str] | None = None,
     has_cronjob: bool = False,
 ) -> dict[str, Any]:
-    """The status a ModelService should show; `problem` is (reason, message)."""
+    """The status a ModelService shows once its objects are applied."""
     counts = _ready_counts(deployments)
     ready = sum(r for r, _ in counts.values())
     desired = sum(d for _, d in counts.values())
-    if problem is not None:
-        reason, message = problem
-        conditions = [
-            _condition("Ready", False, reason, message),
-            _condition("Progressing", False, reason, "fix the spec; nothing was changed"),
-            _condition("Degraded", True, reason, message),
-        ]
-    elif service.spec.pattern == "batch":
+    if service.spec.pattern == "batch":
         scheduled = has_cronjob
         conditions = [
-            _condition("Ready", scheduled, "Scheduled" if scheduled else "Pending",
-                       "the batch CronJob is in place" if scheduled else "creating the CronJob"),
+            _condition(
+                "Ready",
+                scheduled,
+                "Scheduled" if scheduled else "Pending",
+                "the batch CronJob is in place" if scheduled else "creating the CronJob",
+            ),
             _condition("Progressing", not scheduled, "Applied", ""),
             _condition("Degraded", False, "AsExpected", ""),
-        ]  # fmt: skip
+        ]
     else:
         all_ready = bool(counts) and all(r >= d for r, d in counts.values())
         waiting = sorted(n for n, (r, d) in counts.items() if r < d)
@@ -149,19 +158,18 @@ def status_of(
             ),
             _condition("Degraded", False, "AsExpected", ""),
         ]
-    status: dict[str, Any] = {
+    default = table.routes[-1]
+    return {
         "conditions": conditions,
         "versions": _version_status(service, counts),
+        "versionNames": ",".join(v.name for v in service.spec.versions),
         "ready": f"{ready}/{desired}",
         "router": router,
+        "weights": {d.version: d.weight for d in default.destinations},
+        "split": ",".join(f"{d.version}={d.weight}" for d in default.destinations),
+        "shadow": f"{table.mirror[0]}:{table.mirror[1]:g}%" if table.mirror else "-",
         "observedGeneration": generation,
     }
-    if table is not None:
-        default = table.routes[-1]
-        status["weights"] = {d.version: d.weight for d in default.destinations}
-        status["split"] = ",".join(f"{d.version}={d.weight}" for d in default.destinations)
-        status["shadow"] = f"{table.mirror[0]}:{table.mirror[1]:g}%" if table.mirror else "-"
-    return status
 
 
 def with_transition_times(
@@ -177,6 +185,10 @@ def with_transition_times(
         kept = previous.get("lastTransitionTime") if same and previous else None
         conditions.append({**condition, "lastTransitionTime": kept or stamp})
     return {**new, "conditions": conditions}
+
+
+def merged(new: dict[str, Any], old: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(old or {}), **new}
 
 
 def status_changed(new: dict[str, Any], old: dict[str, Any] | None) -> bool:

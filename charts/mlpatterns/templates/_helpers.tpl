@@ -1,0 +1,63 @@
+{{/* The release's full name, at most 63 characters. */}}
+{{- define "mlpatterns.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Labels every object carries. */}}
+{{- define "mlpatterns.labels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mlpatterns
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component. */}}
+{{- define "mlpatterns.selector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "mlpatterns.serviceAccountName" -}}
+{{- default (include "mlpatterns.fullname" .) .Values.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "mlpatterns.storageSecret" -}}
+{{- if .Values.operator.storageSecret -}}
+{{- .Values.operator.storageSecret -}}
+{{- else if .Values.minio.enabled -}}
+{{- printf "%s-storage" (include "mlpatterns.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "mlpatterns.redisUrl" -}}
+{{- if .Values.operator.redisUrl -}}
+{{- .Values.operator.redisUrl -}}
+{{- else if .Values.redis.enabled -}}
+{{- printf "redis://%s-redis.%s.svc:6379/0" (include "mlpatterns.fullname" .) .Release.Namespace -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The security context of every container: non-root, read-only, no capabilities. */}}
+{{- define "mlpatterns.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{- define "mlpatterns.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
