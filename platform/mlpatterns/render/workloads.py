@@ -283,7 +283,7 @@ def batch(service: ModelService, version: Version, options: RenderOptions) -> Ob
     """The batch pattern: a CronJob, never two runs at once, a failed run retried."""
     assert service.spec.batch is not None
     job = service.spec.batch
-    name = f"{service.metadata.name}-batch"
+    name = service.metadata.name
     logs = [] if service.spec.logging.predictions else ["--no-log-predictions"]
     main = container(
         "batch",

@@ -1,0 +1,254 @@
+"""The Helm charts and Kustomize manifests against the real API server: lint, every
+object accepted by a server-side dry run, and a helm install / upgrade / rollback /
+uninstall that leaves nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cluster.conftest import repo_path
+from tests.support.controlplane import ControlPlane
+
+pytestmark = pytest.mark.cluster
+PLATFORM = repo_path("charts", "mlpatterns")
+MODEL_SERVICE = repo_path("charts", "model-service")
+EVERYTHING_ON = [
+    "--set",
+    "minio.enabled=true",
+    "--set",
+    "redis.enabled=true",
+    "--set",
+    "monitoring.prometheusRule=true",
+    "--set",
+    "monitoring.grafanaDashboard=true",
+    "--set",
+    "pipelines.enabled=true",
+]
+
+
+def run(env: dict[str, str], *command: str, input: str | None = None) -> str:
+    result = subprocess.run(
+        list(command),
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"{' '.join(command)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [[], EVERYTHING_ON, ["--set", "operator.scope=cluster"]],
+    ids=["defaults", "everything", "cluster-wide"],
+)
+def test_platform_chart_lints_strictly(tool_env: dict[str, str], options: list[str]) -> None:
+    run(tool_env, "helm", "lint", "--strict", str(PLATFORM), *options)
+
+
+@pytest.mark.parametrize(
+    "values", sorted(p.name for p in (MODEL_SERVICE / "examples").glob("*.yaml"))
+)
+def test_model_service_chart_lints_every_example(tool_env: dict[str, str], values: str) -> None:
+    run(
+        tool_env,
+        "helm",
+        "lint",
+        "--strict",
+        str(MODEL_SERVICE),
+        "-f",
+        str(MODEL_SERVICE / "examples" / values),
+    )
+
+
+def test_model_service_values_are_checked_by_the_crd_schema(tool_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        ["helm", "template", "x", str(MODEL_SERVICE), "--set", "spec.pattern=streaming"],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "/spec/pattern" in result.stderr
+
+
+def test_every_rendered_object_passes_a_server_side_dry_run(
+    tool_env: dict[str, str],
+    namespace: str,
+    istio_crds: list[str],
+    prometheus_operator_crds: list[str],
+    control_plane: ControlPlane,
+) -> None:
+    control_plane.kubectl("apply", "-f", str(PLATFORM / "crds"))
+    chart = run(
+        tool_env, "helm", "template", "mlpatterns", str(PLATFORM), "-n", namespace, *EVERYTHING_ON
+    )
+    kinds = {d["kind"] for d in yaml.safe_load_all(chart) if d}
+    pipelines = {"Pipeline", "PipelineVersion"}  # KFP's CRDs are not available here
+    assert pipelines <= kinds
+    served = "\n---\n".join(
+        yaml.safe_dump(d) for d in yaml.safe_load_all(chart) if d and d["kind"] not in pipelines
+    )
+    run(tool_env, "kubectl", "apply", "--dry-run=server", "-n", namespace, "-f", "-", input=served)
+    for pattern in sorted(p for p in repo_path("manifests", "patterns").iterdir() if p.is_dir()):
+        for router in ("istio", "gateway"):
+            rendered = run(
+                tool_env,
+                "mlpatterns",
+                "render",
+                "-f",
+                str(pattern / "modelservice.yaml"),
+                "-n",
+                namespace,
+                "--router",
+                router,
+                "--monitoring",
+            )
+            run(tool_env, "kubectl", "apply", "--dry-run=server", "-f", "-", input=rendered)
+        run(tool_env, "kubectl", "apply", "--dry-run=server", "-n", namespace, "-k", str(pattern))
+    for values in sorted((MODEL_SERVICE / "examples").glob("*.yaml")):
+        service = run(
+            tool_env,
+            "helm",
+            "template",
+            "x",
+            str(MODEL_SERVICE),
+            "-n",
+            namespace,
+            "-f",
+            str(values),
+        )
+        run(tool_env, "kubectl", "apply", "--dry-run=server", "-f", "-", input=service)
+    # the Kustomize install for real (its namespace must exist for the rest)
+    run(tool_env, "kubectl", "apply", "-k", str(repo_path("manifests", "overlays", "kind")))
+    try:
+        control_plane.kubectl(
+            "rollout",
+            "status",
+            "deployment/mlpatterns-operator",
+            "-n",
+            "mlpatterns",
+            "--timeout=60s",
+        )
+    finally:
+        control_plane.kubectl("delete", "namespace", "mlpatterns", "--wait=false")
+
+
+def objects_of(control_plane: ControlPlane, namespace: str, release: str) -> list[str]:
+    kinds = "deployments,services,configmaps,secrets,serviceaccounts,roles,rolebindings,pvc"
+    found = control_plane.kubectl(
+        "get", kinds, "-n", namespace, "-l", f"app.kubernetes.io/instance={release}", "-o", "name"
+    ).split()
+    cluster = control_plane.kubectl(
+        "get",
+        "clusterroles,clusterrolebindings",
+        "-l",
+        f"app.kubernetes.io/instance={release}",
+        "-o",
+        "name",
+    ).split()
+    return sorted(found + cluster)
+
+
+def test_install_upgrade_rollback_uninstall_leave_no_orphans(
+    tool_env: dict[str, str], namespace: str, control_plane: ControlPlane
+) -> None:
+    release = "platform"
+    helm = ["helm", "-n", namespace]
+    run(tool_env, *helm, "install", release, str(PLATFORM), "--wait", "--timeout", "120s")
+    first = objects_of(control_plane, namespace, release)
+    assert "deployment.apps/platform-mlpatterns-operator" in first
+    assert "role.rbac.authorization.k8s.io/platform-mlpatterns-operator" in first
+    run(
+        tool_env,
+        *helm,
+        "upgrade",
+        release,
+        str(PLATFORM),
+        "--wait",
+        "--timeout",
+        "120s",
+        *("--set", "minio.enabled=true", "--set", "redis.enabled=true"),
+        *("--set", "minio.storageSize=0"),  # the test cluster has no volume provisioner
+        *("--set", "operator.scope=cluster"),
+    )
+    upgraded = objects_of(control_plane, namespace, release)
+    assert "deployment.apps/platform-mlpatterns-minio" in upgraded
+    assert "secret/platform-mlpatterns-storage" in upgraded
+    assert "clusterrole.rbac.authorization.k8s.io/platform-mlpatterns-operator" in upgraded
+    password = control_plane.kubectl(
+        "get",
+        "secret",
+        "platform-mlpatterns-storage",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.rootPassword}",
+    )
+    run(tool_env, *helm, "upgrade", release, str(PLATFORM), "--reuse-values", "--wait")
+    kept = control_plane.kubectl(
+        "get",
+        "secret",
+        "platform-mlpatterns-storage",
+        "-n",
+        namespace,
+        "-o",
+        "jsonpath={.data.rootPassword}",
+    )
+    assert kept == password  # the random password survives an upgrade
+    run(tool_env, *helm, "rollback", release, "1", "--wait")
+    assert objects_of(control_plane, namespace, release) == first
+    run(tool_env, *helm, "uninstall", release, "--wait")
+    assert objects_of(control_plane, namespace, release) == []
+    notes = run(tool_env, *helm, "install", release, str(PLATFORM), "--dry-run=server")
+    assert "kubectl mlpatterns traffic" in notes
+
+
+def test_kustomize_base_grants_what_the_chart_grants(tool_env: dict[str, str]) -> None:
+    chart = run(tool_env, "helm", "template", "mlpatterns", str(PLATFORM))
+    role = next(d for d in yaml.safe_load_all(chart) if d and d["kind"] == "Role")
+    base = run(tool_env, "kubectl", "kustomize", str(repo_path("manifests", "base")))
+    base_role = next(d for d in yaml.safe_load_all(base) if d and d["kind"] == "Role")
+    assert base_role["rules"] == role["rules"]
+    for folder in ("base", "overlays/kind", "pipelines"):
+        run(tool_env, "kubectl", "kustomize", str(repo_path("manifests", *folder.split("/"))))
+
+
+def test_chart_pods_run_with_least_privilege(tool_env: dict[str, str]) -> None:
+    chart = run(tool_env, "helm", "template", "mlpatterns", str(PLATFORM), *EVERYTHING_ON)
+    deployments = [d for d in yaml.safe_load_all(chart) if d and d["kind"] == "Deployment"]
+    assert len(deployments) == 3  # operator, MinIO, Redis
+    for deployment in deployments:
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True
+            assert security["capabilities"] == {"drop": ["ALL"]}
+            assert container["resources"]["requests"]
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance"):
+            assert key in deployment["metadata"]["labels"]
+
+
+def test_the_models_examples_match_the_pattern_manifests() -> None:
+    for values in (MODEL_SERVICE / "examples").glob("*.yaml"):
+        manifest = repo_path("manifests", "patterns", values.stem, "modelservice.yaml")
+        assert (
+            yaml.safe_load(manifest.read_text())["metadata"]["name"]
+            == yaml.safe_load(values.read_text())["name"]
+        )
+
+
+def test_kubectl_plugin_is_on_path(tool_env: dict[str, str]) -> None:
+    plugins = run(tool_env, "kubectl", "plugin", "list")
+    assert "kubectl-mlpatterns" in plugins
+    assert Path(plugins.split("kubectl-mlpatterns")[0].split()[-1] + "kubectl-mlpatterns").name
