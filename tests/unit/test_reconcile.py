@@ -85,3 +85,22 @@ def test_transition_times_move_only_when_a_condition_does() -> None:
     assert again["conditions"] == first["conditions"]
     assert not status_changed(again, first)
     assert status_changed(problem_status("InvalidSpec", "worse", 1), first)
+
+
+def test_a_lagging_cache_is_made_up_for_by_what_was_applied() -> None:
+    first = render(SERVICE)
+    data = SERVICE.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["spec"]["traffic"]["shadow"]["percent"] = 50
+    from mlpatterns.api.load import parse_model_service
+    from mlpatterns.operator.reconcile import digests
+
+    second = render(parse_model_service(data))
+    # applied `second`, but the cache still shows `first`: going back to `first` writes
+    changes = plan_changes(first, first, digests(second))
+    assert [o["kind"] for o in changes.apply] == ["VirtualService"]  # the mirror percent
+    assert plan_changes(first, first, digests(first)).empty
+    # an object applied but not yet in the cache is still pruned when unwanted
+    extra = {("v1", "ConfigMap", "iris-shadow-routes"): "x"}
+    assert plan_changes(first[:1], first[:1], extra).delete == [
+        ("v1", "ConfigMap", "iris-shadow-routes")
+    ]

@@ -25,6 +25,7 @@ def run(
         None, help="Secret with MLPATTERNS_S3_* for model load, unless a spec names one."
     ),
     redis_url: str | None = typer.Option(None, help="The asynchronous pattern's default Redis."),
+    verbose: bool = typer.Option(False, "--verbose", help="Log kopf's debug details."),
     liveness: str | None = typer.Option(
         None, help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."
     ),
@@ -43,6 +44,7 @@ def run(
     handlers.CONFIG.image_pull_policy = image_pull_policy
     handlers.CONFIG.storage_secret = storage_secret
     handlers.CONFIG.redis_url = redis_url or handlers.CONFIG.redis_url
+    kopf.configure(verbose=verbose)  # INFO by default: what was handled, and how it went
     kopf.run(
         standalone=True,
         clusterwide=all_namespaces,

@@ -5,6 +5,7 @@ the status subresource."""
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kubernetes import client, config
@@ -48,24 +49,35 @@ class Kube:
         return self.resource(api_version, kind) is not None
 
     def owned(self, namespace: str, service: str) -> list[dict[str, Any]]:
-        """Every object labelled as this ModelService's, of the kinds the operator makes."""
+        """Every object labelled as this ModelService's, of the kinds the operator makes,
+        as the API server's cache has them (possibly a moment behind)."""
         selector = f"{SERVICE_LABEL}={service},app.kubernetes.io/managed-by=mlpatterns"
-        found: list[dict[str, Any]] = []
-        for api_version, kind in MANAGED_KINDS:
-            resource = self.resource(api_version, kind)
-            if resource is None:
-                continue
-            listed = resource.get(namespace=namespace, label_selector=selector)
-            for item in listed.to_dict().get("items", []):
-                found.append({"apiVersion": api_version, "kind": kind, **item})
-        return found
+        served = [
+            (api_version, kind, resource)
+            for api_version, kind in MANAGED_KINDS
+            if (resource := self.resource(api_version, kind)) is not None
+        ]
+
+        def listed(entry: tuple[str, str, Resource]) -> list[dict[str, Any]]:
+            api_version, kind, resource = entry
+            items = resource.get(
+                namespace=namespace, label_selector=selector, resource_version="0"
+            ).to_dict()
+            return [{"apiVersion": api_version, "kind": kind, **i} for i in items.get("items", [])]
+
+        # from the API server's cache (resourceVersion 0): a consistent LIST right
+        # after a write waits ~100 ms for that cache; the caller makes up for its lag
+        with ThreadPoolExecutor(max_workers=len(served) or 1) as pool:
+            return [item for items in pool.map(listed, served) for item in items]
 
     def deployments(self, namespace: str, service: str) -> list[dict[str, Any]]:
         resource = self.resource("apps/v1", "Deployment")
         assert resource is not None
         selector = f"{SERVICE_LABEL}={service},app.kubernetes.io/managed-by=mlpatterns"
         items: list[dict[str, Any]] = (
-            resource.get(namespace=namespace, label_selector=selector).to_dict().get("items", [])
+            resource.get(namespace=namespace, label_selector=selector, resource_version="0")
+            .to_dict()
+            .get("items", [])
         )
         return items
 

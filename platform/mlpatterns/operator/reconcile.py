@@ -9,7 +9,7 @@ that left the spec, a router that changed) are deleted.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,17 +51,29 @@ def _digest(item: dict[str, Any]) -> str | None:
     return str(value) if value is not None else None
 
 
-def plan_changes(desired: Sequence[dict[str, Any]], live: Sequence[dict[str, Any]]) -> Changes:
-    live_by_key = {object_key(item): item for item in live}
+def plan_changes(
+    desired: Sequence[dict[str, Any]],
+    live: Sequence[dict[str, Any]],
+    applied: Mapping[Key, str] | None = None,
+) -> Changes:
+    """What to write and delete. `live` may come from the API server's cache, a
+    little behind; `applied` is what this operator last wrote (digest by object), so
+    an object is written when either differs from the desired one, and what was
+    written but is not yet in the cache is still pruned."""
+    applied = applied or {}
+    live_digest = {object_key(item): _digest(item) for item in live}
     wanted = {object_key(item) for item in desired}
-    apply = [
-        item
-        for item in desired
-        if object_key(item) not in live_by_key
-        or _digest(live_by_key[object_key(item)]) != _digest(item)
-    ]
-    delete = sorted(key for key in live_by_key if key not in wanted)
+    apply = []
+    for item in desired:
+        key, digest = object_key(item), _digest(item)
+        if live_digest.get(key, "") != digest or applied.get(key, digest) != digest:
+            apply.append(item)
+    delete = sorted(key for key in set(live_digest) | set(applied) if key not in wanted)
     return Changes(apply, delete)
+
+
+def digests(objects: Sequence[dict[str, Any]]) -> dict[Key, str]:
+    return {object_key(item): _digest(item) or "" for item in objects}
 
 
 # ---- status --------------------------------------------------------------------
