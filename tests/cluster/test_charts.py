@@ -46,8 +46,21 @@ def run(env: dict[str, str], *command: str, input: str | None = None) -> str:
 
 @pytest.mark.parametrize(
     "options",
-    [[], EVERYTHING_ON, ["--set", "operator.scope=cluster"]],
-    ids=["defaults", "everything", "cluster-wide"],
+    [
+        [],
+        EVERYTHING_ON,
+        ["--set", "operator.scope=cluster"],
+        # the README's kind walk-through
+        [
+            "--set",
+            "minio.enabled=true",
+            "--set",
+            "redis.enabled=true",
+            "--set",
+            "image.pullPolicy=Never",
+        ],
+    ],
+    ids=["defaults", "everything", "cluster-wide", "kind-readme"],
 )
 def test_platform_chart_lints_strictly(tool_env: dict[str, str], options: list[str]) -> None:
     run(tool_env, "helm", "lint", "--strict", str(PLATFORM), *options)
