@@ -48,5 +48,5 @@ def test_a_pattern_applies_with_kustomize(control_plane: ControlPlane, namespace
     folder = Path(__file__).resolve().parents[2] / "manifests" / "patterns" / "online-ab"
     control_plane.kubectl("apply", "-k", str(folder), "-n", namespace)
     assert control_plane.kubectl("get", "ms", "-n", namespace, "-o", "name").split() == [
-        "modelservice.mlpatterns.io/iris"
+        "modelservice.mlpatterns.io/iris-ab"
     ]
