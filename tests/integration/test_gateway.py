@@ -197,3 +197,16 @@ def test_a_broken_shadow_never_reaches_the_client(
     assert {a.headers["x-mlpatterns-version"] for a in answers} == {"svc"}
     metrics = httpx.get(f"{url}/-/metrics").text
     assert "mlpatterns_gateway_mirror_drops_total" in metrics
+
+
+def test_oversized_bodies_query_strings_and_unknown_paths(gateway: tuple[str, Path]) -> None:
+    url, _ = gateway
+    too_big = httpx.post(f"{url}/predict", content=b"x" * (4 << 20 | 1))
+    assert too_big.status_code == 413
+    assert "exceeds" in too_big.json()["error"]
+    with_query = httpx.post(f"{url}/predict?trace=1", json=ROW, headers={"x-request-id": "q-1"})
+    assert with_query.status_code == 200
+    assert with_query.headers["x-request-id"] == "q-1"
+    missing = httpx.get(f"{url}/no/such/path")
+    assert missing.status_code == 404  # the model server's answer, passed on
+    assert missing.headers["x-mlpatterns-version"] in {"svc", "rf"}

@@ -26,8 +26,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.decide import Decision, decide
@@ -43,6 +42,8 @@ HOP_BY_HOP = {
     "host",
     "content-length",
 }
+HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
+PASSED_OVER = HOP_BY_HOP | {"content-encoding", "date", "server"}
 MAX_BODY_BYTES = 4 << 20
 
 
@@ -152,46 +153,66 @@ class Gateway:
         if self.decision_log is not None:
             self.decision_log.close()
 
-    async def handle(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The proxy as a bare ASGI app: no framework between the socket and the
+        upstream call, since this runs for every request."""
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                answer = _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes", "", "")
+                await answer.send(send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k not in HOP_BY_HOP_BYTES
+        }
+        query = scope.get("query_string", b"").decode("latin-1")
+        answer = await self.route(scope["method"], scope["path"], query, headers, b"".join(chunks))
+        await answer.send(send)
+
+    async def route(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+    ) -> Answer:
+        """Decide, forward (and mirror), answer; `headers` have lowercase names."""
         started = time.perf_counter()
         table = self.table  # this request's table, whatever a reload does meanwhile
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes", request_id, "")
-        headers = {k: v for k, v in request.headers.items() if k not in HOP_BY_HOP}
-        path = request.url.path
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
         decision = decide(table, headers, path, self._clock(), self._draw(), self._draw())
-        headers.update({"x-request-id": request_id, ROUTE_HEADER: decision.version})
-        query = f"?{request.url.query}" if request.url.query else ""
-        outgoing = Outgoing(request.method, path + query, headers, body)
+        headers["x-request-id"] = request_id
+        headers[ROUTE_HEADER] = decision.version
+        target = f"{path}?{query}" if query else path
+        outgoing = Outgoing(method, target, headers, body)
         if decision.shadow is not None:
             self._send_shadow(table, decision.shadow, outgoing)
         policy = table.policies.get(decision.version)
         threshold = policy.threshold if policy else None
         if threshold is not None and thresholds.applies(path):
-            upstream = Outgoing(
-                request.method, thresholds.upstream_path(path) + query, headers, body
+            upstream_target = thresholds.upstream_path(path) + (f"?{query}" if query else "")
+            answer = await self._forward(
+                table, decision, Outgoing(method, upstream_target, headers, body)
             )
-            response = await self._forward(table, decision, upstream)
-            response = _with_threshold(response, path, threshold)
+            answer = _with_threshold(answer, path, threshold)
         else:
-            response = await self._forward(table, decision, outgoing)
-        response.headers["x-request-id"] = request_id
+            answer = await self._forward(table, decision, outgoing)
+        answer.headers["x-request-id"] = request_id
         # the ModelService's version name; the model server's own version passes on
-        if "x-mlpatterns-version" in response.headers:
-            response.headers["x-mlpatterns-model-version"] = response.headers[
-                "x-mlpatterns-version"
-            ]
-        response.headers["x-mlpatterns-version"] = decision.version
+        if "x-mlpatterns-version" in answer.headers:
+            answer.headers["x-mlpatterns-model-version"] = answer.headers["x-mlpatterns-version"]
+        answer.headers["x-mlpatterns-version"] = decision.version
         elapsed = time.perf_counter() - started
         self._remember(request_id, decision.version)
-        self._log(table, decision, request_id, response.status_code, elapsed)
+        self._log(table, decision, request_id, answer.status, elapsed)
         self.metrics.requests.labels(
-            table.service, decision.route, decision.version, str(response.status_code)
+            table.service, decision.route, decision.version, str(answer.status)
         ).inc()
         self.metrics.seconds.labels(table.service, decision.version).observe(elapsed)
-        return response
+        return answer
 
     def _remember(self, request_id: str, version: str) -> None:
         self._recent[request_id] = version
@@ -216,7 +237,7 @@ class Gateway:
             }
         )
 
-    async def _forward(self, table: RouteTable, decision: Decision, out: Outgoing) -> Response:
+    async def _forward(self, table: RouteTable, decision: Decision, out: Outgoing) -> Answer:
         policy = table.policies.get(decision.version)
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
@@ -232,9 +253,9 @@ class Gateway:
                     content = await answer.read()
                     status = answer.status
                     passed = {
-                        k: v
+                        k.lower(): v
                         for k, v in answer.headers.items()
-                        if k.lower() not in HOP_BY_HOP | {"content-encoding"}
+                        if k.lower() not in PASSED_OVER
                     }
             except TimeoutError:
                 if last:
@@ -248,7 +269,7 @@ class Gateway:
                 continue
             if status >= 500 and not last:
                 continue
-            return Response(content, status, headers=passed)
+            return Answer(status, passed, content)
         raise AssertionError("the loop always returns")
 
     def _send_shadow(self, table: RouteTable, shadow: str, out: Outgoing) -> None:
@@ -279,25 +300,38 @@ class Gateway:
         task.add_done_callback(self._shadows.discard)
 
 
-def _with_threshold(response: Response, path: str, threshold: float) -> Response:
-    if response.status_code != 200:
-        return response
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]  # lowercase names
+    body: bytes
+
+    async def send(self, send: Send) -> None:
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
+        raw.append((b"content-length", str(len(self.body)).encode()))
+        await send({"type": "http.response.start", "status": self.status, "headers": raw})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
+    if answer.status != 200:
+        return answer
     try:
-        answer = orjson.loads(response.body)
+        parsed = orjson.loads(answer.body)
     except orjson.JSONDecodeError:
-        return response
-    if not isinstance(answer, dict) or "probabilities" not in answer:
-        return response
-    body, applied = thresholds.rewrite(path, answer, threshold)
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length",)}
+        return answer
+    if not isinstance(parsed, dict) or "probabilities" not in parsed:
+        return answer
+    body, applied = thresholds.rewrite(path, parsed, threshold)
+    headers = {**answer.headers, "content-type": "application/json"}
     headers["x-mlpatterns-threshold"] = f"{threshold:g}" if applied else "not-binary"
-    return Response(orjson.dumps(body), 200, headers=headers)
+    return Answer(200, headers, orjson.dumps(body))
 
 
-def _error(status: int, message: str, request_id: str, version: str) -> Response:
-    headers = {"x-request-id": request_id}
+def _error(status: int, message: str, request_id: str, version: str) -> Answer:
+    headers = {"content-type": "application/json"}
+    if request_id:
+        headers["x-request-id"] = request_id
     if version:
         headers["x-mlpatterns-version"] = version
-    return Response(
-        orjson.dumps({"error": message}), status, headers=headers, media_type="application/json"
-    )
+    return Answer(status, headers, orjson.dumps({"error": message}))

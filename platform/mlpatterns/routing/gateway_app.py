@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlpatterns.routing.gateway import Gateway, RecordLog
 
@@ -68,7 +69,7 @@ def create_gateway_app(
     *,
     reload_every: float = 1.0,
     feedback_log: RecordLog | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """The gateway's app; `reload()` re-reads the ModelService when it changed and is
     polled every `reload_every` seconds, or called at once by `POST /-/reload`."""
 
@@ -128,15 +129,26 @@ def create_gateway_app(
             if feedback_log is not None:
                 feedback_log.close()
 
-    methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
-    return Starlette(
+    own = Starlette(
         routes=[
             Route("/-/routes", routes, methods=["GET"]),
             Route("/-/reload", reload_now, methods=["POST"]),
             Route("/-/health", health, methods=["GET"]),
             Route("/-/metrics", metrics, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
-            Route("/{path:path}", gateway.handle, methods=methods),
         ],
         lifespan=lifespan,
     )
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # every other path is proxied without going through Starlette's routing
+        if scope["type"] == "http" and not _own_path(scope["path"]):
+            await gateway(scope, receive, send)
+        else:
+            await own(scope, receive, send)
+
+    return app
+
+
+def _own_path(path: str) -> bool:
+    return path.startswith("/-/") or path == "/feedback"
