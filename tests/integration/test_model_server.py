@@ -215,6 +215,8 @@ def test_sigterm_flushes_every_prediction_record(trained: tuple[Path, str], tmp_
         "request_id",
         "service",
         "version",
+        "variant",
+        "shadow",
         "input",
         "output",
         "latency_seconds",

@@ -25,6 +25,12 @@ def _documents(objects: list[dict[str, Any]], source: str) -> str:
     return HEADER.format(source=source) + body
 
 
+def _shown(path: Path) -> str:
+    """A path as the header names it, by its last three parts (pipelines/compiled/x),
+    so the generated text is the same in every checkout."""
+    return "/".join(path.resolve().parts[-3:])
+
+
 def pipeline_manifest_files(
     compiled: Path, out: Path, namespace: str | None = None
 ) -> dict[Path, str]:
@@ -32,14 +38,14 @@ def pipeline_manifest_files(
     names = []
     for path in sorted(compiled.glob("*.yaml")):
         ir = yaml.safe_load(path.read_text())
-        files[out / path.name] = _documents(pipeline_objects(ir, namespace), str(path))
+        files[out / path.name] = _documents(pipeline_objects(ir, namespace), _shown(path))
         names.append(path.name)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
         "resources": names,
     }
-    files[out / "kustomization.yaml"] = HEADER.format(source=str(compiled)) + yaml.safe_dump(
+    files[out / "kustomization.yaml"] = HEADER.format(source=_shown(compiled)) + yaml.safe_dump(
         kustomization, sort_keys=False
     )
     return files
