@@ -25,10 +25,10 @@ def _documents(objects: list[dict[str, Any]], source: str) -> str:
     return HEADER.format(source=source) + body
 
 
-def _shown(path: Path) -> str:
+def _shown(path: Path, parts: int = 3) -> str:
     """A path as the header names it, by its last three parts (pipelines/compiled/x),
     so the generated text is the same in every checkout."""
-    return "/".join(path.resolve().parts[-3:])
+    return "/".join(path.resolve().parts[-parts:])
 
 
 def pipeline_manifest_files(
@@ -45,7 +45,7 @@ def pipeline_manifest_files(
         "kind": "Kustomization",
         "resources": names,
     }
-    files[out / "kustomization.yaml"] = HEADER.format(source=_shown(compiled)) + yaml.safe_dump(
+    files[out / "kustomization.yaml"] = HEADER.format(source=_shown(compiled, 2)) + yaml.safe_dump(
         kustomization, sort_keys=False
     )
     return files
