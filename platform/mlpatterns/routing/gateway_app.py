@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlpatterns.process import calm_garbage_collector
 from mlpatterns.routing.gateway import Gateway, RecordLog
 
 MAX_FEEDBACK_BYTES = 16 << 10
@@ -120,6 +121,7 @@ def create_gateway_app(
                     reload()
 
             watcher = asyncio.get_running_loop().create_task(watch())
+        calm_garbage_collector()
         try:
             yield
         finally:

@@ -9,7 +9,6 @@ wrong; only the server's own faults are 5xx.
 
 from __future__ import annotations
 
-import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlpatterns.process import calm_garbage_collector
 from mlpatterns.serving.batching import MicroBatcher
 from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request, v2_request
 from mlpatterns.serving.metrics import ServerMetrics
@@ -349,11 +349,7 @@ def create_app(state: ServerState) -> Starlette:
                 on_batch=state.metrics.observe_batch,
                 inference_thread=state.config.inference_thread,
             )
-        # What start-up allocated (model, session, metrics) lives as long as the server:
-        # keep it out of the collector's scans, and collect young objects less often, so
-        # that collection pauses do not land on request latency.
-        gc.freeze()
-        gc.set_threshold(50_000, 20, 20)
+        calm_garbage_collector()
         state.ready = True
         try:
             yield
