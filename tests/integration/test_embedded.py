@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from tests.support.embedded import MLPATTERNS, Up, start_up
+from tests.support.load import steady_load
 from tests.support.processes import free_port, http_ok, running, wait_until
 
 pytestmark = pytest.mark.integration
@@ -55,28 +55,11 @@ def test_up_serves_switches_live_restarts_and_stops_cleanly(up: Up) -> None:
         )
     assert abs(seen["b"] / 400 - 0.5) < 0.1  # binomial sd 2.5%
 
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(base_url=up.url, timeout=30) as client:
-            while not stop.is_set():
-                answer = client.post("/predict", json=ROW)
-                if answer.status_code != 200:
-                    failures.append(answer.text)
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with steady_load(up.url, ROW) as failures:
         changed = up.mlpatterns("traffic", "set", "iris-embedded", "--split", "a=90,b=10")
         assert changed.returncode == 0, changed.stdout + changed.stderr
         switched_off = up.mlpatterns("traffic", "set", "iris-embedded", "--off", "b")
         assert switched_off.returncode == 0, switched_off.stdout + switched_off.stderr
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
     assert failures == []
     with httpx.Client(base_url=up.url, timeout=30) as client:
         assert {

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from tests.integration.test_model_server import Server, start_server
+from tests.support.load import steady_load
 from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
@@ -144,20 +144,7 @@ def test_sticky_users_and_header_rules(gateway: tuple[str, Path]) -> None:
 
 def test_kill_switch_and_live_reload_under_load_drop_nothing(gateway: tuple[str, Path]) -> None:
     url, spec = gateway
-    failures: list[str] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        with httpx.Client(base_url=url) as client:
-            while not stop.is_set():
-                answer = client.post("/predict", json=ROW)
-                if answer.status_code != 200:
-                    failures.append(answer.text)
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with steady_load(url, ROW) as failures:
         write(spec, {"split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}]})
         wait_for_routes(url, {"svc": 90, "rf": 10})
         write(
@@ -166,10 +153,6 @@ def test_kill_switch_and_live_reload_under_load_drop_nothing(gateway: tuple[str,
             rf_active=False,
         )
         wait_for_routes(url, {"svc": 100})
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
     assert failures == []
     assert versions(url, 200) == Counter({"svc": 200})  # switched off: no traffic at once
 

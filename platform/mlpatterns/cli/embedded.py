@@ -14,6 +14,15 @@ from rich.table import Table
 
 from mlpatterns.api.edits import apply_changes
 from mlpatterns.api.load import ModelServiceError, dump_model_service, load_model_service
+from mlpatterns.cli.traffic_options import (
+    NO_SHADOW,
+    NO_STICKY,
+    OFF,
+    ON,
+    SHADOW,
+    SPLIT,
+    STICKY,
+)
 from mlpatterns.routing.table import RoutingError, compile_table
 from mlpatterns.settings import load_settings
 
@@ -87,13 +96,13 @@ def _service_file(name: str, file: Path | None) -> tuple[Path, str | None]:
 @traffic_app.command("set")
 def traffic_set(
     name: str = typer.Argument(..., help="The ModelService's name."),
-    split: str | None = typer.Option(None, help="New weights, e.g. a=90,b=10."),
-    shadow: str | None = typer.Option(None, help="Copy requests to a version: b or b:50."),
-    no_shadow: bool = typer.Option(False, "--no-shadow", help="Stop the shadow copies."),
-    off: list[str] = typer.Option([], help="Switch a version off (kill switch); repeatable."),
-    on: list[str] = typer.Option([], help="Switch a version back on; repeatable."),
-    sticky: str | None = typer.Option(None, help="Keep users on one version by this header."),
-    no_sticky: bool = typer.Option(False, "--no-sticky", help="Stop keeping users on a version."),
+    split: str | None = SPLIT,
+    shadow: str | None = SHADOW,
+    no_shadow: bool = NO_SHADOW,
+    off: list[str] = OFF,
+    on: list[str] = ON,
+    sticky: str | None = STICKY,
+    no_sticky: bool = NO_STICKY,
     file: Path | None = typer.Option(None, "-f", "--file", help="Edit this file instead."),
 ) -> None:
     """Change the traffic (validated), write the file back, and apply it live."""

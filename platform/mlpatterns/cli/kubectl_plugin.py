@@ -17,6 +17,15 @@ from rich.console import Console
 
 from mlpatterns.api.edits import apply_changes, traffic_patch
 from mlpatterns.api.load import ModelServiceError, parse_model_service
+from mlpatterns.cli.traffic_options import (
+    NO_SHADOW,
+    NO_STICKY,
+    OFF,
+    ON,
+    SHADOW,
+    SPLIT,
+    STICKY,
+)
 
 console = Console()
 app = typer.Typer(
@@ -51,13 +60,13 @@ def _live(name: str, namespace: str | None) -> dict[str, Any]:
 def traffic(
     name: str = typer.Argument(..., help="The ModelService's name."),
     namespace: str | None = typer.Option(None, "-n", "--namespace", help="Its namespace."),
-    split: str | None = typer.Option(None, help="New weights, e.g. a=90,b=10."),
-    shadow: str | None = typer.Option(None, help="Copy requests to a version: b or b:50."),
-    no_shadow: bool = typer.Option(False, "--no-shadow", help="Stop the shadow copies."),
-    off: list[str] = typer.Option([], help="Switch a version off (kill switch)."),
-    on: list[str] = typer.Option([], help="Switch a version back on."),
-    sticky: str | None = typer.Option(None, help="Keep users on one version by this header."),
-    no_sticky: bool = typer.Option(False, "--no-sticky", help="Stop keeping users on one."),
+    split: str | None = SPLIT,
+    shadow: str | None = SHADOW,
+    no_shadow: bool = NO_SHADOW,
+    off: list[str] = OFF,
+    on: list[str] = ON,
+    sticky: str | None = STICKY,
+    no_sticky: bool = NO_STICKY,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the patch; change nothing."),
 ) -> None:
     """Validate a traffic change against the live ModelService, then patch it."""
