@@ -5,12 +5,15 @@ the gateway with a plain route, a 90/10 split, and the split with a 100% shadow.
 
 The model servers and the gateway run on core 0 (`taskset`), wrk on core 1, all with
 the same Open Inference Protocol request as the serving benchmark. Prints requests/s,
-p50/p99, the throughput ratio to direct, and the latency the gateway adds.
+p50/p99, the throughput ratio to direct, and the latency the gateway adds. Two runs
+put the shadow on a hung server (SIGSTOP) and on a refusing port: the primary's p99
+there, against the one-route run's, is what a broken shadow costs the clients.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -23,8 +26,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import answers, free_port, load, write_wrk_script
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
+ALONE = {"split": [{"version": "svc", "weight": 100}]}
+SHADOW_ONLY = {**ALONE, "shadow": {"version": "rf", "percent": 100}}
+# where the shadow copies go: "rf" is a healthy server; the others are shadow faults
+# whose cost to the primary's latency the gateway must keep away from clients
+SHADOW_TARGETS = {
+    "gateway: shadow to a hung server": "hung",
+    "gateway: shadow to a refusing port": "refused",
+}
 VARIANTS = {
-    "gateway: one route": {"split": [{"version": "svc", "weight": 100}]},
+    "gateway: one route": ALONE,
+    "gateway: shadow to a hung server": SHADOW_ONLY,
+    "gateway: shadow to a refusing port": SHADOW_ONLY,
     "gateway: 90/10 split": {
         "split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}]
     },
@@ -79,6 +92,24 @@ def main() -> None:
                         upstreams[version],
                     )
                 )
+            port = free_port()
+            hung_url = f"http://127.0.0.1:{port}"
+            hung = start(
+                [
+                    MLPATTERNS,
+                    "serve",
+                    "model",
+                    "--model",
+                    str(args.model_dir),
+                    "--port",
+                    str(port),
+                    "--no-log-predictions",
+                ],
+                hung_url,
+            )
+            processes.append(hung)
+            hung.send_signal(signal.SIGSTOP)  # accepts connections, never answers
+            targets = {"hung": hung_url, "refused": f"http://127.0.0.1:{free_port()}"}
             load(upstreams["svc"], args.connections, 2, script)  # warm-up
             results["direct"] = load(upstreams["svc"], args.connections, args.duration, script)
             for name, traffic in VARIANTS.items():
@@ -109,7 +140,12 @@ def main() -> None:
                         str(spec),
                         "--port",
                         str(port),
-                        *[f"--upstream={v}={u}" for v, u in upstreams.items()],
+                        *[
+                            f"--upstream={v}={targets.get(SHADOW_TARGETS.get(name, ''), u)}"
+                            if v == "rf"
+                            else f"--upstream={v}={u}"
+                            for v, u in upstreams.items()
+                        ],
                     ],
                     f"http://127.0.0.1:{port}",
                 )
@@ -123,6 +159,7 @@ def main() -> None:
                     gateway.wait(timeout=30)
         finally:
             for process in processes:
+                process.send_signal(signal.SIGCONT)
                 process.terminate()
                 process.wait(timeout=30)
     direct_rps, direct_p50, direct_p99 = results["direct"]

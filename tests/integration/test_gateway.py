@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_model_server import Server, start_server
 from tests.support.load import steady_load
@@ -122,6 +123,13 @@ def test_split_share_and_answers(gateway: tuple[str, Path]) -> None:
     answer = httpx.post(f"{url}/predict", json=ROW, headers={"x-request-id": "gw-1"})
     assert answer.headers["x-request-id"] == "gw-1"
     assert answer.headers["x-mlpatterns-model-version"].startswith("0.1.")
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+    counted = {
+        (s.labels["route"], s.labels["version"], s.labels["status"]): s.value
+        for s in families["mlpatterns_gateway_requests"].samples
+        if s.name.endswith("_total")
+    }
+    assert counted[("default", "rf", "200")] + counted[("default", "svc", "200")] >= 1001
 
 
 def test_sticky_users_and_header_rules(gateway: tuple[str, Path]) -> None:
@@ -178,7 +186,7 @@ def test_a_broken_shadow_never_reaches_the_client(
         two_versions["rf"].process.send_signal(signal.SIGCONT)
     assert {a.status_code for a in answers} == {200}
     assert {a.headers["x-mlpatterns-version"] for a in answers} == {"svc"}
-    metrics = httpx.get(f"{url}/-/metrics").text
+    metrics = httpx.get(f"{url}/metrics").text
     assert "mlpatterns_gateway_mirror_drops_total" in metrics
 
 

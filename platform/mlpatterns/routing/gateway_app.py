@@ -4,7 +4,8 @@ input), and the gateway's own endpoints under `/-/`:
 
 - `GET /-/routes`: the route table in force;
 - `POST /-/reload`: read the ModelService again now (what `traffic set` calls);
-- `GET /-/health`, `GET /-/metrics`.
+- `GET /-/health`, and `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
+  each model server's are scraped from it directly.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def create_gateway_app(
             Route("/-/reload", reload_now, methods=["POST"]),
             Route("/-/health", health, methods=["GET"]),
             Route("/-/metrics", metrics, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
         ],
         lifespan=lifespan,
@@ -153,4 +155,4 @@ def create_gateway_app(
 
 
 def _own_path(path: str) -> bool:
-    return path.startswith("/-/") or path == "/feedback"
+    return path.startswith("/-/") or path in ("/feedback", "/metrics")
