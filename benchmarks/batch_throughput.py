@@ -1,8 +1,9 @@
-"""Batch prediction throughput: `predict_batch` end to end (read CSV, convert, predict,
-commit to SQLite) vs a bare onnxruntime `session.run` loop over the same chunks
-already in memory, on the same model. Prints rows per second and the ratio.
+"""Batch prediction throughput: `predict_batch` end to end vs a bare onnxruntime
+`session.run` loop over the same chunks already in memory, on the same model, for
+both paths: row by row (CSV to SQLite, 10,000-row chunks) and columnar (CSV to
+Parquet parts with pyarrow, 100,000-row chunks). Prints rows per second and ratios.
 
-    .venv/bin/python benchmarks/batch_throughput.py MODEL_FOLDER [--rows 1000000] [--chunk 10000]
+    .venv/bin/python benchmarks/batch_throughput.py MODEL_FOLDER [--rows 1000000]
 
 MODEL_FOLDER is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`).
 """
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("model", type=Path)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--columnar-chunk", type=int, default=100_000)
     args = parser.parse_args()
     model = LoadedModel(args.model)
     rng = np.random.default_rng(0)
@@ -38,20 +40,26 @@ def main() -> None:
             writer.writerow(["id", *model.metadata.feature_names])
             writer.writerows([f"r{i}", *(f"{v:.3f}" for v in row)] for i, row in enumerate(data))
 
-        started = time.perf_counter()
-        chunks = [data[i : i + args.chunk] for i in range(0, args.rows, args.chunk)]
-        for chunk in chunks:
-            model.session.run(["label", "probabilities"], {model.input_name: chunk})
-        bare = args.rows / (time.perf_counter() - started)
+        print(f"{args.rows:,} rows, model {model.metadata.ref}")
+        for name, output, size in (
+            ("CSV -> SQLite, row by row", "out.db", args.chunk),
+            ("CSV -> Parquet parts, columnar", "out.parquet", args.columnar_chunk),
+        ):
+            bare = bare_loop(model, data, size)
+            started = time.perf_counter()
+            result = predict_batch(model, str(source), Path(folder) / output, chunk_rows=size)
+            ours = result.predicted / (time.perf_counter() - started)
+            print(f"  chunks of {size:,}: bare session.run loop {bare:12,.0f} rows/s")
+            print(f"  predict_batch, {name:31} {ours:12,.0f} rows/s  {ours / bare:6.1%} of bare")
 
-        started = time.perf_counter()
-        result = predict_batch(model, str(source), Path(folder) / "out.db", chunk_rows=args.chunk)
-        ours = result.predicted / (time.perf_counter() - started)
 
-    print(f"{args.rows:,} rows, chunks of {args.chunk:,}, model {model.metadata.ref}")
-    print(f"  bare session.run loop (data in memory): {bare:12,.0f} rows/s")
-    print(f"  predict_batch (CSV -> SQLite):          {ours:12,.0f} rows/s")
-    print(f"  ratio:                                  {ours / bare:12.1%}")
+def bare_loop(model: LoadedModel, data: np.ndarray, size: int) -> float:
+    started = time.perf_counter()
+    for start in range(0, len(data), size):
+        model.session.run(
+            ["label", "probabilities"], {model.input_name: data[start : start + size]}
+        )
+    return len(data) / (time.perf_counter() - started)
 
 
 if __name__ == "__main__":

@@ -177,3 +177,76 @@ def test_sqlite_table_input_and_clear_errors(trained: tuple[Path, str], tmp_path
     _, err = missing.communicate(timeout=120)
     assert missing.returncode == 1
     assert "does not exist" in err
+
+
+def parquet_ids(folder: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    return [str(v) for v in pq.read_table(folder, columns=["id"]).column("id").to_pylist()]
+
+
+def test_parquet_parts_resume_and_reject_like_the_row_path(
+    trained: tuple[Path, str], tmp_path: Path
+) -> None:
+    home = trained[0]
+    rows = 400_000
+    source, output = tmp_path / "rows.csv", tmp_path / "predictions.parquet"
+    write_rows(source, rows)
+    first = batch(
+        home,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--chunk-rows",
+        "20000",
+        "--no-log-predictions",
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(output.glob("part-*.parquet"))) < 2:
+        time.sleep(0.01)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    committed = len(parquet_ids(output))
+    assert 0 < committed < rows, "the run ended before it could be interrupted"
+    assert committed % 20000 == 0  # whole parts only
+    summary = finish(
+        batch(home, "--input", str(source), "--output", str(output), "--no-log-predictions")
+    )
+    assert (summary["predicted"], summary["skipped"]) == (rows - committed, committed)
+    ids = parquet_ids(output)
+    assert len(ids) == len(set(ids)) == rows  # every row once, none twice
+    assert not list(output.glob(".part-*"))  # no half-written part is left
+
+    bad = tmp_path / "bad.csv"
+    write_rows(bad, 10, extra=[["bad", "x", 1, 2, 3], ["short", 1, 2], ["r1", 1, 1, 1, 1]])
+    checked = finish(
+        batch(
+            home,
+            "--input",
+            str(bad),
+            "--output",
+            str(tmp_path / "b.parquet"),
+            "--no-log-predictions",
+        )
+    )
+    assert checked == {
+        "read": 13,
+        "predicted": 10,
+        "skipped": 1,
+        "rejected": 2,
+        "output": str(tmp_path / "b.parquet"),
+    }
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "b.parquet")
+    assert table.column_names == [
+        "id",
+        "label",
+        "p_setosa",
+        "p_versicolor",
+        "p_virginica",
+        "model_version",
+        "predicted_at",
+    ]
+    assert table.column("label").to_pylist()[:3] == ["setosa", "virginica", "versicolor"]

@@ -27,7 +27,10 @@ class Role:
 
 
 ROLES = (
-    Role("serving", ("onnxruntime", "starlette", "uvicorn", "prometheus_client", "minio", "redis")),
+    Role(
+        "serving",
+        ("onnxruntime", "starlette", "uvicorn", "prometheus_client", "minio", "redis", "pyarrow"),
+    ),
     Role("operator", ("kopf", "kubernetes")),
     Role("training", ("sklearn", "skl2onnx", "kfp")),
 )

@@ -358,9 +358,15 @@ def batch_predict(
         ..., help="models:/name/version, models:/name@alias, s3://... or a folder."
     ),
     input: str = typer.Option(..., "--input", help="data.csv, data.parquet or data.db:<table>."),
-    output: Path = typer.Option(..., help="predictions.db (SQLite) or predictions.csv."),
+    output: Path = typer.Option(
+        ...,
+        help="predictions.db (SQLite), predictions.csv, or predictions.parquet "
+        "(a folder of Parquet part files; the fast columnar path).",
+    ),
     id_column: str = typer.Option("id", help="The column that identifies a row."),
-    chunk_rows: int = typer.Option(10_000, min=1, help="Rows per chunk (one commit each)."),
+    chunk_rows: int = typer.Option(
+        0, min=0, help="Rows per chunk, committed together (0: 10,000; 100,000 for Parquet)."
+    ),
     force: bool = typer.Option(False, help="Predict every row again, even those already done."),
     log_predictions: bool = typer.Option(
         True, help="Write every prediction to the prediction log."
@@ -404,7 +410,7 @@ def batch_predict(
                 input,
                 output,
                 id_column=id_column,
-                chunk_rows=chunk_rows,
+                chunk_rows=chunk_rows or None,
                 force=force,
                 on_chunk=show,
                 on_prediction=log_each_prediction(log, loaded) if log else None,

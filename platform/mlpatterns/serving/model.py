@@ -83,6 +83,15 @@ class LoadedModel:
         (features,) = self.session.run(["features"], {self.input_name: rows})
         return np.asarray(features, dtype=np.float32)
 
+    def predict_arrays(
+        self, rows: npt.NDArray[np.float32]
+    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float32]]:
+        """Labels and probabilities as onnxruntime returns them (for whole columns)."""
+        labels, probabilities = self.session.run(
+            ["label", "probabilities"], {self.input_name: rows}
+        )
+        return np.asarray(labels), np.asarray(probabilities, dtype=np.float32)
+
     def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
         """Labels and probabilities for float32 rows of `n_features` columns."""
         labels, probabilities = self.session.run(
