@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 def tool_env(control_plane: ControlPlane) -> dict[str, str]:
     """Environment for helm and kubectl subprocesses: the tools on PATH, admin kubeconfig."""
     env = dict(os.environ)
-    env["PATH"] = f"{control_plane.bin}{os.pathsep}{env.get('PATH', '')}"
+    # the tools, and this environment's scripts (mlpatterns, kubectl-mlpatterns), as a
+    # user who installed the package has them on PATH
+    scripts = Path(sys.executable).parent
+    env["PATH"] = os.pathsep.join([str(control_plane.bin), str(scripts), env.get("PATH", "")])
     env["KUBECONFIG"] = str(control_plane.kubeconfig)
     env["HELM_CACHE_HOME"] = str(control_plane.folder / "helm/cache")
     env["HELM_CONFIG_HOME"] = str(control_plane.folder / "helm/config")
