@@ -101,6 +101,11 @@ def _first_of_each(ids: pa.Array) -> npt.NDArray[np.int64]:
     return np.sort(first.column("at_min").to_numpy())
 
 
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """One value for every row, stored once (a dictionary of one entry)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)), pa.array([value]))
+
+
 class PartsSink:
     def __init__(self, folder: Path, classes: list[str], force: bool) -> None:
         self.folder = folder
@@ -112,12 +117,11 @@ class PartsSink:
             for part in folder.glob(PART_GLOB):
                 part.unlink()
 
-    def done_ids(self) -> pa.Array:
-        parts = sorted(self.folder.glob(PART_GLOB))
-        if not parts:
-            return pa.array([], pa.string())
-        ids = [pq.read_table(p, columns=["id"]).column("id") for p in parts]
-        return pa.chunked_array([c for i in ids for c in i.chunks], pa.string()).combine_chunks()
+    def done_ids(self) -> set[str]:
+        done: set[str] = set()
+        for part in sorted(self.folder.glob(PART_GLOB)):
+            done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
+        return done
 
     def write(
         self,
@@ -129,10 +133,8 @@ class PartsSink:
         columns: dict[str, pa.Array] = {"id": ids, "label": pa.array(labels, pa.string())}
         for index, name in enumerate(self.classes):
             columns[f"p_{name}"] = pa.array(probabilities[:, index])
-        rows = len(ids)
-        columns["model_version"] = pa.array([version] * rows, pa.string()).dictionary_encode()
-        now = datetime.now(UTC).isoformat()
-        columns["predicted_at"] = pa.array([now] * rows, pa.string()).dictionary_encode()
+        columns["model_version"] = _constant(version, len(ids))
+        columns["predicted_at"] = _constant(datetime.now(UTC).isoformat(), len(ids))
         name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = self.folder / f".{name}"
         with temporary.open("wb") as written:  # a file object: pyarrow resolves no filesystem
@@ -164,8 +166,11 @@ def predict_to_parts(
         result.read += total + len(unreadable)
         result.rejected.update(unreadable)
         unreadable.clear()
-        fresh = pc.invert(pc.is_in(ids, value_set=done))
-        batch, ids = batch.filter(fresh), ids.filter(fresh)
+        # a Python set: arrow's is_in rebuilds its hash table from the whole value set
+        # on every call, which grows with every chunk written
+        if done:
+            fresh = pa.array([i not in done for i in ids.to_pylist()], pa.bool_())
+            batch, ids = batch.filter(fresh), ids.filter(fresh)
         result.skipped += total - len(ids)
         if len(ids):
             first = _first_of_each(ids)
@@ -181,7 +186,7 @@ def predict_to_parts(
             if len(ids):
                 labels, probabilities = model.predict_arrays(matrix)
                 sink.write(ids, labels, probabilities, model.version)
-                done = pa.concat_arrays([done, ids])
+                done.update(ids.to_pylist())
                 result.predicted += len(ids)
                 if on_prediction is not None:
                     on_prediction(
