@@ -6,13 +6,21 @@ The contract is the row-wise path's (`batch.py`): a chunk's results land togethe
 (a part file is written under a temporary name, synced, then renamed), a rerun
 predicts only rows whose id has no prediction yet, an id repeated in the input is
 predicted once, and rows that cannot be read are rejected with their reason.
+
+A first pass reads the id column alone and decides, for every row at once, which to
+predict: arrow hashes the ids, so neither an id seen earlier in the file nor one with
+a prediction from an earlier run costs a Python object per row. The second pass then
+reads, predicts and writes on three threads, each stage a chunk ahead of the next.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,31 +33,42 @@ import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import BatchInputError, BatchResult, Chunk, OnPrediction, to_matrix
 from mlpatterns.serving.model import LoadedModel, Prediction
+from mlpatterns.serving.prefetch import prefetched
+
+Labels = npt.NDArray[np.object_]
+Probabilities = npt.NDArray[np.float32]
 
 PART_GLOB = "part-*.parquet"
+DICTIONARY_COLUMNS = ["label", "model_version", "predicted_at"]
+ID_PASS_ROWS = 1_000_000  # the id pass reads one column: bigger chunks, fewer calls
 
 
 def is_parts_folder(output: Path) -> bool:
     return output.suffix == ".parquet" and (output.is_dir() or not output.exists())
 
 
-def _batches(
-    source: str, id_column: str, features: list[str], size: int, rejected: dict[str, str]
-) -> Iterator[pa.RecordBatch]:
-    """Chunks of `size` rows; CSV rows with the wrong number of fields go to `rejected`."""
+def _checked(source: str, columns: list[str]) -> Path:
     path = Path(source)
     if not path.exists():
         raise BatchInputError(f"{source} does not exist")
-    columns = [id_column, *features]
-    if path.suffix.lower() == ".parquet":
-        parquet = pq.ParquetFile(path)
-        missing = [c for c in columns if c not in parquet.schema_arrow.names]
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
+    if suffix == ".parquet":
+        missing = [c for c in columns if c not in pq.ParquetFile(path).schema_arrow.names]
         if missing:
             raise BatchInputError(f"{source} lacks the columns {missing}")
-        yield from parquet.iter_batches(batch_size=size, columns=columns)
+    return path
+
+
+def _batches(
+    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+) -> Iterator[pa.RecordBatch]:
+    """Chunks of `size` rows; CSV rows with the wrong number of fields go to `rejected`.
+    The same file read with other `columns` yields the same rows in the same order."""
+    if path.suffix.lower() == ".parquet":
+        yield from pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns)
         return
-    if path.suffix.lower() != ".csv":
-        raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
 
     def reject(row: pa_csv.InvalidRow) -> str:
         text = row.text or ""
@@ -69,7 +88,7 @@ def _batches(
             ),
         )
     except (pa.ArrowInvalid, KeyError) as error:
-        raise BatchInputError(f"{source}: {error}") from None
+        raise BatchInputError(f"{path}: {error}") from None
     for batch in reader:
         for start in range(0, batch.num_rows, size):
             yield batch.slice(start, size)
@@ -94,11 +113,36 @@ def _text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
     return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
 
 
-def _first_of_each(ids: pa.Array) -> npt.NDArray[np.int64]:
-    """Positions of each id's first occurrence, in order."""
-    table = pa.table({"id": ids, "at": pa.array(np.arange(len(ids)))})
-    first = table.group_by("id", use_threads=False).aggregate([("at", "min")])
-    return np.sort(first.column("at_min").to_numpy())
+def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    """True where an id appears for the first time (exact: arrow hashes the strings)."""
+    if len(ids) > 1 and _strictly_increasing(ids):  # tables exported in key order
+        return np.ones(len(ids), dtype=bool)
+    encoded = pc.dictionary_encode(ids, null_encoding="encode")  # nulls: one more value
+    if isinstance(encoded, pa.ChunkedArray):  # one dictionary for all chunks
+        encoded = encoded.combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    first = np.zeros(len(codes), dtype=bool)
+    if not len(codes):
+        return first
+    # arrow numbers values in order of first appearance, so a first occurrence is a code
+    # above every code before it; checked below, with an order-free way if it ever is not
+    first[0] = True
+    first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
+    if np.array_equal(codes[first], np.arange(first.sum())):
+        return first
+    earliest = np.full(len(encoded.dictionary), len(codes), dtype=np.int64)
+    np.minimum.at(earliest, codes, np.arange(len(codes)))
+    first[:] = False
+    first[earliest] = True
+    return first
+
+
+def _strictly_increasing(ids: pa.Array | pa.ChunkedArray) -> bool:
+    """Checking the order costs a comparison per row, far less than hashing every id."""
+    if ids.null_count:
+        return False
+    ascending = pc.greater(ids.slice(1), ids.slice(0, len(ids) - 1))
+    return bool(pc.all(ascending).as_py())
 
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
@@ -117,11 +161,10 @@ class PartsSink:
             for part in folder.glob(PART_GLOB):
                 part.unlink()
 
-    def done_ids(self) -> set[str]:
-        done: set[str] = set()
-        for part in sorted(self.folder.glob(PART_GLOB)):
-            done.update(pq.read_table(part, columns=["id"]).column("id").to_pylist())
-        return done
+    def done_ids(self) -> pa.Array:
+        parts = sorted(self.folder.glob(PART_GLOB))
+        columns = [pq.read_table(part, columns=["id"]).column("id") for part in parts]
+        return pa.chunked_array(columns, type=pa.string()).combine_chunks()
 
     def write(
         self,
@@ -138,10 +181,63 @@ class PartsSink:
         name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = self.folder / f".{name}"
         with temporary.open("wb") as written:  # a file object: pyarrow resolves no filesystem
-            pq.write_table(pa.table(columns), written)
+            # dictionaries only where values repeat: trying one for the unique ids and
+            # the probabilities makes writing several times slower, for nothing
+            pq.write_table(pa.table(columns), written, use_dictionary=DICTIONARY_COLUMNS)
             written.flush()
             os.fsync(written.fileno())
         temporary.replace(self.folder / name)  # the whole chunk appears at once
+
+
+def rows_to_predict(
+    path: Path, id_column: str, done: pa.Array, unreadable: dict[str, str]
+) -> tuple[npt.NDArray[np.bool_], dict[str, str]]:
+    """Over every readable row: whether to predict it, and the rows without an id. A
+    row is left out when its id has a prediction already (`done`), came earlier in the
+    file, or is missing. Rows that cannot be read at all go to `unreadable`."""
+    chunks = [
+        pc.cast(batch.column(0), pa.string())
+        for batch in _batches(path, [id_column], ID_PASS_ROWS, unreadable)
+    ]
+    ids = pa.chunked_array(chunks, type=pa.string())
+    wanted = first_occurrences(ids)
+    if len(done):
+        wanted &= ~pc.is_in(ids, value_set=done).to_numpy(zero_copy_only=False)
+    without_id: dict[str, str] = {}
+    if ids.null_count:
+        missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
+        wanted[missing] = False
+        without_id = {f"<row {row + 1}>": "has no id" for row in missing}
+    return wanted, without_id
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One chunk, read and checked: what is left to predict, and why the rest is not."""
+
+    read: int
+    ids: pa.Array
+    matrix: npt.NDArray[np.float32]
+    rejected: dict[str, str]
+
+
+def _prepared(
+    path: Path, id_column: str, features: list[str], size: int, wanted: npt.NDArray[np.bool_]
+) -> Iterator[_Prepared]:
+    offset = 0
+    for batch in _batches(path, [id_column, *features], size, {}):  # rejects known already
+        read = batch.num_rows
+        keep = wanted[offset : offset + read]
+        offset += read
+        if not keep.all():
+            batch = batch.filter(pa.array(keep))
+        ids = pc.cast(batch.column(0), pa.string())
+        matrix, rejected = _features(batch, features), dict[str, str]()
+        if matrix is None:  # some row is bad: sort them out one by one
+            chunk = Chunk(ids.to_pylist(), _text_rows(batch, features))
+            good, matrix, rejected = to_matrix(chunk, len(features))
+            ids = pa.array(good, pa.string())
+        yield _Prepared(read, ids, matrix, rejected)
 
 
 def predict_to_parts(
@@ -155,42 +251,49 @@ def predict_to_parts(
     on_chunk: Callable[[BatchResult], None] = lambda result: None,
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
-    sink = PartsSink(output, model.labels, force)
-    done = sink.done_ids()
-    result = BatchResult()
+    """Three stages overlap: a thread reads and checks the next chunks, this thread
+    predicts, and another writes the parts, one at a time and in order."""
     features = model.metadata.feature_names
-    unreadable: dict[str, str] = {}
-    for batch in _batches(source, id_column, features, chunk_rows, unreadable):
-        ids = pc.cast(batch.column(id_column), pa.string())
-        total = len(ids)
-        result.read += total + len(unreadable)
-        result.rejected.update(unreadable)
-        unreadable.clear()
-        # a Python set: arrow's is_in rebuilds its hash table from the whole value set
-        # on every call, which grows with every chunk written
-        if done:
-            fresh = pa.array([i not in done for i in ids.to_pylist()], pa.bool_())
-            batch, ids = batch.filter(fresh), ids.filter(fresh)
-        result.skipped += total - len(ids)
-        if len(ids):
-            first = _first_of_each(ids)
-            if len(first) != len(ids):
-                result.skipped += len(ids) - len(first)
-                batch, ids = batch.take(first), ids.take(first)
-            matrix = _features(batch, features)
-            if matrix is None:  # some row is bad: sort them out one by one
-                chunk = Chunk(ids.to_pylist(), _text_rows(batch, features))
-                good, matrix, rejected = to_matrix(chunk, len(features))
-                result.rejected.update(rejected)
-                ids = pa.array(good, pa.string())
-            if len(ids):
-                labels, probabilities = model.predict_arrays(matrix)
-                sink.write(ids, labels, probabilities, model.version)
-                done.update(ids.to_pylist())
-                result.predicted += len(ids)
-                if on_prediction is not None:
-                    on_prediction(
-                        ids.to_pylist(), matrix, Prediction([str(v) for v in labels], probabilities)
-                    )
+    path = _checked(source, [id_column, *features])
+    sink = PartsSink(output, model.labels, force)
+    result = BatchResult()
+    wanted, without_id = rows_to_predict(path, id_column, sink.done_ids(), result.rejected)
+    result.read = len(result.rejected)  # rows too broken to read count as read, rejected
+    result.rejected.update(without_id)
+    result.skipped = len(wanted) - int(wanted.sum()) - len(without_id)  # known up front
+    chunks = prefetched(_prepared(path, id_column, features, chunk_rows, wanted), 2, "batch-read")
+    pending: deque[tuple[_Prepared, Future[Prediction | None]]] = deque()
+
+    def commit_oldest() -> None:
+        chunk, written = pending.popleft()
+        prediction = written.result()  # raises the writer's error
+        result.read += chunk.read
+        result.rejected.update(chunk.rejected)
+        if prediction is not None:
+            result.predicted += len(chunk.ids)
+            if on_prediction is not None:
+                on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
+
+    def write(chunk: _Prepared, labels: Labels, probabilities: Probabilities) -> Prediction:
+        sink.write(chunk.ids, labels, probabilities, model.version)
+        return Prediction([str(v) for v in labels] if on_prediction else [], probabilities)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:
+        for chunk in chunks:
+            if len(chunk.ids):
+                labels, probabilities = model.predict_arrays(chunk.matrix)
+                pending.append((chunk, writer.submit(write, chunk, labels, probabilities)))
+            else:
+                pending.append((chunk, _nothing_to_write()))
+            while len(pending) > 1:  # one part in writing while the next is predicted
+                commit_oldest()
+        while pending:
+            commit_oldest()
     return result
+
+
+def _nothing_to_write() -> Future[Prediction | None]:
+    done: Future[Prediction | None] = Future()
+    done.set_result(None)
+    return done
