@@ -14,9 +14,9 @@ the A/B report), and a version's threshold is applied to binary models' answers.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -182,7 +182,7 @@ class Gateway:
         """Decide, forward (and mirror), answer; `headers` have lowercase names."""
         started = time.perf_counter()
         table = self.table  # this request's table, whatever a reload does meanwhile
-        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = headers.get("x-request-id") or os.urandom(16).hex()
         decision = decide(table, headers, path, self._clock(), self._draw(), self._draw())
         headers["x-request-id"] = request_id
         headers[ROUTE_HEADER] = decision.version

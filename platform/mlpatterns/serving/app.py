@@ -9,8 +9,8 @@ wrong; only the server's own faults are 5xx.
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -81,7 +81,7 @@ def json_response(state: ServerState, request_id: str, body: Any, status: int = 
 
 
 def request_id_of(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+    return request.headers.get("x-request-id") or os.urandom(16).hex()  # as random as uuid4
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -304,6 +304,11 @@ async def metrics(request: Request, state: ServerState, request_id: str) -> Resp
 
 def _routes() -> list[Route]:
     table: list[tuple[str, Handler, str]] = [
+        # the prediction routes first: Starlette tries routes in order, every request
+        ("/v2/models/{model_name}/infer", infer, "POST"),
+        ("/predict", predict, "POST"),
+        ("/predict/label", predict_label, "POST"),
+        ("/v2/models/{model_name}/versions/{model_version}/infer", infer, "POST"),
         ("/v2/health/live", live, "GET"),
         ("/v2/health/ready", ready, "GET"),
         ("/v2", server_metadata, "GET"),
@@ -311,10 +316,6 @@ def _routes() -> list[Route]:
         ("/v2/models/{model_name}/versions/{model_version}", model_metadata, "GET"),
         ("/v2/models/{model_name}/ready", model_ready, "GET"),
         ("/v2/models/{model_name}/versions/{model_version}/ready", model_ready, "GET"),
-        ("/v2/models/{model_name}/infer", infer, "POST"),
-        ("/v2/models/{model_name}/versions/{model_version}/infer", infer, "POST"),
-        ("/predict", predict, "POST"),
-        ("/predict/label", predict_label, "POST"),
         ("/metadata", metadata, "GET"),
         ("/health", health, "GET"),
         ("/metrics", metrics, "GET"),

@@ -74,13 +74,9 @@ def _matrix(rows: Any, n_features: int, where: str) -> npt.NDArray[np.float32]:
                 raise ClientError(422, f"{where}[{index}][{position}] is {value}: not finite")
             if abs(value) > FLOAT32_MAX:
                 raise ClientError(422, f"{where}[{index}][{position}] is too large for float32")
-    try:
-        matrix = np.asarray(rows, dtype=np.float32)
-    except OverflowError:
-        raise ClientError(422, f"{where} has a value too large for float32") from None
-    if not np.isfinite(matrix).all():
-        raise ClientError(422, f"{where} has a value too large for float32")
-    return matrix
+    # every value is finite and within float32's range (checked above), so the matrix
+    # is finite too: no second pass over it
+    return np.asarray(rows, dtype=np.float32)
 
 
 def simple_request(body: bytes, n_features: int) -> npt.NDArray[np.float32]:

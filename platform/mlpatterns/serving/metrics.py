@@ -13,6 +13,10 @@ from prometheus_client import (
     generate_latest,
 )
 
+# prometheus_client's children are instances of their metric's own class
+CounterChild = Counter
+HistogramChild = Histogram
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
@@ -75,6 +79,8 @@ class ServerMetrics:
         self.batch = self.batch_rows.labels(service, version)
         self.active = self.in_flight.labels(service, version)
         self.dropped = self.log_dropped.labels(service, version)
+        self._by_endpoint: dict[tuple[str, int], tuple[CounterChild, HistogramChild]] = {}
+        self._by_class: dict[str, CounterChild] = {}  # bounded: the model's classes
 
     def describe_model(self, name: str, version: str, digest: str) -> None:
         self.model.info({"name": name, "version": version, "digest": digest})
@@ -84,12 +90,28 @@ class ServerMetrics:
         self.inference.observe(seconds)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        self.requests.labels(self.service, self.version, endpoint, str(status)).inc()
-        self.request_seconds.labels(self.service, self.version, endpoint).observe(seconds)
+        children = self._by_endpoint.get((endpoint, status))
+        if children is None:
+            children = self._by_endpoint[(endpoint, status)] = (
+                self.requests.labels(self.service, self.version, endpoint, str(status)),
+                self.request_seconds.labels(self.service, self.version, endpoint),
+            )
+        count, duration = children
+        count.inc()
+        duration.observe(seconds)
 
     def count_classes(self, labels: list[str]) -> None:
+        if len(labels) == 1:  # the common request: one row
+            self._of_class(labels[0]).inc()
+            return
         for name in set(labels):
-            self.predictions.labels(self.service, self.version, name).inc(labels.count(name))
+            self._of_class(name).inc(labels.count(name))
+
+    def _of_class(self, name: str) -> CounterChild:
+        child = self._by_class.get(name)
+        if child is None:
+            child = self._by_class[name] = self.predictions.labels(self.service, self.version, name)
+        return child
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
