@@ -21,8 +21,8 @@ from mlpatterns.serving.prefetch import prefetched
 pytestmark = pytest.mark.unit
 
 
-def first_by_hand(ids: list[str]) -> list[bool]:
-    seen: set[str] = set()
+def first_by_hand(ids: list[str | None]) -> list[bool]:
+    seen: set[str | None] = set()
     marks = []
     for row_id in ids:
         marks.append(row_id not in seen)
@@ -30,8 +30,8 @@ def first_by_hand(ids: list[str]) -> list[bool]:
     return marks
 
 
-@given(st.lists(st.text(alphabet="abc", max_size=3), max_size=60))
-def test_first_occurrences_agree_with_a_set(ids: list[str]) -> None:
+@given(st.lists(st.none() | st.text(alphabet="abc", max_size=3), max_size=60))
+def test_first_occurrences_agree_with_a_set(ids: list[str | None]) -> None:
     assert first_occurrences(pa.array(ids, pa.string())).tolist() == first_by_hand(ids)
 
 

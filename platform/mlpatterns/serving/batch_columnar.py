@@ -114,26 +114,22 @@ def _text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
 
 
 def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    """True where an id appears for the first time (exact: arrow hashes the strings)."""
-    if len(ids) > 1 and _strictly_increasing(ids):  # tables exported in key order
-        return np.ones(len(ids), dtype=bool)
-    encoded = pc.dictionary_encode(ids, null_encoding="encode")  # nulls: one more value
-    if isinstance(encoded, pa.ChunkedArray):  # one dictionary for all chunks
-        encoded = encoded.combine_chunks()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
-    first = np.zeros(len(codes), dtype=bool)
-    if not len(codes):
+    """True where an id appears for the first time; a missing id counts as one value."""
+    first = np.ones(len(ids), dtype=bool)
+    if len(ids) < 2 or _strictly_increasing(ids):  # tables exported in key order
         return first
-    # arrow numbers values in order of first appearance, so a first occurrence is a code
-    # above every code before it; checked below, with an order-free way if it ever is not
-    first[0] = True
-    first[1:] = codes[1:] > np.maximum.accumulate(codes)[:-1]
-    if np.array_equal(codes[first], np.arange(first.sum())):
-        return first
-    earliest = np.full(len(encoded.dictionary), len(codes), dtype=np.int64)
-    np.minimum.at(earliest, codes, np.arange(len(codes)))
-    first[:] = False
-    first[earliest] = True
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    # sorting beats hashing strings in arrow (a third of the time for a million ids),
+    # and a stable sort keeps equal ids in file order: the first of each run is first
+    order = pc.sort_indices(ids)
+    ordered = ids.take(order)
+    later, earlier = ordered.slice(1), ordered.slice(0, len(ids) - 1)
+    repeats = pc.equal(later, earlier).to_numpy(zero_copy_only=False)
+    if ordered.null_count:  # nulls sort last; equal() of two nulls is null, not true
+        missing = ~pc.is_valid(ordered).to_numpy(zero_copy_only=False)
+        repeats = np.where(missing[1:], missing[:-1], repeats.astype(bool, copy=False))
+    first[order.to_numpy()[1:][repeats.astype(bool, copy=False)]] = False
     return first
 
 
@@ -181,9 +177,14 @@ class PartsSink:
         name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
         temporary = self.folder / f".{name}"
         with temporary.open("wb") as written:  # a file object: pyarrow resolves no filesystem
-            # dictionaries only where values repeat: trying one for the unique ids and
-            # the probabilities makes writing several times slower, for nothing
-            pq.write_table(pa.table(columns), written, use_dictionary=DICTIONARY_COLUMNS)
+            # dictionaries only where values repeat (trying one for the unique ids made
+            # writing several times slower), statistics where readers filter
+            pq.write_table(
+                pa.table(columns),
+                written,
+                use_dictionary=DICTIONARY_COLUMNS,
+                write_statistics=["id", *DICTIONARY_COLUMNS],
+            )
             written.flush()
             os.fsync(written.fileno())
         temporary.replace(self.folder / name)  # the whole chunk appears at once
