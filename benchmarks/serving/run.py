@@ -165,7 +165,11 @@ def write_wrk_script(folder: Path) -> Path:
     return script
 
 
-def load(url: str, connections: int, duration: int, script: Path) -> tuple[float, float, float]:
+def load(
+    url: str, connections: int, duration: int, script: Path, allow_timeouts: bool = False
+) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 in ms. Any error fails the run, except that a peer may time
+    out (wrk gives up on a request after 2 s): that is counted and printed, not hidden."""
     out = subprocess.run(
         [
             "taskset",
@@ -185,8 +189,11 @@ def load(url: str, connections: int, duration: int, script: Path) -> tuple[float
         check=True,
         timeout=duration + 60,
     ).stdout
-    if "Non-2xx" in out or "Socket errors" in out:
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if "Non-2xx" in out or (errors and (not allow_timeouts or any(map(int, errors.groups()[:3])))):
         raise RuntimeError(f"errors under load:\n{out}")
+    if errors:
+        print(f"  (wrk: {errors.group(4)} requests timed out after 2 s)", flush=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return rps, _latency(out, "50"), _latency(out, "99")
 
@@ -226,7 +233,9 @@ def main() -> None:
                     time.sleep(0.5)
                 load(url, 16, 2, script)  # warm-up
                 for connections in levels:
-                    rps, p50, p99 = load(url, connections, args.duration, script)
+                    # a peer that falls behind shows in its numbers; ours must not time out
+                    tolerant = name in ("kserve", "mlserver")
+                    rps, p50, p99 = load(url, connections, args.duration, script, tolerant)
                     results.append(Result(name, connections, rps, p50, p99))
                     print(
                         f"{name:10} c={connections:<3} {rps:10,.0f} req/s  "
