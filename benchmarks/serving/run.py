@@ -193,7 +193,7 @@ def load(
     if "Non-2xx" in out or (errors and (not allow_timeouts or any(map(int, errors.groups()[:3])))):
         raise RuntimeError(f"errors under load:\n{out}")
     if errors:
-        print(f"  (wrk: {errors.group(4)} requests timed out after 2 s)", flush=True)
+        print(f"  (wrk, {connections} connections: {errors.group(4)} requests timed out after 2 s)")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return rps, _latency(out, "50"), _latency(out, "99")
 
