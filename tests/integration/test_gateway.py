@@ -190,6 +190,44 @@ def test_a_broken_shadow_never_reaches_the_client(
     assert "mlpatterns_gateway_mirror_drops_total" in metrics
 
 
+def test_a_dead_shadow_stops_receiving_copies(
+    two_versions: dict[str, Server], tmp_path: Path
+) -> None:
+    spec = tmp_path / "iris.yaml"
+    write(
+        spec,
+        {"split": [{"version": "svc", "weight": 100}], "shadow": {"version": "rf", "percent": 100}},
+    )
+    refusing = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    url, process = start_gateway(spec, {"svc": two_versions["svc"].url, "rf": refusing}, tmp_path)
+    try:
+        with httpx.Client(base_url=url, timeout=10) as client:
+            answers = [client.post("/predict", json=ROW) for _ in range(200)]
+
+        def shadow_counts() -> dict[str, float]:
+            text = httpx.get(f"{url}/metrics").text
+            return {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name.startswith("mlpatterns_gateway_shadow_")
+                and sample.name.endswith("_total")
+            }
+
+        # the last copies may still be failing when the last answer is back
+        wait_until("every copy accounted for", lambda: sum(shadow_counts().values()) == 200, 10)
+        metrics = shadow_counts()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert {a.status_code for a in answers} == {200}
+    errors = metrics["mlpatterns_gateway_shadow_errors_total"]
+    skipped = metrics["mlpatterns_gateway_shadow_skipped_total"]
+    # five failures open the circuit; a probe a second at most after that
+    assert 5 <= errors < 20
+    assert errors + skipped == 200
+
+
 def test_oversized_bodies_query_strings_and_unknown_paths(gateway: tuple[str, Path]) -> None:
     url, _ = gateway
     too_big = httpx.post(f"{url}/predict", content=b"x" * (4 << 20 | 1))

@@ -74,11 +74,10 @@ def test_prefetched_keeps_order_and_raises_the_producers_error() -> None:
         yield 1
         raise ValueError("row 2 is unreadable")
 
-    got = []
+    items = prefetched(failing())
+    assert next(items) == 1
     with pytest.raises(ValueError, match="row 2 is unreadable"):
-        for item in prefetched(failing()):
-            got.append(item)
-    assert got == [1]
+        next(items)
 
 
 def test_prefetched_stops_its_thread_when_the_consumer_leaves() -> None:

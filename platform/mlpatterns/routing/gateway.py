@@ -6,8 +6,10 @@ Every request is decided (`decide`), forwarded to its version with
 `x-request-id`. A shadow copy goes out fire-and-forget, at most `shadow_limit` at a
 time (beyond that the copy is dropped and counted), with its Host marked `-shadow`
 as Envoy marks mirrored requests; its answer, errors and slowness never reach the
-client. The table can be swapped while requests are in flight: each request keeps
-the table it was decided with. Each decision is logged off the request path (for
+client, and a shadow that keeps failing stops receiving copies for a while
+(`breaker.py`), so a dead shadow does not tax every request. The table can be
+swapped while requests are in flight: each request keeps the table it was decided
+with. Each decision is logged off the request path (for
 the A/B report), and a version's threshold is applied to binary models' answers.
 """
 
@@ -29,6 +31,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from mlpatterns.routing import thresholds
+from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.table import RouteTable
@@ -84,6 +87,12 @@ class GatewayMetrics:
             ("service",),
             registry=self.registry,
         )
+        self.shadow_skipped = Counter(
+            "mlpatterns_gateway_shadow_skipped_total",
+            "Shadow copies not sent: the shadow kept failing (its circuit is open).",
+            ("service", "version"),
+            registry=self.registry,
+        )
 
 
 @dataclass(frozen=True)
@@ -108,12 +117,14 @@ class Gateway:
         draw: Callable[[], float] = random.random,
         decision_log: RecordLog | None = None,
         remembered: int = 100_000,
+        shadow_breaker: ShadowBreaker | None = None,
     ) -> None:
         self.table = table
         self.upstreams = dict(upstreams)
         self.metrics = GatewayMetrics()
         self.decision_log = decision_log
         self._shadow_slots = asyncio.Semaphore(shadow_limit)
+        self._shadow_breaker = shadow_breaker or ShadowBreaker()
         self._default_timeout = default_timeout
         self._clock = clock
         self._draw = draw
@@ -276,9 +287,13 @@ class Gateway:
         if self._shadow_slots.locked():
             self.metrics.mirror_drops.labels(table.service).inc()
             return
+        if not self._shadow_breaker.allow(shadow):
+            self.metrics.shadow_skipped.labels(table.service, shadow).inc()
+            return
         copy = {**out.headers, ROUTE_HEADER: shadow, "host": f"{table.service}-shadow"}
 
         async def send() -> None:
+            failed = True  # also when cancelled at shutdown: a probe must not stay pending
             async with self._shadow_slots:
                 try:
                     async with self.session.request(
@@ -291,7 +306,9 @@ class Gateway:
                         await answer.read()
                         failed = answer.status >= 500
                 except (aiohttp.ClientError, TimeoutError):
-                    failed = True
+                    pass
+                finally:
+                    self._shadow_breaker.record(shadow, not failed)
                 if failed:
                     self.metrics.shadow_errors.labels(table.service, shadow).inc()
 
