@@ -101,3 +101,19 @@ def test_prefetched_stops_its_thread_when_the_consumer_leaves() -> None:
 
 def test_first_occurrences_of_nothing() -> None:
     assert first_occurrences(pa.array([], pa.string())).dtype == np.bool_
+
+
+@given(st.lists(st.integers(0, 9), max_size=12), st.integers(1, 7))
+def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
+    sizes: list[int], size: int
+) -> None:
+    from mlpatterns.serving.batch_columnar import _exactly
+
+    values = iter(range(1000))
+    column = [pa.array([next(values) for _ in range(n)], pa.int64()) for n in sizes]
+    batches = [pa.record_batch({"a": values_of_one}) for values_of_one in column]
+    chunks = list(_exactly(iter(batches), size))
+    assert all(chunk.num_rows == size for chunk in chunks[:-1])
+    assert 0 < chunks[-1].num_rows <= size if chunks else sum(sizes) == 0
+    flat = [v for chunk in chunks for v in chunk.column(0).to_pylist()]
+    assert flat == list(range(sum(sizes)))

@@ -64,8 +64,31 @@ def _checked(source: str, columns: list[str]) -> Path:
 def _batches(
     path: Path, columns: list[str], size: int, rejected: dict[str, str]
 ) -> Iterator[pa.RecordBatch]:
-    """Chunks of `size` rows; CSV rows with the wrong number of fields go to `rejected`.
-    The same file read with other `columns` yields the same rows in the same order."""
+    """Chunks of exactly `size` rows (the last may be shorter), so that every part holds
+    `size` predictions whatever the reader's blocks or row groups. CSV rows with the
+    wrong number of fields go to `rejected`. The same file read with other `columns`
+    yields the same rows in the same order."""
+    return _exactly(_read(path, columns, size, rejected), size)
+
+
+def _exactly(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(held)
+            yield from table.slice(0, size).combine_chunks().to_batches()
+            rest = table.slice(size)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield from pa.Table.from_batches(held).combine_chunks().to_batches()
+
+
+def _read(
+    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+) -> Iterator[pa.RecordBatch]:
     if path.suffix.lower() == ".parquet":
         yield from pq.ParquetFile(path).iter_batches(batch_size=size, columns=columns)
         return
@@ -89,9 +112,7 @@ def _batches(
         )
     except (pa.ArrowInvalid, KeyError) as error:
         raise BatchInputError(f"{path}: {error}") from None
-    for batch in reader:
-        for start in range(0, batch.num_rows, size):
-            yield batch.slice(start, size)
+    yield from reader
 
 
 def _features(batch: pa.RecordBatch, features: list[str]) -> npt.NDArray[np.float32] | None:

@@ -1,17 +1,17 @@
 """The prediction log: one JSON record per prediction, written off the request path.
 
-Requests put records on a bounded queue and never wait: when the queue is full the
-record is dropped and counted. A background thread writes the queue in batches to
+Requests put records in a bounded buffer and never wait: when it is full the record
+is dropped and counted. A background thread writes the queue in batches to
 a sink (JSON lines in rotated files, or objects in S3). `close` drains and flushes
 everything, which a server calls on SIGTERM so that no record is lost on a stop.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import orjson
 
 from mlpatterns.registry.store import ArtifactStore, StoreError
+
+_ROOM_POLL_SECONDS = 0.005  # how often a waiting submitter looks for room
 
 
 class Sink(Protocol):
@@ -100,20 +102,27 @@ def record(
 
 
 class PredictionLog:
+    """Records are appended to a bounded buffer; a thread writes them in batches every
+    `flush_interval`, or sooner once `batch_size` are waiting. The thread is woken once
+    per batch, not once per record: a wake-up per request made the GIL change hands
+    twice per request, which cost a busy one-core server a tenth of its throughput."""
+
     def __init__(
         self,
         sink: Sink,
         *,
         capacity: int = 10_000,
         batch_size: int = 512,
-        flush_interval: float = 0.5,
+        flush_interval: float = 0.2,
         on_drop: Callable[[], None] = lambda: None,
     ) -> None:
         self._sink = sink
-        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=capacity)
+        self._pending: deque[bytes] = deque()  # appends and pops are atomic under the GIL
+        self._capacity = capacity
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._on_drop = on_drop
+        self._wake = threading.Event()
         self._stopping = threading.Event()
         self.dropped = 0
         self.written = 0
@@ -121,39 +130,36 @@ class PredictionLog:
         self._thread.start()
 
     def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool:
-        """Queue a record; False (and counted) when the queue is full. Servers never wait;
+        """Queue a record; False (and counted) when the buffer is full. Servers never wait;
         a batch job, which must not lose records, waits for room (`wait=True`)."""
         line = orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
-        try:
-            self._queue.put(line, block=wait)
-        except queue.Full:
-            self.dropped += 1
-            self._on_drop()
-            return False
+        while len(self._pending) >= self._capacity:
+            if not wait or not self._thread.is_alive():
+                self.dropped += 1
+                self._on_drop()
+                return False
+            self._wake.set()
+            time.sleep(_ROOM_POLL_SECONDS)
+        self._pending.append(line)
+        if len(self._pending) == self._batch_size:
+            self._wake.set()
         return True
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
-
-    def _drain(self, first: bytes | None) -> list[bytes]:
-        batch = [first] if first is not None else []
-        while len(batch) < self._batch_size:
-            try:
-                batch.append(self._queue.get_nowait())
-            except queue.Empty:
-                break
-        return batch
+        return len(self._pending)
 
     def _run(self) -> None:
-        while not (self._stopping.is_set() and self._queue.empty()):
-            try:
-                first: bytes | None = self._queue.get(timeout=self._flush_interval)
-            except queue.Empty:
-                first = None
-            batch = self._drain(first)
-            if batch:
-                self._write(batch)
+        while True:
+            stopping = self._stopping.is_set()  # read first: what came before is written
+            if not stopping:
+                self._wake.wait(self._flush_interval)
+                self._wake.clear()
+            while self._pending:
+                count = min(len(self._pending), self._batch_size)
+                self._write([self._pending.popleft() for _ in range(count)])
+            if stopping:
+                return
 
     def _write(self, batch: list[bytes]) -> None:
         for attempt in range(3):  # a sink's passing fault (S3 hiccup) is retried
@@ -170,5 +176,6 @@ class PredictionLog:
     def close(self, timeout: float = 30) -> None:
         """Write everything queued, then close the sink."""
         self._stopping.set()
+        self._wake.set()
         self._thread.join(timeout)
         self._sink.close()
