@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,7 +302,8 @@ def predict_to_parts(
         sink.write(chunk.ids, labels, probabilities, model.version)
         return Prediction([str(v) for v in labels] if on_prediction else [], probabilities)
 
-    with ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:
+    # closing: an error here stops the reading thread at once, not at garbage collection
+    with closing(chunks), ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:
         for chunk in chunks:
             if len(chunk.ids):
                 labels, probabilities = model.predict_arrays(chunk.matrix)

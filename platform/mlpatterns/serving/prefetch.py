@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -18,7 +18,9 @@ class _End:
         self.error = error
 
 
-def prefetched(items: Iterator[Item], depth: int = 2, name: str = "prefetch") -> Iterator[Item]:
+def prefetched(
+    items: Iterator[Item], depth: int = 2, name: str = "prefetch"
+) -> Generator[Item, None, None]:
     """The items of `items`, produced on a thread; its exception is raised here, and
     closing this generator (or an exception in the consumer) stops the thread."""
     handoff: queue.Queue[Item | _End] = queue.Queue(maxsize=depth)
