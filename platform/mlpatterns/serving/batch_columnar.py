@@ -8,9 +8,10 @@ predicts only rows whose id has no prediction yet, an id repeated in the input i
 predicted once, and rows that cannot be read are rejected with their reason.
 
 A first pass reads the id column alone and decides, for every row at once, which to
-predict: arrow hashes the ids, so neither an id seen earlier in the file nor one with
-a prediction from an earlier run costs a Python object per row. The second pass then
-reads, predicts and writes on three threads, each stage a chunk ahead of the next.
+predict: a stable sort finds ids seen earlier in the file and arrow's `is_in` those
+with a prediction from an earlier run, so neither costs a Python object per row. The
+second pass then reads, predicts and writes on three threads, each stage a chunk
+ahead of the next.
 """
 
 from __future__ import annotations
@@ -147,11 +148,11 @@ def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     order = pc.sort_indices(ids)
     ordered = ids.take(order)
     later, earlier = ordered.slice(1), ordered.slice(0, len(ids) - 1)
-    repeats = pc.equal(later, earlier).to_numpy(zero_copy_only=False)
+    repeats = pc.equal(later, earlier).fill_null(False).to_numpy(zero_copy_only=False)
     if ordered.null_count:  # nulls sort last; equal() of two nulls is null, not true
         missing = ~pc.is_valid(ordered).to_numpy(zero_copy_only=False)
-        repeats = np.where(missing[1:], missing[:-1], repeats.astype(bool, copy=False))
-    first[order.to_numpy()[1:][repeats.astype(bool, copy=False)]] = False
+        repeats |= missing[1:] & missing[:-1]
+    first[order.to_numpy()[1:][repeats]] = False
     return first
 
 
@@ -218,9 +219,10 @@ def rows_to_predict(
     """Over every readable row: whether to predict it, and the rows without an id. A
     row is left out when its id has a prediction already (`done`), came earlier in the
     file, or is missing. Rows that cannot be read at all go to `unreadable`."""
+    # the reader's own batches: their sizes do not matter here, so no re-chunking copy
     chunks = [
         pc.cast(batch.column(0), pa.string())
-        for batch in _batches(path, [id_column], ID_PASS_ROWS, unreadable)
+        for batch in _read(path, [id_column], ID_PASS_ROWS, unreadable)
     ]
     ids = pa.chunked_array(chunks, type=pa.string())
     wanted = first_occurrences(ids)

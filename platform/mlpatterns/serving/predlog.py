@@ -1,7 +1,7 @@
 """The prediction log: one JSON record per prediction, written off the request path.
 
 Requests put records in a bounded buffer and never wait: when it is full the record
-is dropped and counted. A background thread writes the queue in batches to
+is dropped and counted. A background thread writes the buffer in batches to
 a sink (JSON lines in rotated files, or objects in S3). `close` drains and flushes
 everything, which a server calls on SIGTERM so that no record is lost on a stop.
 """
@@ -105,7 +105,7 @@ class PredictionLog:
     """Records are appended to a bounded buffer; a thread writes them in batches every
     `flush_interval`, or sooner once `batch_size` are waiting. The thread is woken once
     per batch, not once per record: a wake-up per request made the GIL change hands
-    twice per request, which cost a busy one-core server a tenth of its throughput."""
+    twice per request (the gateway, which logs every decision, gained 3 to 4%)."""
 
     def __init__(
         self,
