@@ -61,7 +61,7 @@ def write_inputs(
     folder: Path, ids: list[str], data: np.ndarray, features: list[str]
 ) -> dict[str, Path]:
     """The same rows as CSV, as Parquet, and as Parquet with ids in sorted order (which
-    the columnar path checks in one comparison per row instead of hashing every id)."""
+    the columnar path checks in one comparison per row instead of sorting the ids)."""
     columns = {name: pa.array(data[:, index]) for index, name in enumerate(features)}
     table = pa.table({"id": pa.array(ids), **columns})
     numbered = pa.table({"id": pa.array([f"r{i:09d}" for i in range(len(ids))]), **columns})
