@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from mlpatterns.process import usable_cpus
 from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
@@ -86,7 +87,7 @@ class ServeOptions:
 
 
 def _threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, workers))
+    return max(1, usable_cpus() // max(1, workers))
 
 
 def _prediction_sink(settings: Settings, service: str, variant: str, workers: int) -> Sink:
