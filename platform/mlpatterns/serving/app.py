@@ -9,7 +9,7 @@ wrong; only the server's own faults are 5xx.
 
 from __future__ import annotations
 
-import os
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -21,7 +21,7 @@ import numpy.typing as npt
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -75,26 +75,66 @@ class ServerState:
         return result
 
 
+class JSONAnswer(Response):
+    """A JSON response whose header list is written out directly: Starlette's general
+    constructor lower-cases, encodes and scans every header of every response."""
+
+    media_type = JSON
+
+    def __init__(self, body: bytes, status: int, request_id: str, version: bytes) -> None:
+        self.status_code = status
+        self.body = body
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+            (b"x-request-id", request_id.encode("latin-1")),
+            (b"x-mlpatterns-version", version),
+        ]
+
+
 def json_response(state: ServerState, request_id: str, body: Any, status: int = 200) -> Response:
-    headers = {"x-request-id": request_id, "x-mlpatterns-version": state.model.version}
-    return Response(orjson.dumps(body), status, headers=headers, media_type=JSON)
+    return JSONAnswer(orjson.dumps(body), status, request_id, state.model.version_header)
+
+
+def new_request_id() -> str:
+    """128 random bits in hex, like a uuid4 without its syscall: request ids must be
+    unique, not secret (`random` is seeded from the OS, and again in a forked child)."""
+    return f"{random.getrandbits(128):032x}"
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """One request header (`name` in lower case, as ASGI servers give them): a scan of
+    the raw list, without building Starlette's Headers mapping on the hot path."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None
 
 
 def request_id_of(request: Request) -> str:
-    return request.headers.get("x-request-id") or os.urandom(16).hex()  # as random as uuid4
+    return header(request, b"x-request-id") or new_request_id()
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
+    """The whole body, refused with a 413 as soon as it is known to pass `limit`."""
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ClientError(413, f"the request body is {declared} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    more = True
+    while more:  # ASGI messages read directly: request.stream() is an async generator
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ClientError(413, f"the request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 Handler = Callable[[Request, ServerState, str], Awaitable[Response]]
@@ -107,7 +147,7 @@ def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Respo
         state: ServerState = request.app.state.server
         request_id = request_id_of(request)
         started = time.perf_counter()
-        state.metrics.active.inc()
+        state.metrics.started()
         try:
             response = await handler(request, state, request_id)
         except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
@@ -115,7 +155,7 @@ def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Respo
         except Exception as error:  # a fault of ours, never the client's
             response = json_response(state, request_id, {"error": f"internal error: {error}"}, 500)
         finally:
-            state.metrics.active.dec()
+            state.metrics.finished()
         state.metrics.observe_request(name, response.status_code, time.perf_counter() - started)
         return response
 
@@ -138,7 +178,7 @@ def _check_model(state: ServerState, request: Request) -> None:
 
 def is_shadow_copy(request: Request) -> bool:
     """A gateway's or Envoy's mirrored request: its Host ends in `-shadow`."""
-    return request.headers.get("host", "").split(":", 1)[0].endswith("-shadow")
+    return (header(request, b"host") or "").split(":", 1)[0].endswith("-shadow")
 
 
 async def _run(
@@ -146,7 +186,7 @@ async def _run(
 ) -> Prediction:
     started = time.perf_counter()
     result = await state.predict(rows, request_id)
-    if not np.isfinite(result.probabilities).all():  # extreme inputs overflow the model's math
+    if not result.finite:
         raise ClientError(
             422,
             "the model cannot compute these inputs (non-finite results); values of this "

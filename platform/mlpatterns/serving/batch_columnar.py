@@ -302,7 +302,7 @@ def predict_to_parts(
 
     def write(chunk: _Prepared, labels: Labels, probabilities: Probabilities) -> Prediction:
         sink.write(chunk.ids, labels, probabilities, model.version)
-        return Prediction([str(v) for v in labels] if on_prediction else [], probabilities)
+        return Prediction.checked([str(v) for v in labels] if on_prediction else [], probabilities)
 
     # closing: an error here stops the reading thread at once, not at garbage collection
     with closing(chunks), ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:

@@ -87,9 +87,7 @@ class MicroBatcher:
                 for rows, future in batch:
                     end = offset + len(rows)
                     if not future.done():
-                        future.set_result(
-                            Prediction(result.labels[offset:end], result.probabilities[offset:end])
-                        )
+                        future.set_result(result.rows(offset, end))
                     offset = end
         finally:
             self._draining = False

@@ -77,13 +77,22 @@ class ServerMetrics:
         # label children resolved once: lookups by label on the hot path cost time
         self.inference = self.inference_seconds.labels(service, version)
         self.batch = self.batch_rows.labels(service, version)
-        self.active = self.in_flight.labels(service, version)
+        # counted in a plain int (the event loop's thread alone changes it), read when
+        # scraped: a Gauge child takes a lock on every inc and dec
+        self._in_flight = 0
+        self.in_flight.labels(service, version).set_function(lambda: self._in_flight)
         self.dropped = self.log_dropped.labels(service, version)
         self._by_endpoint: dict[tuple[str, int], tuple[CounterChild, HistogramChild]] = {}
         self._by_class: dict[str, CounterChild] = {}  # bounded: the model's classes
 
     def describe_model(self, name: str, version: str, digest: str) -> None:
         self.model.info({"name": name, "version": version, "digest": digest})
+
+    def started(self) -> None:
+        self._in_flight += 1
+
+    def finished(self) -> None:
+        self._in_flight -= 1
 
     def observe_batch(self, rows: int, seconds: float) -> None:
         self.batch.observe(rows)

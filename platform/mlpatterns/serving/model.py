@@ -25,6 +25,18 @@ class ModelLoadError(RuntimeError):
 class Prediction:
     labels: list[str]
     probabilities: npt.NDArray[np.float32]  # rows x classes
+    finite: bool  # every probability is a number: extreme inputs can overflow a model's math
+
+    @classmethod
+    def checked(cls, labels: list[str], probabilities: npt.NDArray[np.float32]) -> Prediction:
+        return cls(labels, probabilities, bool(np.isfinite(probabilities).all()))
+
+    def rows(self, start: int, end: int) -> Prediction:
+        """The prediction of rows start..end; a finite whole needs no second check."""
+        labels, probabilities = self.labels[start:end], self.probabilities[start:end]
+        if self.finite:
+            return Prediction(labels, probabilities, True)
+        return Prediction.checked(labels, probabilities)
 
 
 class LoadedModel:
@@ -72,6 +84,7 @@ class LoadedModel:
         self.n_features = int(inputs[0].shape[1])
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.labels = list(self.metadata.labels)
+        self.version_header = self.metadata.version.encode("latin-1")
 
     @property
     def name(self) -> str:
@@ -100,4 +113,6 @@ class LoadedModel:
         labels, probabilities = self.session.run(
             ["label", "probabilities"], {self.input_name: rows}
         )
-        return Prediction([str(v) for v in labels], np.asarray(probabilities, dtype=np.float32))
+        return Prediction.checked(
+            [str(v) for v in labels], np.asarray(probabilities, dtype=np.float32)
+        )

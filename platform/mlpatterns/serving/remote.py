@@ -63,7 +63,7 @@ class RemotePredictor:
             )
         outputs = {o["name"]: o for o in answer.json()["outputs"]}
         probabilities = np.asarray(outputs["probabilities"]["data"], dtype=np.float32)
-        return Prediction(
+        return Prediction.checked(
             [str(v) for v in outputs["label"]["data"]],
             probabilities.reshape(outputs["probabilities"]["shape"]),
         )
