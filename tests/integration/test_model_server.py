@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.training.export import predict_proba
@@ -170,11 +171,26 @@ def test_oversized_body_is_a_413(server: Server) -> None:
     assert "limit" in answer.json()["error"]
 
 
-def test_metrics_parse(server: Server) -> None:
-    httpx.post(f"{server.url}/predict", json={"data": ROWS})
-    families = {
-        f.name: f for f in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
-    }
+def scrape(url: str) -> dict[str, Metric]:
+    return {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+
+
+def sample(families: dict[str, Metric], name: str, **labels: str) -> float:
+    """The value of one sample, 0 when the server has not written it yet."""
+    for family in families.values():
+        for s in family.samples:
+            if s.name == name and labels.items() <= s.labels.items():
+                return float(s.value)
+    return 0.0
+
+
+def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
+    before = scrape(server.url)
+    requests = 7
+    for _ in range(requests):
+        assert httpx.post(f"{server.url}/predict", json={"data": ROWS}).status_code == 200
+    assert httpx.post(f"{server.url}/predict", content=b"{").status_code == 400
+    families = scrape(server.url)
     for name in (
         "mlpatterns_requests",
         "mlpatterns_request_duration_seconds",
@@ -189,12 +205,29 @@ def test_metrics_parse(server: Server) -> None:
     [info] = families["mlpatterns_model_info"].samples
     assert info.labels["name"] == "iris"
     assert len(info.labels["digest"]) == 64
-    predicted = {
-        s.labels["class"]
-        for s in families["mlpatterns_predictions"].samples
-        if s.name.endswith("_total")
+
+    def grew(name: str, **labels: str) -> float:
+        return sample(families, name, **labels) - sample(before, name, **labels)
+
+    predict = {"endpoint": "/predict"}
+    assert grew("mlpatterns_requests_total", **predict, status="200") == requests
+    assert grew("mlpatterns_requests_total", **predict, status="400") == 1
+    assert grew("mlpatterns_request_duration_seconds_count", **predict) == requests + 1
+    assert grew("mlpatterns_request_duration_seconds_bucket", **predict, le="+Inf") == requests + 1
+    assert grew("mlpatterns_batch_size_sum") == requests * len(ROWS)  # every row, in batches
+    by_class = {
+        c: grew("mlpatterns_predictions_total", **{"class": c})
+        for c in ("setosa", "versicolor", "virginica")
     }
-    assert {"setosa", "virginica", "versicolor"} <= predicted
+    assert by_class == {"setosa": requests, "versicolor": requests, "virginica": requests}
+    buckets = [
+        s.value
+        for s in families["mlpatterns_request_duration_seconds"].samples
+        if s.name.endswith("_bucket") and s.labels["endpoint"] == "/predict"
+    ]
+    assert buckets == sorted(buckets)  # cumulative
+    # the scrape itself is the one request in flight while it is answered
+    assert sample(families, "mlpatterns_requests_in_flight") == 1
 
 
 def test_sigterm_flushes_every_prediction_record(trained: tuple[Path, str], tmp_path: Path) -> None:

@@ -1,89 +1,77 @@
 """Prometheus metrics of a model server: names prefixed `mlpatterns_`, base units,
 labels `service` and `version` (and `endpoint`, `status`, `class` where they apply).
-Each server has its own registry, so tests and several apps in one process do not mix."""
+Each server has its own registry, so tests and several apps in one process do not mix.
+
+What every request touches (request count and latency, in-flight requests, batch
+size, inference time, predictions by class) is kept in plain numbers and turned
+into metric families only when `/metrics` is scraped: prometheus_client's own
+metrics take a lock on every increment, several times per request. Only the event
+loop's thread writes these numbers, and the scrape runs on that thread too.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-    generate_latest,
-)
+from bisect import bisect_left
+from collections.abc import Iterator
 
-# prometheus_client's children are instances of their metric's own class
-CounterChild = Counter
-HistogramChild = Histogram
+from prometheus_client import CollectorRegistry, Counter, Info, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+
+class PlainHistogram:
+    """A histogram's counts in a list, for one writing thread."""
+
+    __slots__ = ("bounds", "counts", "labels", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.total = 0.0
+        self.labels = [repr(float(bound)) for bound in bounds] + ["+Inf"]  # "le" as Go prints it
+
+    def observe(self, value: float) -> None:
+        # Prometheus buckets are "less than or equal": the first bound >= value
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        """Cumulative counts by upper bound, as the exposition format wants them."""
+        cumulative, running = [], 0
+        for label, count in zip(self.labels, self.counts, strict=True):
+            running += count
+            cumulative.append((label, float(running)))
+        return cumulative
 
 
 class ServerMetrics:
     def __init__(self, service: str, version: str) -> None:
         self.registry = CollectorRegistry()
         self.service, self.version = service, version
-        labels = ("service", "version")
-        self.requests = Counter(
-            "mlpatterns_requests_total",
-            "HTTP requests answered.",
-            (*labels, "endpoint", "status"),
-            registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "mlpatterns_request_duration_seconds",
-            "Time to answer an HTTP request.",
-            (*labels, "endpoint"),
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.inference_seconds = Histogram(
-            "mlpatterns_inference_duration_seconds",
-            "Time of one onnxruntime run.",
-            labels,
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.batch_rows = Histogram(
-            "mlpatterns_batch_size",
-            "Rows in one onnxruntime run.",
-            labels,
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        )
-        self.predictions = Counter(
-            "mlpatterns_predictions_total",
-            "Predicted rows by class.",
-            (*labels, "class"),
-            registry=self.registry,
-        )
-        self.in_flight = Gauge(
-            "mlpatterns_requests_in_flight",
-            "Requests being answered now.",
-            labels,
-            registry=self.registry,
-        )
-        self.log_dropped = Counter(
+        self._in_flight = 0
+        self._requests: dict[tuple[str, int], int] = {}  # (endpoint, status) -> answered
+        self._latency: dict[str, PlainHistogram] = {}  # endpoint -> request durations
+        self._inference = PlainHistogram(LATENCY_BUCKETS)
+        self._batch = PlainHistogram(BATCH_BUCKETS)
+        self._by_class: dict[str, int] = {}  # bounded: the model's classes
+        self.registry.register(self)
+        self.log_dropped = Counter(  # written by the prediction log, off the loop
             "mlpatterns_prediction_log_dropped_total",
             "Prediction log records dropped because the log queue was full.",
-            labels,
+            ("service", "version"),
             registry=self.registry,
         )
+        self.dropped = self.log_dropped.labels(service, version)
         self.model = Info(
             "mlpatterns_model", "The model this server serves.", registry=self.registry
         )
-        # label children resolved once: lookups by label on the hot path cost time
-        self.inference = self.inference_seconds.labels(service, version)
-        self.batch = self.batch_rows.labels(service, version)
-        # counted in a plain int (the event loop's thread alone changes it), read when
-        # scraped: a Gauge child takes a lock on every inc and dec
-        self._in_flight = 0
-        self.in_flight.labels(service, version).set_function(lambda: self._in_flight)
-        self.dropped = self.log_dropped.labels(service, version)
-        self._by_endpoint: dict[tuple[str, int], tuple[CounterChild, HistogramChild]] = {}
-        self._by_class: dict[str, CounterChild] = {}  # bounded: the model's classes
 
     def describe_model(self, name: str, version: str, digest: str) -> None:
         self.model.info({"name": name, "version": version, "digest": digest})
@@ -95,32 +83,71 @@ class ServerMetrics:
         self._in_flight -= 1
 
     def observe_batch(self, rows: int, seconds: float) -> None:
-        self.batch.observe(rows)
-        self.inference.observe(seconds)
+        self._batch.observe(rows)
+        self._inference.observe(seconds)
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
-        children = self._by_endpoint.get((endpoint, status))
-        if children is None:
-            children = self._by_endpoint[(endpoint, status)] = (
-                self.requests.labels(self.service, self.version, endpoint, str(status)),
-                self.request_seconds.labels(self.service, self.version, endpoint),
-            )
-        count, duration = children
-        count.inc()
-        duration.observe(seconds)
+        key = (endpoint, status)
+        self._requests[key] = self._requests.get(key, 0) + 1
+        latency = self._latency.get(endpoint)
+        if latency is None:
+            latency = self._latency[endpoint] = PlainHistogram(LATENCY_BUCKETS)
+        latency.observe(seconds)
 
     def count_classes(self, labels: list[str]) -> None:
-        if len(labels) == 1:  # the common request: one row
-            self._of_class(labels[0]).inc()
-            return
-        for name in set(labels):
-            self._of_class(name).inc(labels.count(name))
+        counts = self._by_class
+        for name in labels:
+            counts[name] = counts.get(name, 0) + 1
 
-    def _of_class(self, name: str) -> CounterChild:
-        child = self._by_class.get(name)
-        if child is None:
-            child = self._by_class[name] = self.predictions.labels(self.service, self.version, name)
-        return child
+    def collect(self) -> Iterator[Metric]:
+        """The hot-path numbers as metric families (prometheus_client's Collector protocol)."""
+        ours = [self.service, self.version]
+        yield self._counted(
+            "mlpatterns_requests",
+            "HTTP requests answered.",
+            ["endpoint", "status"],
+            {(endpoint, str(status)): n for (endpoint, status), n in self._requests.items()},
+        )
+        durations = HistogramMetricFamily(
+            "mlpatterns_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            labels=["service", "version", "endpoint"],
+        )
+        for endpoint, latency in sorted(self._latency.items()):
+            durations.add_metric([*ours, endpoint], latency.buckets(), latency.total)
+        yield durations
+        for name, documentation, histogram in (
+            (
+                "mlpatterns_inference_duration_seconds",
+                "Time of one onnxruntime run.",
+                self._inference,
+            ),
+            ("mlpatterns_batch_size", "Rows in one onnxruntime run.", self._batch),
+        ):
+            family = HistogramMetricFamily(name, documentation, labels=["service", "version"])
+            family.add_metric(ours, histogram.buckets(), histogram.total)
+            yield family
+        yield self._counted(
+            "mlpatterns_predictions",
+            "Predicted rows by class.",
+            ["class"],
+            {(name,): n for name, n in self._by_class.items()},
+        )
+        in_flight = GaugeMetricFamily(
+            "mlpatterns_requests_in_flight",
+            "Requests being answered now.",
+            labels=["service", "version"],
+        )
+        in_flight.add_metric(ours, self._in_flight)
+        yield in_flight
+
+    def _counted(
+        self, name: str, documentation: str, labels: list[str], counts: dict[tuple[str, ...], int]
+    ) -> CounterMetricFamily:
+        family = CounterMetricFamily(name, documentation, labels=["service", "version", *labels])
+        for values, count in sorted(counts.items()):
+            family.add_metric([self.service, self.version, *values], count)
+        return family
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
