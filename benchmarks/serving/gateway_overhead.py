@@ -17,13 +17,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import answers, free_port, load, write_wrk_script
+from run import free_port, load, wait_until_answering, write_wrk_script
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 ALONE = {"split": [{"version": "svc", "weight": 100}]}
@@ -52,11 +51,7 @@ def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]
     process = subprocess.Popen(
         ["taskset", "-c", "0", *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 60
-    while not answers(url):
-        if time.monotonic() > deadline or process.poll() is not None:
-            raise RuntimeError(f"{argv[0:3]} did not start")
-        time.sleep(0.3)
+    wait_until_answering(url, process, " ".join(argv[0:3]), timeout=60)
     return process
 
 

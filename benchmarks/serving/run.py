@@ -1,14 +1,20 @@
 """Serving benchmark: mlpatterns' model server against KServe, MLServer and a bare
-endpoint on our HTTP stack, one at a time, with the same ONNX model and load.
+endpoint on our HTTP stack, loaded one at a time, with the same ONNX model and load.
 
-    .venv/bin/python benchmarks/serving/run.py MODEL_DIR [--duration 10] [--connections 1,16,64]
+    .venv/bin/python benchmarks/serving/run.py MODEL_DIR [--duration 10] [--rounds 3]
+        [--connections 1,16,64] [--servers mlpatterns,bare,kserve,mlserver]
 
 MODEL_DIR is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`). Each
 server runs pinned to core 0 (`taskset`), wrk (Debian's package) to core 1, and every
 server answers the same Open Inference Protocol v2 request for one iris row. KServe
 and MLServer are installed from PyPI into their own virtual environments under
 ~/.cache/mlpatterns/bench/ on first use. Prediction logging is off on our server
-(the peers do not log). Prints requests/s and p50/p99 latency, then the ratios.
+(the peers do not log).
+
+All servers are started first and wait idle; each round then loads every server in
+turn at every level, so that a machine whose speed drifts over minutes (shared
+machines do, by up to a third) shifts every server's numbers alike. Prints each
+measurement, the median of the rounds, and the ratios of the medians.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -198,6 +205,34 @@ def load(
     return rps, _latency(out, "50"), _latency(out, "99")
 
 
+def wait_until_answering(
+    url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 120
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not answers(url):
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{name} did not start")
+        time.sleep(0.3)
+
+
+@contextmanager
+def started(name: str, argv: list[str], extra_env: dict[str, str], port: int) -> Iterator[str]:
+    """One server pinned to core 0, answering; its URL. Stopped on leaving."""
+    process = subprocess.Popen(
+        ["taskset", "-c", "0", *argv],
+        env={**os.environ, **extra_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_answering(url, process, name)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -205,47 +240,51 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", default="1,16,64")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements per server and level")
     parser.add_argument("--servers", default="mlpatterns,bare,kserve,mlserver")
     parser.add_argument("--ours-args", default="", help='extra options, e.g. "--no-batching"')
     args = parser.parse_args()
     if shutil.which("wrk") is None or shutil.which("taskset") is None:
         sys.exit("needs wrk and taskset: apt-get install wrk util-linux")
     levels = [int(c) for c in args.connections.split(",")]
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory() as folder:
+    names = args.servers.split(",")
+    samples: dict[tuple[str, int], list[Result]] = {}
+    with tempfile.TemporaryDirectory() as folder, ExitStack() as servers:
         script = write_wrk_script(Path(folder))
         starters = commands(args.model_dir.resolve(), Path(folder), args.ours_args.split())
-        for name in args.servers.split(","):
+        urls = {}
+        for name in names:  # all up at once, idle unless loaded: rounds can interleave
             port = free_port()
-            argv, extra_env = starters[name](port)
-            process = subprocess.Popen(
-                ["taskset", "-c", "0", *argv],
-                env={**os.environ, **extra_env},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            url = f"http://127.0.0.1:{port}"
-            try:
-                deadline = time.monotonic() + 120
-                while not answers(url):
-                    if time.monotonic() > deadline or process.poll() is not None:
-                        raise RuntimeError(f"{name} did not start")
-                    time.sleep(0.5)
-                load(url, 16, 2, script)  # warm-up
-                for connections in levels:
+            urls[name] = servers.enter_context(started(name, *starters[name](port), port))
+            load(urls[name], 16, 2, script)  # warm-up
+        for round_ in range(1, args.rounds + 1):
+            for connections in levels:
+                for name in names:
                     # a peer that falls behind shows in its numbers; ours must not time out
                     tolerant = name in ("kserve", "mlserver")
-                    rps, p50, p99 = load(url, connections, args.duration, script, tolerant)
-                    results.append(Result(name, connections, rps, p50, p99))
+                    rps, p50, p99 = load(urls[name], connections, args.duration, script, tolerant)
+                    samples.setdefault((name, connections), []).append(
+                        Result(name, connections, rps, p50, p99)
+                    )
                     print(
-                        f"{name:10} c={connections:<3} {rps:10,.0f} req/s  "
+                        f"round {round_}  {name:10} c={connections:<3} {rps:10,.0f} req/s  "
                         f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
                         flush=True,
                     )
-            finally:
-                process.terminate()
-                process.wait(timeout=30)
+    results = [median_result(runs) for runs in samples.values()]
+    print("\nmedian of the rounds:")
+    for r in results:
+        print(
+            f"{r.server:10} c={r.connections:<3} {r.requests_per_second:10,.0f} req/s  "
+            f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
+        )
     report(results, levels)
+
+
+def median_result(runs: list[Result]) -> Result:
+    """The run of median throughput (its own latencies with it, not mixed across runs)."""
+    ordered = sorted(runs, key=lambda r: r.requests_per_second)
+    return ordered[len(ordered) // 2]
 
 
 def report(results: list[Result], levels: list[int]) -> None:
