@@ -140,11 +140,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 Handler = Callable[[Request, ServerState, str], Awaitable[Response]]
 
 
-def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def endpoint(
+    name: str, handler: Handler, state: ServerState
+) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler with request id, metrics and the 4xx/5xx error contract."""
 
     async def endpoint(request: Request) -> Response:
-        state: ServerState = request.app.state.server
         request_id = request_id_of(request)
         started = time.perf_counter()
         state.metrics.started()
@@ -342,8 +343,19 @@ async def metrics(request: Request, state: ServerState, request_id: str) -> Resp
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
-def _routes() -> list[Route]:
-    table: list[tuple[str, Handler, str]] = [
+RouteTable = list[tuple[str, Handler, str]]  # path, handler, method
+
+
+def routes(state: ServerState, table: RouteTable) -> list[Route]:
+    """Starlette routes, each handler wrapped by `endpoint` and bound to the state."""
+    return [
+        Route(path, endpoint(path, handler, state), methods=[method])
+        for path, handler, method in table
+    ]
+
+
+def _routes(state: ServerState) -> list[Route]:
+    table: RouteTable = [
         # the prediction routes first: Starlette tries routes in order, every request
         ("/v2/models/{model_name}/infer", infer, "POST"),
         ("/predict", predict, "POST"),
@@ -361,9 +373,7 @@ def _routes() -> list[Route]:
         ("/metrics", metrics, "GET"),
         ("/openapi.json", openapi, "GET"),
     ]
-    return [
-        Route(path, endpoint(path, handler), methods=[method]) for path, handler, method in table
-    ]
+    return routes(state, table)
 
 
 async def http_error(request: Request, error: Exception) -> Response:
@@ -404,7 +414,7 @@ def create_app(state: ServerState) -> Starlette:
                 await state.remote.close()
 
     app = Starlette(
-        routes=_routes(), lifespan=lifespan, exception_handlers={HTTPException: http_error}
+        routes=_routes(state), lifespan=lifespan, exception_handlers={HTTPException: http_error}
     )
     app.state.server = state
     state.metrics.describe_model(state.model.name, state.model.version, state.model.sha256)

@@ -23,7 +23,6 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from mlpatterns.serving import app as server
 from mlpatterns.serving.inputs import ClientError, simple_request
@@ -65,16 +64,14 @@ def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
             answer["error"] = status.error
         return server.json_response(state, request_id, answer)
 
-    routes = [
-        Route("/predict", server.endpoint("/predict", submit), methods=["POST"]),
-        Route("/jobs/{job_id}", server.endpoint("/jobs/{job_id}", job_status), methods=["GET"]),
-        Route("/v2/health/live", server.endpoint("/v2/health/live", server.live), methods=["GET"]),
-        Route(
-            "/v2/health/ready", server.endpoint("/v2/health/ready", server.ready), methods=["GET"]
-        ),
-        Route("/health", server.endpoint("/health", server.health), methods=["GET"]),
-        Route("/metadata", server.endpoint("/metadata", server.metadata), methods=["GET"]),
-        Route("/metrics", server.endpoint("/metrics", server.metrics), methods=["GET"]),
+    table: server.RouteTable = [
+        ("/predict", submit, "POST"),
+        ("/jobs/{job_id}", job_status, "GET"),
+        ("/v2/health/live", server.live, "GET"),
+        ("/v2/health/ready", server.ready, "GET"),
+        ("/health", server.health, "GET"),
+        ("/metadata", server.metadata, "GET"),
+        ("/metrics", server.metrics, "GET"),
     ]
 
     @asynccontextmanager
@@ -87,7 +84,9 @@ def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
             queue.close()
 
     app = Starlette(
-        routes=routes, lifespan=lifespan, exception_handlers={HTTPException: server.http_error}
+        routes=server.routes(state, table),
+        lifespan=lifespan,
+        exception_handlers={HTTPException: server.http_error},
     )
     app.state.server = state
     return app

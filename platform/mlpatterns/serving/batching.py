@@ -40,6 +40,7 @@ class MicroBatcher:
         self._on_batch = on_batch
         self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
         self._draining = False
+        self._drainer: asyncio.Task[None] | None = None
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
             if inference_thread
@@ -47,20 +48,25 @@ class MicroBatcher:
         )
 
     async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Prediction] = loop.create_future()
         self._pending.append((rows, future))
         if not self._draining:
             self._draining = True
-            asyncio.get_running_loop().create_task(self._drain())
+            # held: the loop keeps only a weak reference to a running task
+            self._drainer = loop.create_task(self._drain())
         return await future
 
     def _take(self) -> list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]]:
-        taken: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
-        rows = 0
-        while self._pending and (not taken or rows + len(self._pending[0][0]) <= self._max_rows):
-            item = self._pending.pop(0)
-            taken.append(item)
-            rows += len(item[0])
+        """The oldest requests whose rows fit in one run (at least one request)."""
+        count, rows = 0, 0
+        for matrix, _ in self._pending:
+            if count and rows + len(matrix) > self._max_rows:
+                break
+            count += 1
+            rows += len(matrix)
+        taken = self._pending[:count]
+        del self._pending[:count]
         return taken
 
     async def _drain(self) -> None:
