@@ -1,5 +1,7 @@
 """The floor: a constant answer on the same HTTP stack as mlpatterns' model server
-(Starlette on uvicorn with uvloop and httptools, orjson), no model and no parsing.
+(Starlette on uvicorn with uvloop and httptools, orjson), configured as it is (no
+proxy-headers middleware, the same garbage collector settings), with no model and
+no parsing.
     python bare.py PORT"""
 
 import sys
@@ -10,6 +12,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from mlpatterns.process import calm_garbage_collector
 
 ANSWER = orjson.dumps(
     {
@@ -34,6 +38,7 @@ async def infer(request: Request) -> Response:
 app = Starlette(routes=[Route("/v2/models/iris/infer", infer, methods=["POST"])])
 
 if __name__ == "__main__":
+    calm_garbage_collector()
     uvicorn.run(
         app,
         host="127.0.0.1",
@@ -42,4 +47,5 @@ if __name__ == "__main__":
         http="httptools",
         access_log=False,
         log_level="warning",
+        proxy_headers=False,
     )
