@@ -14,7 +14,10 @@ and MLServer are installed from PyPI into their own virtual environments under
 All servers are started first and wait idle; each round then loads every server in
 turn at every level, so that a machine whose speed drifts over minutes (shared
 machines do, by up to a third) shifts every server's numbers alike. Prints each
-measurement, the median of the rounds, and the ratios of the medians.
+measurement, the median of the rounds, and the ratios of the medians. Each line also
+gives the server's CPU time per request (user and system, all its threads, read from
+/proc before and after the load): a second view, less sensitive to the load
+generator and to how busy the pinned core was kept.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -51,6 +54,13 @@ class Result:
     requests_per_second: float
     p50_ms: float
     p99_ms: float
+    cpu_us: float  # the server's CPU time per request (all its threads), from /proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far (/proc/PID/stat, fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peer_python(name: str) -> Path:
@@ -216,8 +226,11 @@ def wait_until_answering(
 
 
 @contextmanager
-def started(name: str, argv: list[str], extra_env: dict[str, str], port: int) -> Iterator[str]:
-    """One server pinned to core 0, answering; its URL. Stopped on leaving."""
+def started(
+    name: str, argv: list[str], extra_env: dict[str, str], port: int
+) -> Iterator[tuple[str, int]]:
+    """One server pinned to core 0, answering; its URL and process id (taskset execs
+    the server, so the id is the server's). Stopped on leaving."""
     process = subprocess.Popen(
         ["taskset", "-c", "0", *argv],
         env={**os.environ, **extra_env},
@@ -227,7 +240,7 @@ def started(name: str, argv: list[str], extra_env: dict[str, str], port: int) ->
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_answering(url, process, name)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -252,44 +265,51 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder, ExitStack() as servers:
         script = write_wrk_script(Path(folder))
         starters = commands(args.model_dir.resolve(), Path(folder), args.ours_args.split())
-        urls = {}
+        urls: dict[str, tuple[str, int]] = {}
         for name in names:  # all up at once, idle unless loaded: rounds can interleave
             port = free_port()
             urls[name] = servers.enter_context(started(name, *starters[name](port), port))
-            load(urls[name], 16, 2, script)  # warm-up
+            load(urls[name][0], 16, 2, script)  # warm-up
         for round_ in range(1, args.rounds + 1):
             for connections in levels:
                 for name in names:
                     # a peer that falls behind shows in its numbers; ours must not time out
                     tolerant = name in ("kserve", "mlserver")
-                    rps, p50, p99 = load(urls[name], connections, args.duration, script, tolerant)
-                    samples.setdefault((name, connections), []).append(
-                        Result(name, connections, rps, p50, p99)
-                    )
-                    print(
-                        f"round {round_}  {name:10} c={connections:<3} {rps:10,.0f} req/s  "
-                        f"p50 {p50:7.2f} ms  p99 {p99:7.2f} ms",
-                        flush=True,
-                    )
+                    url, pid = urls[name]
+                    cpu = cpu_seconds(pid)
+                    rps, p50, p99 = load(url, connections, args.duration, script, tolerant)
+                    cpu_us = (cpu_seconds(pid) - cpu) / (rps * args.duration) * 1e6
+                    result = Result(name, connections, rps, p50, p99, cpu_us)
+                    samples.setdefault((name, connections), []).append(result)
+                    print(f"round {round_}  {line(result)}", flush=True)
     results = [median_result(runs) for runs in samples.values()]
     print("\nmedian of the rounds:")
     for r in results:
-        print(
-            f"{r.server:10} c={r.connections:<3} {r.requests_per_second:10,.0f} req/s  "
-            f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms"
-        )
+        print(line(r))
     report(results, levels)
 
 
+def line(r: Result) -> str:
+    return (
+        f"{r.server:10} c={r.connections:<3} {r.requests_per_second:10,.0f} req/s  "
+        f"p50 {r.p50_ms:7.2f} ms  p99 {r.p99_ms:7.2f} ms  cpu {r.cpu_us:6.1f} us/request"
+    )
+
+
 def median_result(runs: list[Result]) -> Result:
-    """The run of median throughput (its own latencies with it, not mixed across runs)."""
+    """The run of median throughput (its own latencies with it, not mixed across runs),
+    with the median CPU time per request of all the runs."""
     ordered = sorted(runs, key=lambda r: r.requests_per_second)
-    return ordered[len(ordered) // 2]
+    cpu = sorted(r.cpu_us for r in runs)[len(runs) // 2]
+    return replace(ordered[len(ordered) // 2], cpu_us=cpu)
 
 
 def report(results: list[Result], levels: list[int]) -> None:
     by = {(r.server, r.connections): r for r in results}
-    print("\nratios (mlpatterns / other): throughput, and p99 latency")
+    print(
+        "\nratios (mlpatterns / other): throughput, p99 latency, and CPU time per request"
+        " (the other's over ours: the throughput one core would give at full load)"
+    )
     for connections in levels:
         ours = by.get(("mlpatterns", connections))
         if ours is None:
@@ -300,7 +320,8 @@ def report(results: list[Result], levels: list[int]) -> None:
             if theirs:
                 parts.append(
                     f"{other} {ours.requests_per_second / theirs.requests_per_second:5.2f}x "
-                    f"(p99 {ours.p99_ms:.2f} vs {theirs.p99_ms:.2f} ms)"
+                    f"(p99 {ours.p99_ms:.2f} vs {theirs.p99_ms:.2f} ms, "
+                    f"by CPU {theirs.cpu_us / ours.cpu_us:4.2f}x)"
                 )
         print(f"  c={connections:<3} " + "   ".join(parts))
 
