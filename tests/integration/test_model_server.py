@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -169,6 +170,23 @@ def test_oversized_body_is_a_413(server: Server) -> None:
     answer = httpx.post(f"{server.url}/predict", content=huge)
     assert answer.status_code == 413
     assert "limit" in answer.json()["error"]
+
+
+def test_a_client_gone_before_its_whole_body_is_a_499_not_a_server_fault(server: Server) -> None:
+    closed = {"endpoint": "/predict", "status": "499"}
+    before = sample(scrape(server.url), "mlpatterns_requests_total", **closed)
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 1000\r\n\r\n{"data": [[5.1,'
+        )
+    wait_until(
+        "the 499 in the metrics",
+        lambda: sample(scrape(server.url), "mlpatterns_requests_total", **closed) == before + 1,
+        timeout=10,
+    )
+    assert sample(scrape(server.url), "mlpatterns_requests_total", status="500") == 0
 
 
 def scrape(url: str) -> dict[str, Metric]:

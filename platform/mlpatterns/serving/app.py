@@ -34,6 +34,7 @@ from mlpatterns.serving.predlog import PredictionLog, record
 from mlpatterns.serving.remote import RemotePredictor
 
 DEFAULT_MAX_BODY_BYTES = 4 << 20
+CLIENT_CLOSED = 499
 JSON = "application/json"
 
 
@@ -153,6 +154,9 @@ def endpoint(
             response = await handler(request, state, request_id)
         except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
             response = json_response(state, request_id, {"error": error.message}, error.status)
+        except ClientDisconnect:  # nobody to answer; counted as 499 (nginx's "closed"), not 5xx
+            message = "the client closed the connection before sending its whole body"
+            response = json_response(state, request_id, {"error": message}, CLIENT_CLOSED)
         except Exception as error:  # a fault of ours, never the client's
             response = json_response(state, request_id, {"error": f"internal error: {error}"}, 500)
         finally:
