@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mlpatterns.serving.jobs import JobQueue, open_queue
+from mlpatterns.serving.jobs import JobQueue, SqliteQueue, open_queue
 
 pytestmark = pytest.mark.integration
 
@@ -82,3 +82,28 @@ def test_a_job_whose_worker_keeps_dying_is_dead_lettered(queue: JobQueue) -> Non
     assert status is not None
     assert status.state == "failed"
     assert "stopped before finishing, 2 times" in (status.error or "")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_results_are_deleted_once_their_ttl_has_passed(
+    backend: str, tmp_path: Path, redis_url: str
+) -> None:
+    queue: JobQueue
+    if backend == "redis":
+        from mlpatterns.serving.jobs_redis import RedisQueue
+
+        queue = RedisQueue(redis_url, namespace=f"t-{uuid.uuid4().hex[:8]}", ttl=1)
+    else:
+        queue = SqliteQueue(tmp_path / "jobs.db", ttl=1, purge_every=0)
+    try:
+        queue.submit("old", b"x")
+        job = queue.claim("w")
+        assert job is not None
+        assert queue.complete(job, b"{}")
+        assert queue.completions("old") == 1
+        time.sleep(1.5)
+        assert queue.status("old") is None  # unreadable once expired
+        assert queue.claim("w") is None  # a worker's poll purges (SQLite)
+        assert queue.completions("old") == 0  # and the stored job is gone
+    finally:
+        queue.close()

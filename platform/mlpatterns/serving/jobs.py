@@ -6,7 +6,8 @@ holding a lease loses it when the lease runs out, and the job is delivered again
 Completing or failing a job needs the lease, so a job that was redelivered can be
 completed only once. A job that keeps failing (or keeps losing its worker) is
 retried `max_attempts` times, then dead-lettered with its last error. Results and
-errors are kept for `ttl` seconds.
+errors are kept for `ttl` seconds, then deleted (Redis expires the keys; the SQLite
+queue deletes expired rows while workers claim, at most once every `purge_every`).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     expires REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_waiting ON jobs (state, created);
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires);
 """
 
 
@@ -93,12 +95,15 @@ class SqliteQueue:
         visibility_timeout: float = 30,
         max_attempts: int = 3,
         ttl: float = 3600,
+        purge_every: float = 60,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.visibility_timeout = visibility_timeout
         self.max_attempts = max_attempts
         self.ttl = ttl
+        self.purge_every = purge_every
+        self._purged_at = 0.0
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -122,6 +127,10 @@ class SqliteQueue:
                 "WHERE state='running' AND lease_until < ? AND attempts >= ?",
                 (now + self.ttl, now, self.max_attempts),
             )
+            if now - self._purged_at >= self.purge_every:
+                # expired results are unreadable already; without this the file only grows
+                self._db.execute("DELETE FROM jobs WHERE expires < ?", (now,))
+                self._purged_at = now
             row = self._db.execute(
                 "UPDATE jobs SET state='running', lease=?, lease_until=?, attempts=attempts+1 "
                 "WHERE id = (SELECT id FROM jobs WHERE state='pending' "
