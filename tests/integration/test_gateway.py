@@ -14,10 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_model_server import Server, start_server
 from tests.support.load import steady_load
+from tests.support.metrics import scrape
 from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
@@ -123,7 +123,7 @@ def test_split_share_and_answers(gateway: tuple[str, Path]) -> None:
     answer = httpx.post(f"{url}/predict", json=ROW, headers={"x-request-id": "gw-1"})
     assert answer.headers["x-request-id"] == "gw-1"
     assert answer.headers["x-mlpatterns-model-version"].startswith("0.1.")
-    families = {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
+    families = scrape(url)
     counted = {
         (s.labels["route"], s.labels["version"], s.labels["status"]): s.value
         for s in families["mlpatterns_gateway_requests"].samples
@@ -205,10 +205,9 @@ def test_a_dead_shadow_stops_receiving_copies(
             answers = [client.post("/predict", json=ROW) for _ in range(200)]
 
         def shadow_counts() -> dict[str, float]:
-            text = httpx.get(f"{url}/metrics").text
             return {
                 sample.name: sample.value
-                for family in text_string_to_metric_families(text)
+                for family in scrape(url).values()
                 for sample in family.samples
                 if sample.name.startswith("mlpatterns_gateway_shadow_")
                 and sample.name.endswith("_total")

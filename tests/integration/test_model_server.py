@@ -16,10 +16,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from prometheus_client.metrics_core import Metric
-from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.training.export import predict_proba
+from tests.support.metrics import sample, scrape
 from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration
@@ -187,19 +186,6 @@ def test_a_client_gone_before_its_whole_body_is_a_499_not_a_server_fault(server:
         timeout=10,
     )
     assert sample(scrape(server.url), "mlpatterns_requests_total", status="500") == 0
-
-
-def scrape(url: str) -> dict[str, Metric]:
-    return {f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)}
-
-
-def sample(families: dict[str, Metric], name: str, **labels: str) -> float:
-    """The value of one sample, 0 when the server has not written it yet."""
-    for family in families.values():
-        for s in family.samples:
-            if s.name == name and labels.items() <= s.labels.items():
-                return float(s.value)
-    return 0.0
 
 
 def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
