@@ -62,7 +62,9 @@ class ServerMetrics:
         self._batch = PlainHistogram(BATCH_BUCKETS)
         self._by_class: dict[str, int] = {}  # bounded: the model's classes
         self.registry.register(self)
-        self.log_dropped = Counter(  # written by the prediction log, off the loop
+        # counted on the loop (a full log buffer) and on the log's writer thread (records
+        # a sink failed to take), so prometheus_client's own, locking counter; it is rare
+        self.log_dropped = Counter(
             "mlpatterns_prediction_log_dropped_total",
             "Prediction log records dropped because the log queue was full.",
             ("service", "version"),
