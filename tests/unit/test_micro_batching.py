@@ -9,6 +9,7 @@ import numpy.typing as npt
 import pytest
 
 from mlpatterns.serving.batching import MicroBatcher
+from mlpatterns.serving.inputs import Rows
 from mlpatterns.serving.model import Prediction
 
 pytestmark = pytest.mark.unit
@@ -28,8 +29,8 @@ class Model:
         return Prediction.checked([str(int(r[0])) for r in rows], rows[:, :2] / 100)
 
 
-def request(value: int, rows: int = 1) -> npt.NDArray[np.float32]:
-    return np.full((rows, 2), value, dtype=np.float32)
+def request(value: int, rows: int = 1) -> Rows:
+    return Rows([float(value)] * rows * 2, 2)
 
 
 def test_concurrent_requests_share_one_run_and_each_gets_its_own_rows() -> None:

@@ -17,7 +17,16 @@ from starlette.testclient import TestClient
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import LocalStore
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
-from mlpatterns.serving.inputs import ClientError, simple_request, v2_request
+from mlpatterns.serving.inputs import (
+    FLOAT32_MAX,
+    ClientError,
+    _infer_fast,
+    _infer_general,
+    _simple_fast,
+    _simple_general,
+    simple_request,
+    v2_request,
+)
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel
 from mlpatterns.training.steps import TrainingRequest, run_directly
@@ -64,7 +73,7 @@ bodies = st.one_of(
 def test_parsers_answer_with_a_matrix_or_a_client_error(body: bytes) -> None:
     for parse in (lambda b: simple_request(b, 4), lambda b: v2_request(b, 4)[0]):
         try:
-            matrix = parse(body)
+            matrix = parse(body).matrix()
         except ClientError as error:
             status, message = error.status, error.message
             assert 400 <= status < 500
@@ -74,6 +83,60 @@ def test_parsers_answer_with_a_matrix_or_a_client_error(body: bytes) -> None:
             assert matrix.ndim == 2
             assert matrix.shape[1] == 4
             assert np.isfinite(matrix).all()
+
+
+# values the typed read must treat as the general path does: ints, floats at and past
+# float32's range, bools (never numbers), strings
+values = (
+    st.floats(allow_nan=False, allow_infinity=False, width=32)
+    | st.integers(-(2**70), 2**70)
+    | st.sampled_from([FLOAT32_MAX, -FLOAT32_MAX, 3.5e38, 1e300, 0, -0.0])
+    | st.booleans()
+    | st.just("1.5")
+)
+
+
+@st.composite
+def likely_requests(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A simple and a v2 body, both near the common form (and often exactly it)."""
+    n_rows = draw(st.integers(1, 3))
+    n_features = draw(st.sampled_from([4, 4, 4, 3]))
+    flat = draw(st.lists(values, min_size=n_rows * n_features, max_size=n_rows * n_features))
+    rows = [flat[i : i + n_features] for i in range(0, len(flat), n_features)]
+    tensor = {
+        "name": "input",
+        "shape": draw(st.sampled_from([[n_rows, n_features], [n_rows, 4], [n_rows], [0, 4]])),
+        "datatype": draw(st.sampled_from(["FP32", "FP64", "INT64", "BYTES"])),
+        "data": draw(st.sampled_from([flat, rows])),
+    }
+    infer: dict[str, object] = {"inputs": [tensor] * draw(st.sampled_from([1, 1, 2]))}
+    infer.update(draw(st.sampled_from([{}, {"id": "a-1"}, {"id": 7}, {"id": None}])))
+    return json.dumps({"data": rows}).encode(), json.dumps(infer).encode()  # big ints too
+
+
+@given(likely_requests())
+@settings(max_examples=500, deadline=None)
+def test_the_typed_read_agrees_with_the_general_path(bodies: tuple[bytes, bytes]) -> None:
+    """Whatever the fast read accepts, the general path accepts with the same rows and id;
+    whatever it declines goes to the general path, so answers never depend on which ran."""
+    simple, infer = bodies
+    fast_rows = _simple_fast(simple, 4)
+    if fast_rows is not None:
+        assert np.array_equal(fast_rows.matrix(), _simple_general(simple, 4).matrix())
+    fast = _infer_fast(infer, 4)
+    if fast is not None:
+        general_rows, general_id = _infer_general(infer, 4)
+        assert np.array_equal(fast[0].matrix(), general_rows.matrix())
+        assert fast[1] == general_id
+
+
+def test_the_typed_read_takes_the_common_requests() -> None:
+    """The fast read is not dead code: the catalog's and the v2 common forms take it."""
+    assert _simple_fast(b'{"data": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]}', 4) is not None
+    infer = (
+        b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'
+    )
+    assert _infer_fast(infer, 4) is not None
 
 
 @pytest.fixture(scope="module")

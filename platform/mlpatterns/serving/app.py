@@ -16,8 +16,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -27,7 +25,7 @@ from starlette.routing import Route
 
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.serving.batching import MicroBatcher
-from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request, v2_request
+from mlpatterns.serving.inputs import AnswerError, ClientError, Rows, simple_request, v2_request
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
@@ -65,13 +63,13 @@ class ServerState:
     def service(self) -> str:
         return self.config.service or self.model.name
 
-    async def predict(self, rows: npt.NDArray[np.float32], request_id: str) -> Prediction:
-        if self.remote is not None:  # preprocess here, predict there
-            return await self.remote.predict(self.model.transform(rows), request_id)
+    async def predict(self, rows: Rows, request_id: str) -> Prediction:
         if self.batcher is not None:
             return await self.batcher.predict(rows)
+        if self.remote is not None:  # preprocess here, predict there
+            return await self.remote.predict(self.model.transform(rows.matrix()), request_id)
         started = time.perf_counter()
-        result = self.model.predict(rows)
+        result = self.model.predict(rows.matrix())
         self.metrics.observe_batch(len(rows), time.perf_counter() - started)
         return result
 
@@ -186,9 +184,7 @@ def is_shadow_copy(request: Request) -> bool:
     return (header(request, b"host") or "").split(":", 1)[0].endswith("-shadow")
 
 
-async def _run(
-    state: ServerState, request: Request, request_id: str, rows: npt.NDArray[np.float32]
-) -> Prediction:
+async def _run(state: ServerState, request: Request, request_id: str, rows: Rows) -> Prediction:
     started = time.perf_counter()
     result = await state.predict(rows, request_id)
     if not result.finite:
@@ -204,7 +200,7 @@ async def _run(
                 request_id=request_id,
                 service=state.service,
                 version=state.model.version,
-                inputs=rows.tolist() if state.config.log_inputs else None,
+                inputs=rows.nested() if state.config.log_inputs else None,
                 outputs={"labels": result.labels, "probabilities": result.probabilities.tolist()},
                 latency=time.perf_counter() - started,
                 variant=state.config.variant,

@@ -44,7 +44,7 @@ def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
         body = await server.read_body(request, state.config.max_body_bytes)
         rows = simple_request(body, state.model.n_features)
         job_id = uuid.uuid4().hex
-        queue.submit(job_id, orjson.dumps({"data": rows.tolist(), "request_id": request_id}))
+        queue.submit(job_id, orjson.dumps({"data": rows.nested(), "request_id": request_id}))
         answer = {"job_id": job_id, "state": "pending", "status_url": f"/jobs/{job_id}"}
         return server.json_response(state, request_id, answer, 202)
 

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import numpy.typing as npt
 
+from mlpatterns.serving.inputs import Rows
 from mlpatterns.serving.model import Prediction
 
 Predict = Callable[[npt.NDArray[np.float32]], Prediction]
@@ -38,45 +39,47 @@ class MicroBatcher:
         self._max_rows = max_rows
         self._max_wait = max_wait
         self._on_batch = on_batch
-        self._pending: list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]] = []
+        self._pending: list[tuple[Rows, asyncio.Future[Prediction]]] = []
         self._draining = False
         self._drainer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # bound at first use
         self._executor = (
             ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
             if inference_thread
             else None
         )
 
-    async def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
-        loop = asyncio.get_running_loop()
+    async def predict(self, rows: Rows) -> Prediction:
+        loop = self._loop
+        if loop is None:  # once: on Python 3.11 every get_running_loop() calls getpid(2)
+            loop = self._loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
         self._pending.append((rows, future))
         if not self._draining:
             self._draining = True
             # held: the loop keeps only a weak reference to a running task
-            self._drainer = loop.create_task(self._drain())
+            self._drainer = loop.create_task(self._drain(loop))
         return await future
 
-    def _take(self) -> list[tuple[npt.NDArray[np.float32], asyncio.Future[Prediction]]]:
+    def _take(self) -> list[tuple[Rows, asyncio.Future[Prediction]]]:
         """The oldest requests whose rows fit in one run (at least one request)."""
         count, rows = 0, 0
-        for matrix, _ in self._pending:
-            if count and rows + len(matrix) > self._max_rows:
+        for request, _ in self._pending:
+            if count and rows + len(request) > self._max_rows:
                 break
             count += 1
-            rows += len(matrix)
+            rows += len(request)
         taken = self._pending[:count]
         del self._pending[:count]
         return taken
 
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
+    async def _drain(self, loop: asyncio.AbstractEventLoop) -> None:
         try:
             while self._pending:
                 if self._max_wait and len(self._pending) == 1:
                     await asyncio.sleep(self._max_wait)
                 batch = self._take()
-                matrix = batch[0][0] if len(batch) == 1 else np.concatenate([r for r, _ in batch])
+                matrix = Rows.stack([rows for rows, _ in batch])
                 started = time.perf_counter()
                 try:
                     if self._executor is None:
