@@ -147,7 +147,7 @@ class Worker:
         except Exception as error:  # the job's failure, recorded on the job; the worker goes on
             self.queue.fail(job, f"{type(error).__name__}: {error}")
             return
-        result = {"labels": prediction.labels, "probabilities": prediction.probabilities.tolist()}
+        result = {"labels": prediction.labels, "probabilities": prediction.probabilities}
         if self.queue.complete(job, orjson.dumps(result)):
             self.completed += 1
             if self.log is not None:

@@ -180,7 +180,7 @@ class SqliteSink:
         now = datetime.now(UTC).isoformat()
         probabilities = [
             orjson.dumps(dict(zip(self.classes, row, strict=True))).decode()
-            for row in prediction.probabilities.tolist()
+            for row in prediction.probabilities
         ]
         with self.db:  # one transaction: the whole chunk or nothing
             self.db.executemany(
@@ -318,7 +318,7 @@ def log_each_prediction(log: PredictionLog, model: LoadedModel) -> OnPrediction:
 
     def write(ids: list[str], rows: npt.NDArray[np.float32], prediction: Prediction) -> None:
         for row_id, features, label, probabilities in zip(
-            ids, rows.tolist(), prediction.labels, prediction.probabilities.tolist(), strict=True
+            ids, rows.tolist(), prediction.labels, prediction.probabilities, strict=True
         ):
             entry = record(
                 request_id=f"batch:{row_id}",

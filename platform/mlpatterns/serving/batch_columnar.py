@@ -294,15 +294,16 @@ def predict_to_parts(
         prediction = written.result()  # raises the writer's error
         result.read += chunk.read
         result.rejected.update(chunk.rejected)
-        if prediction is not None:
-            result.predicted += len(chunk.ids)
-            if on_prediction is not None:
-                on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
+        result.predicted += len(chunk.ids)  # written, or none left to predict
+        if prediction is not None and on_prediction is not None:
+            on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
 
-    def write(chunk: _Prepared, labels: Labels, probabilities: Probabilities) -> Prediction:
+    def write(chunk: _Prepared, labels: Labels, probabilities: Probabilities) -> Prediction | None:
         sink.write(chunk.ids, labels, probabilities, model.version)
-        return Prediction.checked([str(v) for v in labels] if on_prediction else [], probabilities)
+        if on_prediction is None:  # nobody reads it: spare the conversion to lists
+            return None
+        return Prediction.checked([str(v) for v in labels], probabilities)
 
     # closing: an error here stops the reading thread at once, not at garbage collection
     with closing(chunks), ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:

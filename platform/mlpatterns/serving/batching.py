@@ -49,7 +49,10 @@ class MicroBatcher:
             else None
         )
 
-    async def predict(self, rows: Rows) -> Prediction:
+    def predict(self, rows: Rows) -> asyncio.Future[Prediction]:
+        """The rows' prediction, when their batch has run. A plain function returning the
+        future: every request awaits it, and a coroutine around it is one more frame
+        to suspend and resume per request."""
         loop = self._loop
         if loop is None:  # once: on Python 3.11 every get_running_loop() calls getpid(2)
             loop = self._loop = asyncio.get_running_loop()
@@ -59,7 +62,7 @@ class MicroBatcher:
             self._draining = True
             # held: the loop keeps only a weak reference to a running task
             self._drainer = loop.create_task(self._drain(loop))
-        return await future
+        return future
 
     def _take(self) -> list[tuple[Rows, asyncio.Future[Prediction]]]:
         """The oldest requests whose rows fit in one run (at least one request)."""

@@ -4,6 +4,7 @@ and an onnxruntime session. Loading refuses anything that does not match."""
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,20 +24,23 @@ class ModelLoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Prediction:
+    """Labels and probabilities of some rows, as Python values: every reader (responses,
+    logs, job results, batch outputs) wants lists, and one conversion per model run
+    costs less than one per request."""
+
     labels: list[str]
-    probabilities: npt.NDArray[np.float32]  # rows x classes
+    probabilities: list[list[float]]  # rows x classes
     finite: bool  # every probability is a number: extreme inputs can overflow a model's math
 
     @classmethod
     def checked(cls, labels: list[str], probabilities: npt.NDArray[np.float32]) -> Prediction:
-        return cls(labels, probabilities, bool(np.isfinite(probabilities).all()))
+        return cls(labels, probabilities.tolist(), bool(np.isfinite(probabilities).all()))
 
     def rows(self, start: int, end: int) -> Prediction:
         """The prediction of rows start..end; a finite whole needs no second check."""
         labels, probabilities = self.labels[start:end], self.probabilities[start:end]
-        if self.finite:
-            return Prediction(labels, probabilities, True)
-        return Prediction.checked(labels, probabilities)
+        finite = self.finite or all(math.isfinite(p) for row in probabilities for p in row)
+        return Prediction(labels, probabilities, finite)
 
 
 class LoadedModel:
