@@ -375,9 +375,10 @@ def routes(state: ServerState, table: RouteTable) -> list[Route]:
 
 
 def _routes(state: ServerState) -> list[Route]:
+    infer_path = "/v2/models/{model_name}/infer"
     table: RouteTable = [
         # the prediction routes first: Starlette tries routes in order, every request
-        ("/v2/models/{model_name}/infer", infer, "POST"),
+        (infer_path, infer, "POST"),
         ("/predict", predict, "POST"),
         ("/predict/label", predict_label, "POST"),
         ("/v2/models/{model_name}/versions/{model_version}/infer", infer, "POST"),
@@ -393,7 +394,10 @@ def _routes(state: ServerState) -> list[Route]:
         ("/metrics", metrics, "GET"),
         ("/openapi.json", openapi, "GET"),
     ]
-    return routes(state, table)
+    # before them all, this model's own infer path as a plain string: most requests take
+    # it, and it matches without extracting and converting a path parameter
+    own = f"/v2/models/{state.model.name}/infer"  # a registry name: [a-z0-9-], no braces
+    return [Route(own, endpoint(infer_path, infer, state), methods=["POST"]), *routes(state, table)]
 
 
 async def http_error(request: Request, error: Exception) -> Response:

@@ -82,6 +82,8 @@ class LoadedModel:
                 f"{self.metadata.ref}: onnxruntime cannot load it: {error}"
             ) from None
         self.file_name = file_name
+        self.name = self.metadata.name  # read on every request: attributes, not properties
+        self.version = self.metadata.version
         self.sha256 = actual
         inputs = self.session.get_inputs()
         self.input_name = inputs[0].name
@@ -89,14 +91,6 @@ class LoadedModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.labels = list(self.metadata.labels)
         self.version_header = self.metadata.version.encode("latin-1")
-
-    @property
-    def name(self) -> str:
-        return self.metadata.name
-
-    @property
-    def version(self) -> str:
-        return self.metadata.version
 
     def transform(self, rows: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """For a preprocessing graph (preprocess.onnx): raw rows -> model features."""
