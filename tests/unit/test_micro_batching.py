@@ -76,6 +76,32 @@ def test_a_failed_run_fails_every_request_in_it_and_the_next_runs_go_on() -> Non
     assert later.labels == ["7"]
 
 
+def test_a_fault_after_the_run_fails_its_requests_instead_of_leaving_them_waiting() -> None:
+    """Anything that breaks while a batch is handled (here the metrics callback) reaches
+    the batch's requests as an error (a 500 for the server), never a request that hangs."""
+    calls = 0
+
+    def broken_metrics(rows: int, seconds: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ValueError("metrics broke")
+
+    async def main() -> tuple[list[BaseException | Prediction], Prediction]:
+        batcher = MicroBatcher(Model(), on_batch=broken_metrics)
+        failed = await asyncio.wait_for(
+            asyncio.gather(
+                *(batcher.predict(request(i)) for i in range(3)), return_exceptions=True
+            ),
+            timeout=5,
+        )
+        return failed, await asyncio.wait_for(batcher.predict(request(7)), timeout=5)
+
+    failed, later = asyncio.run(main())
+    assert all(isinstance(f, ValueError) for f in failed)
+    assert later.labels == ["7"]
+
+
 def test_max_wait_holds_a_lone_request_for_company() -> None:
     async def main(max_wait: float) -> list[int]:
         model = Model()

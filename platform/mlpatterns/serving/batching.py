@@ -82,27 +82,33 @@ class MicroBatcher:
                 if self._max_wait and len(self._pending) == 1:
                     await asyncio.sleep(self._max_wait)
                 batch = self._take()
-                matrix = Rows.stack([rows for rows, _ in batch])
-                started = time.perf_counter()
                 try:
-                    if self._executor is None:
-                        result = self._predict(matrix)
-                    else:
-                        result = await loop.run_in_executor(self._executor, self._predict, matrix)
-                except Exception as error:  # every waiting request learns of the failure
+                    await self._run(loop, batch)
+                except Exception as error:  # every waiting request learns of it: none hangs
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(error)
-                    continue
-                self._on_batch(len(matrix), time.perf_counter() - started)
-                offset = 0
-                for rows, future in batch:
-                    end = offset + len(rows)
-                    if not future.done():
-                        future.set_result(result.rows(offset, end))
-                    offset = end
         finally:
             self._draining = False
+
+    async def _run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batch: list[tuple[Rows, asyncio.Future[Prediction]]],
+    ) -> None:
+        matrix = Rows.stack([rows for rows, _ in batch])
+        started = time.perf_counter()
+        if self._executor is None:
+            result = self._predict(matrix)
+        else:
+            result = await loop.run_in_executor(self._executor, self._predict, matrix)
+        self._on_batch(len(matrix), time.perf_counter() - started)
+        offset = 0
+        for rows, future in batch:
+            end = offset + len(rows)
+            if not future.done():
+                future.set_result(result.rows(offset, end))
+            offset = end
 
     def close(self) -> None:
         if self._executor is not None:
