@@ -287,6 +287,7 @@ def main() -> None:
     for r in results:
         print(line(r))
     report(results, levels)
+    report_paired(samples, levels)
 
 
 def line(r: Result) -> str:
@@ -324,6 +325,28 @@ def report(results: list[Result], levels: list[int]) -> None:
                     f"by CPU {theirs.cpu_us / ours.cpu_us:4.2f}x)"
                 )
         print(f"  c={connections:<3} " + "   ".join(parts))
+
+
+def report_paired(samples: dict[tuple[str, int], list[Result]], levels: list[int]) -> None:
+    """The same ratios taken within each round, where the two measurements are seconds
+    apart, then their median and range: the machine's drift between rounds cancels."""
+    print("\nratios within each round (median, and range over the rounds):")
+    for connections in levels:
+        ours = samples.get(("mlpatterns", connections), [])
+        parts = []
+        for other in ("bare", "kserve", "mlserver"):
+            theirs = samples.get((other, connections), [])
+            if not ours or len(theirs) != len(ours):
+                continue
+            pairs = list(zip(ours, theirs, strict=True))
+            speed = sorted(a.requests_per_second / b.requests_per_second for a, b in pairs)
+            cpu = sorted(b.cpu_us / a.cpu_us for a, b in pairs)
+            parts.append(
+                f"{other} {speed[len(speed) // 2]:5.2f}x ({speed[0]:.2f} to {speed[-1]:.2f}), "
+                f"by CPU {cpu[len(cpu) // 2]:4.2f}x ({cpu[0]:.2f} to {cpu[-1]:.2f})"
+            )
+        if parts:
+            print(f"  c={connections:<3} " + "   ".join(parts))
 
 
 if __name__ == "__main__":
