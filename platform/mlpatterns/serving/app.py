@@ -107,7 +107,7 @@ class _RequestIds:
 
     def __init__(self) -> None:
         self.reset()
-        os.register_at_fork(after_in_child=self.reset)  # uvicorn's workers are forked
+        os.register_at_fork(after_in_child=self.reset)  # a forked child must not repeat ids
 
     def reset(self) -> None:
         self.prefix = f"{random.getrandbits(64):016x}"

@@ -5,13 +5,12 @@ Inference Protocol v2 infer request (`{"inputs": [{"name", "shape", "datatype",
 "data"}]}`). Both become `Rows` of the model's width, or a ClientError that says
 what is wrong and how to fix it.
 
-Each form is read twice over, in the common case only once: first by msgspec against
-typed structures (decoding and checking in one pass in C, without building the
-whole JSON tree in Python), and only if that refuses the body, by the general path
-below, which accepts the rarer forms (v2 data as nested rows, an id that is a number)
-and names exactly what is wrong when the body is bad. A body the typed read accepts
-is one the general path accepts with the same result (tested property), so the
-fast read never changes an answer, only its cost.
+A body is read first by msgspec against typed structures (decoding and checking in
+one pass in C, without building the whole JSON tree in Python), and only when that
+declines it, by the general path below, which accepts the rarer forms (v2 data as
+nested rows, an id that is a number) and names exactly what is wrong with a bad
+body. What the typed read accepts, the general path accepts with the same rows and
+id (a tested property): the fast read changes an answer's cost, never the answer.
 """
 
 from __future__ import annotations
