@@ -165,7 +165,7 @@ _read_infer = msgspec.json.Decoder(_InferBody).decode
 def _simple_fast(body: bytes, n_features: int) -> Rows | None:
     try:
         rows = _read_simple(body).data
-    except msgspec.DecodeError:  # its ValidationError too
+    except (msgspec.DecodeError, RecursionError):  # msgspec recurses to skip unknown fields
         return None
     if not rows or len(rows) > MAX_ROWS or any(len(row) != n_features for row in rows):
         return None
@@ -175,7 +175,7 @@ def _simple_fast(body: bytes, n_features: int) -> Rows | None:
 def _infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
     try:
         request = _read_infer(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if len(request.inputs) != 1:
         return None
