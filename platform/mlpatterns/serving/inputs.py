@@ -54,6 +54,10 @@ class Rows:
         self.values = values
         self.width = width
 
+    @classmethod
+    def from_nested(cls, rows: list[list[float]], width: int) -> Rows:
+        return cls([value for row in rows for value in row], width)
+
     def __len__(self) -> int:
         return len(self.values) // self.width
 
@@ -117,7 +121,7 @@ def _checked_rows(rows: Any, n_features: int, where: str) -> Rows:
     if len(rows) > MAX_ROWS:
         raise ClientError(413, f"{where} has {len(rows)} rows; send at most {MAX_ROWS} at once")
     if all(type(row) is list and len(row) == n_features and _plain_numbers(row) for row in rows):
-        return Rows([value for row in rows for value in row], n_features)
+        return Rows.from_nested(rows, n_features)
     raise _refusal(rows, n_features, where)
 
 
@@ -169,7 +173,7 @@ def _simple_fast(body: bytes, n_features: int) -> Rows | None:
         return None
     if not rows or len(rows) > MAX_ROWS or any(len(row) != n_features for row in rows):
         return None
-    return Rows([value for row in rows for value in row], n_features)
+    return Rows.from_nested(rows, n_features)
 
 
 def _infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
