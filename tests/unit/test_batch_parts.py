@@ -52,9 +52,10 @@ def test_rows_to_predict_leaves_out_done_repeated_and_missing_ids(tmp_path: Path
     source = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"id": ["x", "done", None, "x", "y"], "f": [1.0] * 5}), source)
     unreadable: dict[str, str] = {}
-    wanted, without_id = rows_to_predict(source, "id", pa.array(["done"]), unreadable)
-    assert wanted.tolist() == [True, False, False, False, True]
-    assert without_id == {"<row 3>": "has no id"}
+    rows = rows_to_predict(source, "id", pa.array(["done"]), unreadable)
+    assert rows.wanted.tolist() == [True, False, False, False, True]
+    assert rows.without_id == {"<row 3>": "has no id"}
+    assert rows.ids.to_pylist() == ["x", "done", None, "x", "y"]
     assert unreadable == {}
 
 
@@ -62,8 +63,9 @@ def test_rows_to_predict_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
     source = tmp_path / "rows.csv"
     source.write_text("id,f\na,1\nb,2,3\nc,3\n")
     unreadable: dict[str, str] = {}
-    wanted, _ = rows_to_predict(source, "id", pa.array([], pa.string()), unreadable)
-    assert wanted.tolist() == [True, True]
+    rows = rows_to_predict(source, "id", pa.array([], pa.string()), unreadable)
+    assert rows.wanted.tolist() == [True, True]
+    assert rows.ids.to_pylist() == ["a", "c"]
     assert unreadable == {"b": "has 3 fields; the file's header has 2"}
 
 

@@ -10,8 +10,9 @@ predicted once, and rows that cannot be read are rejected with their reason.
 A first pass reads the id column alone and decides, for every row at once, which to
 predict: a stable sort finds ids seen earlier in the file and arrow's `is_in` those
 with a prediction from an earlier run, so neither costs a Python object per row. The
-second pass then reads, predicts and writes on three threads, each stage a chunk
-ahead of the next.
+second pass then reads, predicts and writes on their own threads, each stage a
+chunk ahead of the next. Labels are written as class indices with the class names
+once per part (`class_indices.py`), never as a string per row.
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import BatchInputError, BatchResult, Chunk, OnPrediction, to_matrix
+from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.prefetch import prefetched
 
-Labels = npt.NDArray[np.object_]
+ClassIndices = npt.NDArray[np.int64]
 Probabilities = npt.NDArray[np.float32]
 
 PART_GLOB = "part-*.parquet"
@@ -173,6 +175,7 @@ class PartsSink:
     def __init__(self, folder: Path, classes: list[str], force: bool) -> None:
         self.folder = folder
         self.classes = classes
+        self._class_names = pa.array(classes, pa.string())
         folder.mkdir(parents=True, exist_ok=True)
         for stale in folder.glob(".part-*"):  # a crash mid-write leaves only these
             stale.unlink()
@@ -188,11 +191,14 @@ class PartsSink:
     def write(
         self,
         ids: pa.Array,
-        labels: npt.NDArray[np.object_],
-        probabilities: npt.NDArray[np.float32],
+        labels: ClassIndices,
+        probabilities: Probabilities,
         version: str,
     ) -> None:
-        columns: dict[str, pa.Array] = {"id": ids, "label": pa.array(labels, pa.string())}
+        """`labels`: each row's class as an index into `classes`, stored as a dictionary
+        column (the names once per part), as the constant columns are."""
+        label = pa.DictionaryArray.from_arrays(pa.array(labels), self._class_names)
+        columns: dict[str, pa.Array] = {"id": ids, "label": label}
         for index, name in enumerate(self.classes):
             columns[f"p_{name}"] = pa.array(probabilities[:, index])
         columns["model_version"] = _constant(version, len(ids))
@@ -213,12 +219,20 @@ class PartsSink:
         temporary.replace(self.folder / name)  # the whole chunk appears at once
 
 
+@dataclass(frozen=True)
+class RowsToPredict:
+    """Over every readable row of a file: its id, and whether to predict it."""
+
+    ids: pa.ChunkedArray
+    wanted: npt.NDArray[np.bool_]
+    without_id: dict[str, str]  # the rows left out for having no id, and why
+
+
 def rows_to_predict(
     path: Path, id_column: str, done: pa.Array, unreadable: dict[str, str]
-) -> tuple[npt.NDArray[np.bool_], dict[str, str]]:
-    """Over every readable row: whether to predict it, and the rows without an id. A
-    row is left out when its id has a prediction already (`done`), came earlier in the
-    file, or is missing. Rows that cannot be read at all go to `unreadable`."""
+) -> RowsToPredict:
+    """A row is left out when its id has a prediction already (`done`), came earlier
+    in the file, or is missing. Rows that cannot be read at all go to `unreadable`."""
     # the reader's own batches: their sizes do not matter here, so no re-chunking copy
     chunks = [
         pc.cast(batch.column(0), pa.string())
@@ -233,7 +247,7 @@ def rows_to_predict(
         missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
         wanted[missing] = False
         without_id = {f"<row {row + 1}>": "has no id" for row in missing}
-    return wanted, without_id
+    return RowsToPredict(ids, wanted, without_id)
 
 
 @dataclass(frozen=True)
@@ -247,16 +261,19 @@ class _Prepared:
 
 
 def _prepared(
-    path: Path, id_column: str, features: list[str], size: int, wanted: npt.NDArray[np.bool_]
+    path: Path, features: list[str], size: int, rows: RowsToPredict
 ) -> Iterator[_Prepared]:
+    """The features read again, and the ids of the first pass: reading a column of
+    strings costs more than all the features together."""
     offset = 0
-    for batch in _batches(path, [id_column, *features], size, {}):  # rejects known already
+    for batch in _batches(path, features, size, {}):  # rejects known already
         read = batch.num_rows
-        keep = wanted[offset : offset + read]
+        keep = rows.wanted[offset : offset + read]
+        ids = rows.ids.slice(offset, read).combine_chunks()
         offset += read
         if not keep.all():
-            batch = batch.filter(pa.array(keep))
-        ids = pc.cast(batch.column(0), pa.string())
+            mask = pa.array(keep)
+            batch, ids = batch.filter(mask), ids.filter(mask)
         matrix, rejected = _features(batch, features), dict[str, str]()
         if matrix is None:  # some row is bad: sort them out one by one
             chunk = Chunk(ids.to_pylist(), _text_rows(batch, features))
@@ -277,16 +294,19 @@ def predict_to_parts(
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
     """Three stages overlap: a thread reads and checks the next chunks, this thread
-    predicts, and another writes the parts, one at a time and in order."""
+    predicts, and two threads write parts (writing costs more than predicting a cheap
+    model); results are counted in the order of the chunks."""
     features = model.metadata.feature_names
     path = _checked(source, [id_column, *features])
-    sink = PartsSink(output, model.labels, force)
+    predictor = ClassIndexPredictor(model)
+    sink = PartsSink(output, predictor.classes, force)
     result = BatchResult()
-    wanted, without_id = rows_to_predict(path, id_column, sink.done_ids(), result.rejected)
+    rows = rows_to_predict(path, id_column, sink.done_ids(), result.rejected)
     result.read = len(result.rejected)  # rows too broken to read count as read, rejected
-    result.rejected.update(without_id)
-    result.skipped = len(wanted) - int(wanted.sum()) - len(without_id)  # known up front
-    chunks = prefetched(_prepared(path, id_column, features, chunk_rows, wanted), 2, "batch-read")
+    result.rejected.update(rows.without_id)
+    # known up front
+    result.skipped = len(rows.wanted) - int(rows.wanted.sum()) - len(rows.without_id)
+    chunks = prefetched(_prepared(path, features, chunk_rows, rows), 2, "batch-read")
     pending: deque[tuple[_Prepared, Future[Prediction | None]]] = deque()
 
     def commit_oldest() -> None:
@@ -299,21 +319,24 @@ def predict_to_parts(
             on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
 
-    def write(chunk: _Prepared, labels: Labels, probabilities: Probabilities) -> Prediction | None:
+    def write(
+        chunk: _Prepared, labels: ClassIndices, probabilities: Probabilities
+    ) -> Prediction | None:
         sink.write(chunk.ids, labels, probabilities, model.version)
         if on_prediction is None:  # nobody reads it: spare the conversion to lists
             return None
-        return Prediction.checked([str(v) for v in labels], probabilities)
+        names = predictor.classes
+        return Prediction.checked([names[i] for i in labels.tolist()], probabilities)
 
     # closing: an error here stops the reading thread at once, not at garbage collection
-    with closing(chunks), ThreadPoolExecutor(1, thread_name_prefix="batch-write") as writer:
+    with closing(chunks), ThreadPoolExecutor(2, thread_name_prefix="batch-write") as writer:
         for chunk in chunks:
             if len(chunk.ids):
-                labels, probabilities = model.predict_arrays(chunk.matrix)
+                labels, probabilities = predictor.predict(chunk.matrix)
                 pending.append((chunk, writer.submit(write, chunk, labels, probabilities)))
             else:
                 pending.append((chunk, _nothing_to_write()))
-            while len(pending) > 1:  # one part in writing while the next is predicted
+            while len(pending) > 2:  # two parts in writing while the next is predicted
                 commit_oldest()
         while pending:
             commit_oldest()

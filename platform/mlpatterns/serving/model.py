@@ -43,6 +43,17 @@ class Prediction:
         return Prediction(labels, probabilities, finite)
 
 
+def new_session(model: bytes, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # onnxruntime's worker threads spin between runs by default; here they would
+    # spin on the cores the server's own event loop needs
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+
 class LoadedModel:
     """One ONNX model, ready to predict. Thread-safe: onnxruntime sessions are."""
 
@@ -68,20 +79,15 @@ class LoadedModel:
                 f"{self.metadata.ref}: {file_name} has sha256 {actual}, but its metadata "
                 f"records {expected}; refusing to load a model that is not the registered one"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # onnxruntime's worker threads spin between runs by default; here they would
-        # spin on the cores the server's own event loop needs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+            self.session = new_session(data, threads)
         except Exception as error:  # onnxruntime raises its own exception types
             raise ModelLoadError(
                 f"{self.metadata.ref}: onnxruntime cannot load it: {error}"
             ) from None
         self.file_name = file_name
+        self.checked_bytes = data  # for graphs derived from this one (class_indices)
+        self.threads = threads
         self.name = self.metadata.name  # read on every request: attributes, not properties
         self.version = self.metadata.version
         self.sha256 = actual
@@ -96,15 +102,6 @@ class LoadedModel:
         """For a preprocessing graph (preprocess.onnx): raw rows -> model features."""
         (features,) = self.session.run(["features"], {self.input_name: rows})
         return np.asarray(features, dtype=np.float32)
-
-    def predict_arrays(
-        self, rows: npt.NDArray[np.float32]
-    ) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.float32]]:
-        """Labels and probabilities as onnxruntime returns them (for whole columns)."""
-        labels, probabilities = self.session.run(
-            ["label", "probabilities"], {self.input_name: rows}
-        )
-        return np.asarray(labels), np.asarray(probabilities, dtype=np.float32)
 
     def predict(self, rows: npt.NDArray[np.float32]) -> Prediction:
         """Labels and probabilities for float32 rows of `n_features` columns."""
