@@ -6,16 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlpatterns.serving.batch_columnar import first_occurrences, rows_to_predict
+from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
 from mlpatterns.serving.prefetch import prefetched
 
 pytestmark = pytest.mark.unit
@@ -48,25 +46,58 @@ def test_sorted_ids_are_all_first_and_a_repeat_still_counts() -> None:
     assert first_occurrences(pa.array(["a", "b", "b", "c"])).tolist() == [True, True, False, True]
 
 
-def test_rows_to_predict_leaves_out_done_repeated_and_missing_ids(tmp_path: Path) -> None:
-    source = tmp_path / "rows.parquet"
-    pq.write_table(pa.table({"id": ["x", "done", None, "x", "y"], "f": [1.0] * 5}), source)
-    unreadable: dict[str, str] = {}
-    rows = rows_to_predict(source, "id", pa.array(["done"]), unreadable)
-    assert rows.wanted.tolist() == [True, False, False, False, True]
-    assert rows.without_id == {"<row 3>": "has no id"}
-    assert rows.ids.to_pylist() == ["x", "done", None, "x", "y"]
-    assert unreadable == {}
+def decided(chunks: list[list[str | None]], done: list[str]) -> list[list[bool]]:
+    arrays = [pa.array(chunk, pa.string()) for chunk in chunks]
+    decisions = list(decide_rows(arrays, pa.array(done, pa.string())))
+    assert [ids.to_pylist() for ids, _ in decisions] == chunks  # the ids pass through
+    return [wanted.tolist() for _, wanted in decisions]
 
 
-def test_rows_to_predict_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
-    source = tmp_path / "rows.csv"
-    source.write_text("id,f\na,1\nb,2,3\nc,3\n")
-    unreadable: dict[str, str] = {}
-    rows = rows_to_predict(source, "id", pa.array([], pa.string()), unreadable)
-    assert rows.wanted.tolist() == [True, True]
-    assert rows.ids.to_pylist() == ["a", "c"]
-    assert unreadable == {"b": "has 3 fields; the file's header has 2"}
+def wanted_by_hand(ids: list[str | None], done: list[str]) -> list[bool]:
+    return [
+        first and row_id is not None and row_id not in done
+        for row_id, first in zip(ids, first_by_hand(ids), strict=True)
+    ]
+
+
+@given(
+    st.lists(st.none() | st.text(alphabet="abc", max_size=3), max_size=40),
+    st.integers(1, 7),
+    st.lists(st.text(alphabet="abc", max_size=3), max_size=5),
+)
+def test_decide_rows_agrees_with_a_set(ids: list[str | None], size: int, done: list[str]) -> None:
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    flat = [wanted for chunk in decided(chunks, done) for wanted in chunk]
+    assert flat == wanted_by_hand(ids, done)
+
+
+@given(st.sets(st.text(alphabet="abcd", max_size=4), max_size=40), st.integers(1, 7))
+def test_decide_rows_in_key_order_then_out_of_it(unique: set[str], size: int) -> None:
+    """Ascending ids (decided chunk by chunk), then repeats of them and a step back
+    (decided at once, against every id before)."""
+    ordered = sorted(unique)
+    ids = ordered + ordered[:3] + ["0"]
+    chunks = [ids[i : i + size] for i in range(0, len(ids), size)]
+    flat = [wanted for chunk in decided(chunks, []) for wanted in chunk]
+    assert flat == wanted_by_hand(list(ids), [])
+
+
+def test_ascending_chunks_are_decided_before_the_rest_is_read() -> None:
+    def chunks() -> Iterator[pa.Array]:
+        yield pa.array(["a", "b"])
+        yield pa.array(["c", "d"])
+        raise AssertionError("read further than the first two chunks")
+
+    decisions = decide_rows(chunks(), pa.array([], pa.string()))
+    assert next(decisions)[1].tolist() == [True, True]
+    assert next(decisions)[1].tolist() == [True, True]
+
+
+def test_a_step_back_or_a_missing_id_is_decided_against_everything_before() -> None:
+    assert decided([["a", "b"], ["c", "b"], ["d"]], []) == [[True, True], [True, False], [True]]
+    assert decided([["a", "b"], ["a"]], []) == [[True, True], [False]]  # equal: not above
+    assert decided([["a"], [None, "b", None]], []) == [[True], [False, True, False]]
+    assert decided([["a", "b"], ["c"]], ["b"]) == [[True, False], [True]]  # a rerun
 
 
 def test_prefetched_keeps_order_and_raises_the_producers_error() -> None:

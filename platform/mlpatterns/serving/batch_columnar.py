@@ -7,12 +7,11 @@ The contract is the row-wise path's (`batch.py`): a chunk's results land togethe
 predicts only rows whose id has no prediction yet, an id repeated in the input is
 predicted once, and rows that cannot be read are rejected with their reason.
 
-A first pass reads the id column alone and decides, for every row at once, which to
-predict: a stable sort finds ids seen earlier in the file and arrow's `is_in` those
-with a prediction from an earlier run, so neither costs a Python object per row. The
-second pass then reads, predicts and writes on their own threads, each stage a
-chunk ahead of the next. Labels are written as class indices with the class names
-once per part (`class_indices.py`), never as a string per row.
+The ids and the features are read as two columns, chunk by chunk, and `batch_ids`
+decides from the ids which rows to predict. Reading, predicting and writing run on
+their own threads, each stage a chunk ahead of the next. Labels are written as class
+indices with the class names once per part (`class_indices.py`), never as a string
+per row.
 """
 
 from __future__ import annotations
@@ -35,6 +34,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import BatchInputError, BatchResult, Chunk, OnPrediction, to_matrix
+from mlpatterns.serving.batch_ids import decide_rows
 from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.prefetch import prefetched
@@ -44,7 +44,6 @@ Probabilities = npt.NDArray[np.float32]
 
 PART_GLOB = "part-*.parquet"
 DICTIONARY_COLUMNS = ["label", "model_version", "predicted_at"]
-ID_PASS_ROWS = 1_000_000  # the id pass reads one column: bigger chunks, fewer calls
 
 
 def is_parts_folder(output: Path) -> bool:
@@ -138,34 +137,6 @@ def _text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
     return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
 
 
-def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    """True where an id appears for the first time; a missing id counts as one value."""
-    first = np.ones(len(ids), dtype=bool)
-    if len(ids) < 2 or _strictly_increasing(ids):  # tables exported in key order
-        return first
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    # sorting beats hashing strings in arrow (a third of the time for a million ids),
-    # and a stable sort keeps equal ids in file order: the first of each run is first
-    order = pc.sort_indices(ids)
-    ordered = ids.take(order)
-    later, earlier = ordered.slice(1), ordered.slice(0, len(ids) - 1)
-    repeats = pc.equal(later, earlier).fill_null(False).to_numpy(zero_copy_only=False)
-    if ordered.null_count:  # nulls sort last; equal() of two nulls is null, not true
-        missing = ~pc.is_valid(ordered).to_numpy(zero_copy_only=False)
-        repeats |= missing[1:] & missing[:-1]
-    first[order.to_numpy()[1:][repeats]] = False
-    return first
-
-
-def _strictly_increasing(ids: pa.Array | pa.ChunkedArray) -> bool:
-    """Checking the order costs a comparison per row, far less than hashing every id."""
-    if ids.null_count:
-        return False
-    ascending = pc.greater(ids.slice(1), ids.slice(0, len(ids) - 1))
-    return bool(pc.all(ascending).as_py())
-
-
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
     """One value for every row, stored once (a dictionary of one entry)."""
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)), pa.array([value]))
@@ -207,12 +178,14 @@ class PartsSink:
         temporary = self.folder / f".{name}"
         with temporary.open("wb") as written:  # a file object: pyarrow resolves no filesystem
             # dictionaries only where values repeat (trying one for the unique ids made
-            # writing several times slower), statistics where readers filter
+            # writing several times slower); min and max for the ids, which readers look
+            # up (for the other columns they cost a fifth of the writing and tell
+            # little: the dictionary lists their values already)
             pq.write_table(
                 pa.table(columns),
                 written,
                 use_dictionary=DICTIONARY_COLUMNS,
-                write_statistics=["id", *DICTIONARY_COLUMNS],
+                write_statistics=["id"],
             )
             written.flush()
             os.fsync(written.fileno())
@@ -220,66 +193,50 @@ class PartsSink:
 
 
 @dataclass(frozen=True)
-class RowsToPredict:
-    """Over every readable row of a file: its id, and whether to predict it."""
-
-    ids: pa.ChunkedArray
-    wanted: npt.NDArray[np.bool_]
-    without_id: dict[str, str]  # the rows left out for having no id, and why
-
-
-def rows_to_predict(
-    path: Path, id_column: str, done: pa.Array, unreadable: dict[str, str]
-) -> RowsToPredict:
-    """A row is left out when its id has a prediction already (`done`), came earlier
-    in the file, or is missing. Rows that cannot be read at all go to `unreadable`."""
-    # the reader's own batches: their sizes do not matter here, so no re-chunking copy
-    chunks = [
-        pc.cast(batch.column(0), pa.string())
-        for batch in _read(path, [id_column], ID_PASS_ROWS, unreadable)
-    ]
-    ids = pa.chunked_array(chunks, type=pa.string())
-    wanted = first_occurrences(ids)
-    if len(done):
-        wanted &= ~pc.is_in(ids, value_set=done).to_numpy(zero_copy_only=False)
-    without_id: dict[str, str] = {}
-    if ids.null_count:
-        missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
-        wanted[missing] = False
-        without_id = {f"<row {row + 1}>": "has no id" for row in missing}
-    return RowsToPredict(ids, wanted, without_id)
-
-
-@dataclass(frozen=True)
 class _Prepared:
     """One chunk, read and checked: what is left to predict, and why the rest is not."""
 
-    read: int
+    read: int  # rows read, including those too broken to read (in `rejected`)
     ids: pa.Array
     matrix: npt.NDArray[np.float32]
     rejected: dict[str, str]
+    skipped: int  # done already, or repeated
 
 
 def _prepared(
-    path: Path, features: list[str], size: int, rows: RowsToPredict
+    path: Path, id_column: str, features: list[str], size: int, done: pa.Array
 ) -> Iterator[_Prepared]:
-    """The features read again, and the ids of the first pass: reading a column of
-    strings costs more than all the features together."""
+    """The ids and the features are read as two columns apart, in chunks of the same
+    rows: the ids run ahead of the features when the rest of them must be decided."""
+    unreadable: dict[str, str] = {}  # filled by the id reader (the features' is a twin)
+    id_chunks = (
+        pc.cast(batch.column(0), pa.string())
+        for batch in _batches(path, [id_column], size, unreadable)
+    )
+    decisions = decide_rows(id_chunks, done)
     offset = 0
-    for batch in _batches(path, features, size, {}):  # rejects known already
+    for batch, (ids, wanted) in zip(_batches(path, features, size, {}), decisions, strict=True):
         read = batch.num_rows
-        keep = rows.wanted[offset : offset + read]
-        ids = rows.ids.slice(offset, read).combine_chunks()
+        rejected = {key: unreadable.pop(key) for key in list(unreadable)}
+        broken = len(rejected)
+        if ids.null_count:
+            missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
+            rejected.update({f"<row {offset + row + 1}>": "has no id" for row in missing})
         offset += read
-        if not keep.all():
-            mask = pa.array(keep)
+        skipped = read - int(wanted.sum()) - (len(rejected) - broken)
+        if not wanted.all():
+            mask = pa.array(wanted)
             batch, ids = batch.filter(mask), ids.filter(mask)
-        matrix, rejected = _features(batch, features), dict[str, str]()
+        matrix = _features(batch, features)
         if matrix is None:  # some row is bad: sort them out one by one
             chunk = Chunk(ids.to_pylist(), _text_rows(batch, features))
-            good, matrix, rejected = to_matrix(chunk, len(features))
+            good, matrix, bad = to_matrix(chunk, len(features))
             ids = pa.array(good, pa.string())
-        yield _Prepared(read, ids, matrix, rejected)
+            rejected.update(bad)
+        yield _Prepared(read + broken, ids, matrix, rejected, skipped)
+    if unreadable:  # broken rows after the last readable one
+        nothing = np.empty((0, len(features)), np.float32)
+        yield _Prepared(len(unreadable), pa.array([], pa.string()), nothing, unreadable, 0)
 
 
 def predict_to_parts(
@@ -301,12 +258,9 @@ def predict_to_parts(
     predictor = ClassIndexPredictor(model)
     sink = PartsSink(output, predictor.classes, force)
     result = BatchResult()
-    rows = rows_to_predict(path, id_column, sink.done_ids(), result.rejected)
-    result.read = len(result.rejected)  # rows too broken to read count as read, rejected
-    result.rejected.update(rows.without_id)
-    # known up front
-    result.skipped = len(rows.wanted) - int(rows.wanted.sum()) - len(rows.without_id)
-    chunks = prefetched(_prepared(path, features, chunk_rows, rows), 2, "batch-read")
+    chunks = prefetched(
+        _prepared(path, id_column, features, chunk_rows, sink.done_ids()), 2, "batch-read"
+    )
     pending: deque[tuple[_Prepared, Future[Prediction | None]]] = deque()
 
     def commit_oldest() -> None:
@@ -314,6 +268,7 @@ def predict_to_parts(
         prediction = written.result()  # raises the writer's error
         result.read += chunk.read
         result.rejected.update(chunk.rejected)
+        result.skipped += chunk.skipped
         result.predicted += len(chunk.ids)  # written, or none left to predict
         if prediction is not None and on_prediction is not None:
             on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
