@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mlpatterns.serving.batch_columnar import _prepared
 from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
 from mlpatterns.serving.prefetch import prefetched
 
@@ -150,3 +152,19 @@ def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
     assert 0 < chunks[-1].num_rows <= size if chunks else sum(sizes) == 0
     flat = [v for chunk in chunks for v in chunk.column(0).to_pylist()]
     assert flat == list(range(sum(sizes)))
+
+
+def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
+    """Broken rows, in the middle and at the end, are counted as read and rejected with
+    their reason; a repeated id is skipped; the rest keep their order."""
+    source = tmp_path / "rows.csv"
+    source.write_text("id,f\na,1\nb,2,3\nc,4\na,5\nd,6\ne,7,8\n")
+    chunks = list(_prepared(source, "id", ["f"], 2, pa.array([], pa.string())))
+    assert sum(chunk.read for chunk in chunks) == 6
+    assert sum(chunk.skipped for chunk in chunks) == 1
+    assert [v for chunk in chunks for v in chunk.ids.to_pylist()] == ["a", "c", "d"]
+    rejected = {key: why for chunk in chunks for key, why in chunk.rejected.items()}
+    assert rejected == {
+        "b": "has 3 fields; the file's header has 2",
+        "e": "has 3 fields; the file's header has 2",
+    }

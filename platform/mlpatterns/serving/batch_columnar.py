@@ -219,11 +219,13 @@ def _prepared(
         read = batch.num_rows
         rejected = {key: unreadable.pop(key) for key in list(unreadable)}
         broken = len(rejected)
+        without_id: dict[str, str] = {}
         if ids.null_count:
             missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
-            rejected.update({f"<row {offset + row + 1}>": "has no id" for row in missing})
+            without_id = {f"<row {offset + row + 1}>": "has no id" for row in missing}
+        rejected.update(without_id)
         offset += read
-        skipped = read - int(wanted.sum()) - (len(rejected) - broken)
+        skipped = read - int(wanted.sum()) - len(without_id)
         if not wanted.all():
             mask = pa.array(wanted)
             batch, ids = batch.filter(mask), ids.filter(mask)
