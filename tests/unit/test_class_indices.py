@@ -16,7 +16,11 @@ import pytest
 from mlpatterns.registry.metadata import DatasetSchema
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import LocalStore
-from mlpatterns.serving.class_indices import ClassIndexPredictor, with_class_indices
+from mlpatterns.serving.class_indices import (
+    INTEGER_LABELS_ATTRIBUTE,
+    ClassIndexPredictor,
+    with_class_indices,
+)
 from mlpatterns.serving.model import LoadedModel
 from mlpatterns.training import datasets, export, models, validation
 from mlpatterns.training.steps import TrainingRequest, run_directly
@@ -56,6 +60,25 @@ def test_the_same_classes_and_probabilities_for_every_model_type(model_type: str
     assert indices.dtype == np.int64
     assert np.asarray(indexed.classes, dtype=object)[indices].tolist() == names.tolist()
     assert np.array_equal(indexed_probabilities, probabilities)
+    assert onnx.load_from_string(indexed.model) == edited_with_onnx(registered)
+
+
+def edited_with_onnx(model: bytes) -> onnx.ModelProto:
+    """The same edit made with the onnx package, which parses the whole model: the
+    wire-level rewrite must give an equal message, with nothing else changed."""
+    proto = onnx.load_from_string(model)
+    node = next(node for node in proto.graph.node if "label" in node.output)
+    index, names = next(
+        (index, attribute)
+        for index, attribute in enumerate(node.attribute)
+        if attribute.name == "classlabels_strings"
+    )
+    indices = list(range(len(names.strings)))
+    attribute = onnx.helper.make_attribute(INTEGER_LABELS_ATTRIBUTE[node.op_type], indices)
+    node.attribute[index].CopyFrom(attribute)
+    label = next(output for output in proto.graph.output if output.name == "label")
+    label.type.tensor_type.elem_type = onnx.TensorProto.INT64
+    return proto
 
 
 def label_through_identity(model: bytes) -> bytes:
@@ -114,3 +137,8 @@ def test_a_label_not_from_a_classifier_keeps_its_names(fetched: Path, tmp_path: 
     rows = iris_and_wide_rows()
     indices, _ = predictor.predict(rows)
     assert [predictor.classes[i] for i in indices.tolist()] == model.predict(rows).labels
+
+
+@pytest.mark.parametrize("model_bytes", [b"", b"\x08", b"\xff" * 12, b"\x3a\x05ab"])
+def test_bytes_that_are_not_a_model_are_declined_not_raised(model_bytes: bytes) -> None:
+    assert with_class_indices(model_bytes) is None

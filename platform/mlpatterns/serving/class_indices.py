@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from mlpatterns.serving import protobuf_wire as wire
 from mlpatterns.serving.model import LoadedModel, new_session
 
 # the ai.onnx.ml classifiers, and the name each gives its integer class labels
@@ -23,6 +24,16 @@ INTEGER_LABELS_ATTRIBUTE = {
     "TreeEnsembleClassifier": "classlabels_int64s",
 }
 ML_DOMAIN = "ai.onnx.ml"
+
+# field numbers and enum values from onnx-ml.proto
+MODEL_GRAPH = 7
+GRAPH_NODE, GRAPH_OUTPUT = 1, 12
+NODE_OUTPUT, NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 2, 4, 5, 7
+ATTRIBUTE_NAME, ATTRIBUTE_INTS, ATTRIBUTE_STRINGS, ATTRIBUTE_TYPE = 1, 8, 9, 20
+ATTRIBUTE_TYPE_INTS = 7
+VALUE_NAME, VALUE_TYPE = 1, 2
+TYPE_TENSOR, TENSOR_ELEM_TYPE = 1, 1
+ELEM_TYPE_INT64 = 7
 
 
 @dataclass(frozen=True)
@@ -35,26 +46,82 @@ class IndexedGraph:
 
 def with_class_indices(model: bytes, label_output: str = "label") -> IndexedGraph | None:
     """`model` (ONNX bytes) with `label_output` as int64 class indices, or None when that
-    output is not produced directly by a classifier with string class labels."""
-    import onnx  # only batch prediction needs it; servers do not pay its import
+    output is not produced directly by a classifier with string class labels. Every
+    other byte of the model stays as it was."""
+    try:
+        fields = wire.decode(model)
+        graph = wire.only(fields, MODEL_GRAPH)
+        rewritten = None if graph is None else _graph_with_indices(graph.payload, label_output)
+    except (wire.WireFormatError, UnicodeDecodeError):
+        return None  # not for us to judge: loading the model as it is will say what is wrong
+    if graph is None or rewritten is None:
+        return None
+    payload, classes = rewritten
+    return IndexedGraph(wire.encode(wire.replaced(fields, graph, payload)), classes)
 
-    graph = onnx.load_from_string(model)
-    outputs = [o for o in graph.graph.output if o.name == label_output]
-    producers = [n for n in graph.graph.node if label_output in n.output]
+
+def _graph_with_indices(graph: bytes, label_output: str) -> tuple[bytes, list[str]] | None:
+    fields = wire.decode(graph)
+    outputs = [
+        f
+        for f in fields
+        if f.number == GRAPH_OUTPUT
+        and wire.last_text(wire.decode(f.payload), VALUE_NAME) == label_output
+    ]
+    producers = [
+        f
+        for f in fields
+        if f.number == GRAPH_NODE and label_output in _node_outputs(wire.decode(f.payload))
+    ]
     if len(outputs) != 1 or len(producers) != 1:
         return None
-    node = producers[0]
-    integer_attribute = INTEGER_LABELS_ATTRIBUTE.get(node.op_type)
-    names = [a for a in node.attribute if a.name == "classlabels_strings"]
-    if node.domain != ML_DOMAIN or integer_attribute is None or len(names) != 1:
+    node = _classifier_with_indices(producers[0].payload, label_output)
+    output = wire.edit_only(outputs[0].payload, VALUE_TYPE, _tensor_type_as_int64)
+    if node is None or output is None:
         return None
-    if node.output[0] != label_output:  # classifiers give the label as their first output
+    node_payload, classes = node
+    fields = wire.replaced(fields, producers[0], node_payload)
+    return wire.encode(wire.replaced(fields, outputs[0], output)), classes
+
+
+def _node_outputs(node: list[wire.Field]) -> list[str]:
+    return [f.payload.decode() for f in node if f.number == NODE_OUTPUT]
+
+
+def _classifier_with_indices(node: bytes, label_output: str) -> tuple[bytes, list[str]] | None:
+    fields = wire.decode(node)
+    integer_attribute = INTEGER_LABELS_ATTRIBUTE.get(wire.last_text(fields, NODE_OP_TYPE))
+    if wire.last_text(fields, NODE_DOMAIN) != ML_DOMAIN or integer_attribute is None:
         return None
-    classes = [name.decode() for name in names[0].strings]
-    node.attribute.remove(names[0])
-    node.attribute.append(onnx.helper.make_attribute(integer_attribute, list(range(len(classes)))))
-    outputs[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
-    return IndexedGraph(graph.SerializeToString(), classes)
+    # classifiers give the label as their first output
+    if _node_outputs(fields)[:1] != [label_output]:
+        return None
+    names = [
+        f
+        for f in fields
+        if f.number == NODE_ATTRIBUTE
+        and wire.last_text(wire.decode(f.payload), ATTRIBUTE_NAME) == "classlabels_strings"
+    ]
+    if len(names) != 1:
+        return None
+    strings = wire.decode(names[0].payload)
+    classes = [f.payload.decode() for f in strings if f.number == ATTRIBUTE_STRINGS]
+    indices = wire.encode(
+        [
+            wire.bytes_field(ATTRIBUTE_NAME, integer_attribute),
+            wire.varint_field(ATTRIBUTE_TYPE, ATTRIBUTE_TYPE_INTS),
+            *(wire.varint_field(ATTRIBUTE_INTS, index) for index in range(len(classes))),
+        ]
+    )
+    return wire.encode(wire.replaced(fields, names[0], indices)), classes
+
+
+def _tensor_type_as_int64(type_proto: bytes) -> bytes | None:
+    def as_int64(tensor: bytes) -> bytes:
+        fields = [f for f in wire.decode(tensor) if f.number != TENSOR_ELEM_TYPE]
+        return wire.encode([wire.varint_field(TENSOR_ELEM_TYPE, ELEM_TYPE_INT64), *fields])
+
+    return wire.edit_only(type_proto, TYPE_TENSOR, as_int64)
 
 
 class ClassIndexPredictor:
