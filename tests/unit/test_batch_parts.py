@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from mlpatterns.serving.batch import columnar_chunk_rows
 from mlpatterns.serving.batch_columnar import _prepared
 from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
 from mlpatterns.serving.prefetch import prefetched
@@ -168,3 +169,11 @@ def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
         "b": "has 3 fields; the file's header has 2",
         "e": "has 3 fields; the file's header has 2",
     }
+
+
+@pytest.mark.parametrize(
+    ("features", "rows"),
+    [(1, 1 << 20), (4, 262_144), (64, 16_384), (1_024, 1_024), (100_000, 1_024), (0, 1 << 20)],
+)
+def test_default_parts_hold_4_mib_of_features_within_bounds(features: int, rows: int) -> None:
+    assert columnar_chunk_rows(features) == rows

@@ -365,7 +365,10 @@ def batch_predict(
     ),
     id_column: str = typer.Option("id", help="The column that identifies a row."),
     chunk_rows: int = typer.Option(
-        0, min=0, help="Rows per chunk, committed together (0: 10,000; 100,000 for Parquet)."
+        0,
+        min=0,
+        help="Rows per chunk, committed together (0: 10,000; for Parquet parts, as many "
+        "rows as hold 4 MiB of features, 262,144 for iris).",
     ),
     force: bool = typer.Option(False, help="Predict every row again, even those already done."),
     log_predictions: bool = typer.Option(

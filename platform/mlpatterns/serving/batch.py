@@ -30,7 +30,7 @@ from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
 
 CHUNK_ROWS = 10_000
-COLUMNAR_CHUNK_ROWS = 100_000
+COLUMNAR_CHUNK_BYTES = 4 << 20  # of float32 features: 262,144 iris rows
 OnPrediction = Callable[[list[str], npt.NDArray[np.float32], Prediction], None]
 
 
@@ -250,6 +250,15 @@ def open_sink(output: Path, classes: list[str], force: bool) -> PredictionSink:
 # ---- the job -----------------------------------------------------------------------
 
 
+def columnar_chunk_rows(features: int) -> int:
+    """Rows per Parquet part when none are asked for: as many as hold 4 MiB of
+    features (262,144 iris rows; 1,024 rows of 1,024 features). A part has fixed costs
+    (a footer, a sync to disk, hand-overs between threads) that a fixed row count
+    makes dominant for narrow rows, and a chunk of wide rows must still fit in memory
+    about six times over (read ahead, predicting, in writing)."""
+    return max(1_024, min(1 << 20, COLUMNAR_CHUNK_BYTES // (4 * max(features, 1))))
+
+
 def predict_batch(
     model: LoadedModel,
     source: str,
@@ -262,7 +271,7 @@ def predict_batch(
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
     """`chunk_rows`: rows committed together; by default 10,000 row by row (SQLite, CSV)
-    and 100,000 for Parquet parts, where per-chunk costs weigh more than per-row ones."""
+    and `columnar_chunk_rows` for Parquet parts."""
     if output.suffix == ".parquet":  # a folder of part files: the columnar path
         try:
             from mlpatterns.serving.batch_columnar import predict_to_parts
@@ -273,7 +282,7 @@ def predict_batch(
             source,
             output,
             id_column=id_column,
-            chunk_rows=chunk_rows or COLUMNAR_CHUNK_ROWS,
+            chunk_rows=chunk_rows or columnar_chunk_rows(model.n_features),
             force=force,
             on_chunk=on_chunk,
             on_prediction=on_prediction,
