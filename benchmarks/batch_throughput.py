@@ -1,8 +1,8 @@
 """Batch prediction throughput: `predict_batch` end to end vs a bare onnxruntime
 `session.run` loop over the same chunks already in memory, on the same model, for
 both paths: row by row (CSV to SQLite, 10,000-row chunks) and columnar (CSV or
-Parquet to Parquet parts with pyarrow, in its default chunks: 4 MiB of features,
-262,144 iris rows). Prints rows per second and ratios. Both sides run a few rounds,
+Parquet to Parquet parts with pyarrow, in its default chunks: 100,000 iris rows).
+Prints rows per second and ratios. Both sides run a few rounds,
 interleaved, and the best of each counts.
 
 The bare loop is fastest in smaller chunks than a part should hold (its inputs and

@@ -367,8 +367,8 @@ def batch_predict(
     chunk_rows: int = typer.Option(
         0,
         min=0,
-        help="Rows per chunk, committed together (0: 10,000; for Parquet parts, as many "
-        "rows as hold 4 MiB of features, 262,144 for iris).",
+        help="Rows per chunk, committed together (0: 10,000; 100,000 for Parquet parts, "
+        "fewer for rows of over 10 features: 4 MiB of features at most).",
     ),
     force: bool = typer.Option(False, help="Predict every row again, even those already done."),
     log_predictions: bool = typer.Option(

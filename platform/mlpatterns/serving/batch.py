@@ -30,7 +30,8 @@ from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
 
 CHUNK_ROWS = 10_000
-COLUMNAR_CHUNK_BYTES = 4 << 20  # of float32 features: 262,144 iris rows
+COLUMNAR_CHUNK_ROWS = 100_000
+COLUMNAR_CHUNK_BYTES = 4 << 20  # of float32 features: a bound for wide rows
 OnPrediction = Callable[[list[str], npt.NDArray[np.float32], Prediction], None]
 
 
@@ -251,12 +252,12 @@ def open_sink(output: Path, classes: list[str], force: bool) -> PredictionSink:
 
 
 def columnar_chunk_rows(features: int) -> int:
-    """Rows per Parquet part when none are asked for: as many as hold 4 MiB of
-    features (262,144 iris rows; 1,024 rows of 1,024 features). A part has fixed costs
-    (a footer, a sync to disk, hand-overs between threads) that a fixed row count
-    makes dominant for narrow rows, and a chunk of wide rows must still fit in memory
-    about six times over (read ahead, predicting, in writing)."""
-    return max(1_024, min(1 << 20, COLUMNAR_CHUNK_BYTES // (4 * max(features, 1))))
+    """Rows per Parquet part when none are asked for: 100,000, or fewer where that many
+    rows would hold over 4 MiB of features (16,384 rows of 64 features, 1,024 of 1,024
+    and wider), because about six chunks are in memory at once (read ahead,
+    predicting, in writing)."""
+    fitting = COLUMNAR_CHUNK_BYTES // (4 * max(features, 1))
+    return max(1_024, min(COLUMNAR_CHUNK_ROWS, fitting))
 
 
 def predict_batch(
