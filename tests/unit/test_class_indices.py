@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from mlpatterns.registry.metadata import DatasetSchema
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import LocalStore
+from mlpatterns.serving import protobuf_wire as wire
 from mlpatterns.serving.class_indices import (
     INTEGER_LABELS_ATTRIBUTE,
     ClassIndexPredictor,
@@ -142,3 +144,41 @@ def test_a_label_not_from_a_classifier_keeps_its_names(fetched: Path, tmp_path: 
 @pytest.mark.parametrize("model_bytes", [b"", b"\x08", b"\xff" * 12, b"\x3a\x05ab"])
 def test_bytes_that_are_not_a_model_are_declined_not_raised(model_bytes: bytes) -> None:
     assert with_class_indices(model_bytes) is None
+
+
+def names_written_last(model: bytes) -> bytes:
+    """`model` with every attribute's name moved behind its values, on the wire (an
+    onnx message would write it first again)."""
+
+    def attribute(payload: bytes) -> bytes:
+        fields = wire.decode(payload)
+        return wire.encode(
+            [f for f in fields if f.number != 1] + [f for f in fields if f.number == 1]
+        )
+
+    def within(number: int, edit: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+        def edited(payload: bytes) -> bytes:
+            fields = wire.decode(payload)
+            return wire.encode(
+                wire.bytes_field(number, edit(f.payload)) if f.number == number else f
+                for f in fields
+            )
+
+        return edited
+
+    moved = wire.edit_only(model, 7, within(1, within(5, attribute)))  # graph, node, attribute
+    assert moved is not None
+    return moved
+
+
+def test_attributes_whose_name_is_not_written_first_are_read_in_full(fetched: Path) -> None:
+    """Of the attributes other than the class names only the name is read, and only
+    where it comes first, as serializers write it."""
+    model_bytes = names_written_last((fetched / "model.onnx").read_bytes())
+    indexed = with_class_indices(model_bytes)
+    assert indexed is not None
+    rows = iris_and_wide_rows()
+    names, probabilities = run(model_bytes, rows)
+    indices, indexed_probabilities = run(indexed.model, rows)
+    assert np.asarray(indexed.classes, dtype=object)[indices].tolist() == names.tolist()
+    assert np.array_equal(indexed_probabilities, probabilities)

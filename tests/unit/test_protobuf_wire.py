@@ -82,3 +82,11 @@ def test_edit_only_declines_an_absent_or_repeated_field() -> None:
     assert wire.edit_only(once, 5, lambda payload: payload) is None
     assert wire.edit_only(twice, 2, lambda payload: payload) is None
     assert wire.edit_only(once, 2, lambda payload: None) is None
+
+
+def test_fields_of_reads_no_further_than_asked() -> None:
+    """What class_indices relies on to read an attribute's name and not its values."""
+    fields = wire.fields_of(b"\x0a\x01a" + b"\xff" * 12)
+    assert next(fields) == wire.bytes_field(1, b"a")
+    with pytest.raises(wire.WireFormatError):
+        next(fields)

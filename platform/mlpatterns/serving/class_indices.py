@@ -99,8 +99,7 @@ def _classifier_with_indices(node: bytes, label_output: str) -> tuple[bytes, lis
     names = [
         f
         for f in fields
-        if f.number == NODE_ATTRIBUTE
-        and wire.last_text(wire.decode(f.payload), ATTRIBUTE_NAME) == "classlabels_strings"
+        if f.number == NODE_ATTRIBUTE and _attribute_name(f.payload) == "classlabels_strings"
     ]
     if len(names) != 1:
         return None
@@ -114,6 +113,17 @@ def _classifier_with_indices(node: bytes, label_output: str) -> tuple[bytes, lis
         ]
     )
     return wire.encode(wire.replaced(fields, names[0], indices)), classes
+
+
+def _attribute_name(attribute: bytes) -> str:
+    """An attribute's name without reading its values, which for a tree ensemble run to
+    a field per tree node (read in Python, a large forest would take seconds).
+    Serializers write fields in number order, so the name, field 1, comes first; an
+    attribute that starts otherwise is read in full."""
+    first = next(wire.fields_of(attribute), None)
+    if first is not None and first.number == ATTRIBUTE_NAME:
+        return first.payload.decode()
+    return wire.last_text(wire.decode(attribute), ATTRIBUTE_NAME)
 
 
 def _tensor_type_as_int64(type_proto: bytes) -> bytes | None:

@@ -10,7 +10,7 @@ embedded message is just a length-delimited field, decoded only when it is edite
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
@@ -44,7 +44,11 @@ def bytes_field(number: int, value: bytes | str) -> Field:
 
 def decode(message: bytes) -> list[Field]:
     """The fields of `message` in the order they were written."""
-    fields: list[Field] = []
+    return list(fields_of(message))
+
+
+def fields_of(message: bytes) -> Iterator[Field]:
+    """The fields of `message` one at a time, read only as far as they are asked for."""
     view = memoryview(message)
     position = 0
     while position < len(view):
@@ -62,8 +66,7 @@ def decode(message: bytes) -> list[Field]:
             value, position = _read_bytes(view, position, _FIXED_SIZE[wire_type])
         else:  # groups (3, 4) are long deprecated and absent from ONNX
             raise WireFormatError(f"field {number} has the unsupported wire type {wire_type}")
-        fields.append(Field(number, wire_type, value))
-    return fields
+        yield Field(number, wire_type, value)
 
 
 def encode(fields: Iterable[Field]) -> bytes:
