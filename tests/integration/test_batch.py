@@ -250,3 +250,64 @@ def test_parquet_parts_resume_and_reject_like_the_row_path(
         "predicted_at",
     ]
     assert table.column("label").to_pylist()[:3] == ["setosa", "virginica", "versicolor"]
+
+
+def write_input(kind: str, folder: Path, ids: list[str | None]) -> str:
+    """The same rows as CSV (an empty field for a missing id), Parquet or a SQLite
+    table (nulls)."""
+    rows = [IRIS_ROWS[index % 3] for index in range(len(ids))]
+    if kind == "csv":
+        source = folder / "rows.csv"
+        with source.open("w", newline="") as sink:
+            writer = csv.writer(sink)
+            writer.writerow(["id", *FEATURES])
+            writer.writerows(
+                ["" if i is None else i, *row] for i, row in zip(ids, rows, strict=True)
+            )
+        return str(source)
+    if kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        columns = {name: [row[n] for row in rows] for n, name in enumerate(FEATURES)}
+        pq.write_table(
+            pa.table({"id": pa.array(ids, pa.string()), **columns}), folder / "rows.parquet"
+        )
+        return str(folder / "rows.parquet")
+    database = folder / "rows.db"
+    with sqlite3.connect(database) as connection:
+        connection.execute(f"CREATE TABLE t (id TEXT, {', '.join(f + ' REAL' for f in FEATURES)})")
+        connection.executemany(
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+            [(i, *row) for i, row in zip(ids, rows, strict=True)],
+        )
+    return f"{database}:t"
+
+
+@pytest.mark.parametrize(
+    ("kind", "output"),
+    [
+        ("csv", "out.db"),
+        ("csv", "out.parquet"),
+        ("parquet", "out.db"),
+        ("parquet", "out.parquet"),
+        ("sqlite", "out.db"),
+    ],
+)
+def test_rows_without_an_id_are_rejected_alike_on_both_paths(
+    trained: tuple[Path, str], tmp_path: Path, kind: str, output: str
+) -> None:
+    """Before, the row path read a null id as the text "None" (and an empty CSV field
+    as the id ""): the first such row was predicted under it, the others skipped as
+    repeats, with nothing said. "NA" is an id like any other."""
+    from mlpatterns.registry.registry import Registry
+    from mlpatterns.serving.batch import predict_batch
+    from mlpatterns.serving.model import LoadedModel
+    from mlpatterns.settings import load_settings
+
+    registry = Registry.from_settings(load_settings(home=trained[0]))
+    registry.fetch(f"models:/iris/{trained[1]}", tmp_path / "model")
+    source = write_input(kind, tmp_path, ["r0", None, "NA", "r2", None, "r0"])
+    result = predict_batch(LoadedModel(tmp_path / "model"), source, tmp_path / output)
+    assert (result.read, result.predicted, result.skipped) == (6, 3, 1)
+    assert result.rejected == {"<row 2>": "has no id", "<row 5>": "has no id"}

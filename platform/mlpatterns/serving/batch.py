@@ -16,7 +16,7 @@ import csv
 import io
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,24 @@ class BatchInputError(ValueError):
 class Chunk:
     ids: list[str]
     rows: list[list[str]]  # the features as read, converted per chunk
+    # where in the chunk rows without an id were (left out of `ids` and `rows`): a
+    # null in Parquet or SQLite, an empty field in CSV, which has no null
+    without_id: list[int] = field(default_factory=list)
+
+    @property
+    def read(self) -> int:
+        return len(self.ids) + len(self.without_id)
+
+
+def _chunk(rows: Iterable[tuple[str | None, list[str]]]) -> Chunk:
+    chunk = Chunk([], [])
+    for position, (row_id, row) in enumerate(rows):
+        if row_id is None:
+            chunk.without_id.append(position)
+        else:
+            chunk.ids.append(row_id)
+            chunk.rows.append(row)
+    return chunk
 
 
 @dataclass
@@ -64,20 +82,19 @@ def _csv_chunks(path: Path, id_column: str, features: list[str], size: int) -> I
         if missing:
             raise BatchInputError(f"{path} lacks the columns {missing}; its header is {header}")
         id_at, at = header.index(id_column), [header.index(f) for f in features]
-        ids: list[str] = []
-        rows: list[list[str]] = []
+        rows: list[tuple[str | None, list[str]]] = []
         for record in reader:
+            row_id = (record[id_at] if len(record) > id_at else "") or None
             if len(record) != len(header):
-                ids.append(record[id_at] if len(record) > id_at else f"<line {reader.line_num}>")
-                rows.append([])  # rejected when converted: wrong field count
+                # rejected when converted: wrong field count
+                rows.append((row_id or f"<line {reader.line_num}>", []))
             else:
-                ids.append(record[id_at])
-                rows.append([record[i] for i in at])
-            if len(ids) == size:
-                yield Chunk(ids, rows)
-                ids, rows = [], []
-        if ids:
-            yield Chunk(ids, rows)
+                rows.append((row_id, [record[i] for i in at]))
+            if len(rows) == size:
+                yield _chunk(rows)
+                rows = []
+        if rows:
+            yield _chunk(rows)
 
 
 def _sqlite_chunks(spec: str, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
@@ -90,7 +107,7 @@ def _sqlite_chunks(spec: str, id_column: str, features: list[str], size: int) ->
         columns = ", ".join(f'"{c}"' for c in (id_column, *features))
         cursor = db.execute(f'SELECT {columns} FROM "{table}" ORDER BY rowid')  # noqa: S608
         while batch := cursor.fetchmany(size):
-            yield Chunk([str(r[0]) for r in batch], [[str(v) for v in r[1:]] for r in batch])
+            yield _chunk((_id_text(r[0]), [str(v) for v in r[1:]]) for r in batch)
 
 
 def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
@@ -101,11 +118,13 @@ def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) 
     parquet = pq.ParquetFile(path)
     for batch in parquet.iter_batches(batch_size=size, columns=[id_column, *features]):
         table = batch.to_pydict()
-        ids = [str(v) for v in table[id_column]]
         columns = [table[f] for f in features]
-        yield Chunk(
-            ids, [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
-        )
+        rows = [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
+        yield _chunk(zip(map(_id_text, table[id_column]), rows, strict=True))
+
+
+def _id_text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def read_chunks(source: str, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
@@ -294,7 +313,10 @@ def predict_batch(
     result = BatchResult()
     try:
         for chunk in read_chunks(source, id_column, model.metadata.feature_names, chunk_rows):
-            result.read += len(chunk.ids)
+            first_row = result.read + 1
+            result.read += chunk.read
+            for position in chunk.without_id:  # numbered as the columnar path numbers them
+                result.rejected[f"<row {first_row + position}>"] = "has no id"
             fresh = [i for i, row_id in enumerate(chunk.ids) if row_id not in done]
             result.skipped += len(chunk.ids) - len(fresh)
             if not fresh:

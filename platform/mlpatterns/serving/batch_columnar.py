@@ -112,9 +112,13 @@ def _read(
             path,
             read_options=pa_csv.ReadOptions(block_size=max(1 << 20, size * 64)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=reject),
-            # every column as text: a bad value rejects its row, not the whole file
+            # every column as text: a bad value rejects its row, not the whole file; an
+            # empty field, and only that, is null (so an empty id is a missing one)
             convert_options=pa_csv.ConvertOptions(
-                include_columns=columns, column_types=dict.fromkeys(columns, pa.string())
+                include_columns=columns,
+                column_types=dict.fromkeys(columns, pa.string()),
+                null_values=[""],
+                strings_can_be_null=True,
             ),
         )
     except (pa.ArrowInvalid, KeyError) as error:
