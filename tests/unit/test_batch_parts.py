@@ -186,3 +186,19 @@ def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
 )
 def test_default_parts_hold_at_most_4_mib_of_features(features: int, rows: int) -> None:
     assert columnar_chunk_rows(features) == rows
+
+
+def test_broken_csv_rows_are_named_by_their_id_wherever_the_id_column_is(
+    tmp_path: Path,
+) -> None:
+    """The id read as CSV reads it (a quoted comma is no separator), from the id column
+    whatever its place; a row too short to have one is named by its text."""
+    source = tmp_path / "rows.csv"
+    source.write_text('f,id\n1,a\n"2,5",b,9\n7\n3,c\n')
+    chunks = list(_prepared(source, "id", ["f"], 10, pa.array([], pa.string())))
+    assert [v for chunk in chunks for v in chunk.ids.to_pylist()] == ["a", "c"]
+    rejected = {key: why for chunk in chunks for key, why in chunk.rejected.items()}
+    assert rejected == {
+        "b": "has 3 fields; the file's header has 2",
+        "<row '7'>": "has 1 fields; the file's header has 2",
+    }

@@ -16,6 +16,7 @@ per row.
 
 from __future__ import annotations
 
+import csv
 import os
 import uuid
 from collections import deque
@@ -70,8 +71,8 @@ def _batches(
 ) -> Iterator[pa.RecordBatch]:
     """Chunks of exactly `size` rows (the last may be shorter), so that every part holds
     `size` predictions whatever the reader's blocks or row groups. CSV rows with the
-    wrong number of fields go to `rejected`. The same file read with other `columns`
-    yields the same rows in the same order."""
+    wrong number of fields go to `rejected`, named by their value in `columns[0]`. The
+    same file read with other `columns` yields the same rows in the same order."""
     return _exactly(_read(path, columns, size, rejected), size)
 
 
@@ -100,9 +101,10 @@ def _read(
         yield from file.iter_batches(batch_size=size, columns=columns, use_threads=False)
         return
 
+    name_of = _broken_row_name(path, columns[0])
+
     def reject(row: pa_csv.InvalidRow) -> str:
-        text = row.text or ""
-        rejected[text.split(",", 1)[0]] = (
+        rejected[name_of(row.text or "")] = (
             f"has {row.actual_columns} fields; the file's header has {row.expected_columns}"
         )
         return "skip"
@@ -124,6 +126,21 @@ def _read(
     except (pa.ArrowInvalid, KeyError) as error:
         raise BatchInputError(f"{path}: {error}") from None
     yield from reader
+
+
+def _broken_row_name(path: Path, column: str) -> Callable[[str], str]:
+    """How a CSV row with the wrong number of fields is named among the rejections: by
+    its field in `column` (parsed as CSV, quotes and all), or, where it has none, by
+    its text (arrow's streaming reader does not know line numbers)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as source:
+        header = next(csv.reader(source), [])
+    at = header.index(column) if column in header else len(header)
+
+    def name_of(text: str) -> str:
+        fields = next(csv.reader([text]), [])
+        return fields[at] if at < len(fields) and fields[at] else f"<row {text[:60]!r}>"
+
+    return name_of
 
 
 def _features(batch: pa.RecordBatch, features: list[str]) -> npt.NDArray[np.float32] | None:
