@@ -123,6 +123,12 @@ def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) 
         yield _chunk(zip(map(_id_text, table[id_column]), rows, strict=True))
 
 
+def rejected_without_id(row_numbers: Iterable[int]) -> dict[str, str]:
+    """Rows that have no id, by their number in the input (from 1), named alike on the
+    row-wise and the columnar path."""
+    return {f"<row {number}>": "has no id" for number in row_numbers}
+
+
 def _id_text(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -315,8 +321,7 @@ def predict_batch(
         for chunk in read_chunks(source, id_column, model.metadata.feature_names, chunk_rows):
             first_row = result.read + 1
             result.read += chunk.read
-            for position in chunk.without_id:  # numbered as the columnar path numbers them
-                result.rejected[f"<row {first_row + position}>"] = "has no id"
+            result.rejected.update(rejected_without_id(first_row + p for p in chunk.without_id))
             fresh = [i for i, row_id in enumerate(chunk.ids) if row_id not in done]
             result.skipped += len(chunk.ids) - len(fresh)
             if not fresh:

@@ -34,7 +34,14 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mlpatterns.serving.batch import BatchInputError, BatchResult, Chunk, OnPrediction, to_matrix
+from mlpatterns.serving.batch import (
+    BatchInputError,
+    BatchResult,
+    Chunk,
+    OnPrediction,
+    rejected_without_id,
+    to_matrix,
+)
 from mlpatterns.serving.batch_ids import decide_rows
 from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
@@ -249,7 +256,7 @@ def _prepared(
         without_id: dict[str, str] = {}
         if ids.null_count:
             missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
-            without_id = {f"<row {offset + row + 1}>": "has no id" for row in missing}
+            without_id = rejected_without_id(offset + row + 1 for row in missing.tolist())
         rejected.update(without_id)
         offset += read
         skipped = read - int(wanted.sum()) - len(without_id)
