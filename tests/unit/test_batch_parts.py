@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpatterns.serving.batch import columnar_chunk_rows
-from mlpatterns.serving.batch_columnar import _prepared
+from mlpatterns.serving.batch_columnar import PartsSink, _prepared
 from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
 from mlpatterns.serving.prefetch import prefetched
 
@@ -202,3 +202,39 @@ def test_broken_csv_rows_are_named_by_their_id_wherever_the_id_column_is(
         "b": "has 3 fields; the file's header has 2",
         "<row '7'>": "has 1 fields; the file's header has 2",
     }
+
+
+def test_parts_declare_every_column_required_and_read_beside_older_parts(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "predictions.parquet"
+    folder.mkdir()
+    # a part as earlier versions wrote it: the same columns, every one nullable
+    older = pa.table(
+        {
+            "id": ["a"],
+            "label": pa.array(["y"]).dictionary_encode(),
+            "p_x": pa.array([0.25], pa.float32()),
+            "p_y": pa.array([0.75], pa.float32()),
+            "model_version": pa.array(["1"]).dictionary_encode(),
+            "predicted_at": pa.array(["then"]).dictionary_encode(),
+        }
+    )
+    pq.write_table(older, folder / "part-0-older.parquet")
+    sink = PartsSink(folder, ["x", "y"], force=False)
+    assert sink.done_ids().to_pylist() == ["a"]
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+    sink.write(pa.array(["b", "c"]), np.array([0, 1]), probabilities, "2")
+
+    [written] = set(folder.glob("part-*.parquet")) - {folder / "part-0-older.parquet"}
+    schema = pq.read_schema(written)
+    assert schema.names == older.column_names
+    assert not any(field.nullable for field in schema)
+    table = pq.read_table(folder).sort_by("id")
+    assert table.column("id").to_pylist() == ["a", "b", "c"]
+    assert table.column("label").to_pylist() == ["y", "x", "y"]
+    assert table.column("p_y").to_pylist() == pytest.approx([0.75, 0.1, 0.8])
+    assert table.column("model_version").to_pylist() == ["1", "2", "2"]
+    assert sorted(sink.done_ids().to_pylist()) == ["a", "b", "c"]
