@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpatterns.serving.batch import columnar_chunk_rows
-from mlpatterns.serving.batch_columnar import PartsSink, _prepared
+from mlpatterns.serving.batch_columnar import PartsSink, _Prepared, _prepared
 from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
+from mlpatterns.serving.batch_reading import Features, decisions, feature_chunks
 from mlpatterns.serving.prefetch import prefetched
 
 pytestmark = pytest.mark.unit
@@ -143,16 +144,29 @@ def test_first_occurrences_of_nothing() -> None:
 def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
     sizes: list[int], size: int
 ) -> None:
-    from mlpatterns.serving.batch_columnar import _exactly
+    from mlpatterns.serving.batch_reading import exactly
 
     values = iter(range(1000))
     column = [pa.array([next(values) for _ in range(n)], pa.int64()) for n in sizes]
     batches = [pa.record_batch({"a": values_of_one}) for values_of_one in column]
-    chunks = list(_exactly(iter(batches), size))
+    chunks = list(exactly(iter(batches), size))
     assert all(chunk.num_rows == size for chunk in chunks[:-1])
     assert 0 < chunks[-1].num_rows <= size if chunks else sum(sizes) == 0
     flat = [v for chunk in chunks for v in chunk.column(0).to_pylist()]
     assert flat == list(range(sum(sizes)))
+
+
+def prepared_csv(source: Path, size: int) -> list[_Prepared]:
+    """The features' and the ids' streams of a CSV file with one feature, paired as the
+    pipeline pairs them, the trailing decision (broken rows at the end) included."""
+    read = list(feature_chunks(source, ["f"], size))
+    decided = list(decisions(source, "id", size, pa.array([], pa.string())))
+    assert len(decided) in (len(read), len(read) + 1)
+    nothing = Features(pa.record_batch({}), np.empty((0, 1), np.float32), 0)
+    read += [nothing] * (len(decided) - len(read))
+    return [
+        _prepared(chunk, decision, ["f"]) for chunk, decision in zip(read, decided, strict=True)
+    ]
 
 
 def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
@@ -160,7 +174,7 @@ def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
     their reason; a repeated id is skipped; the rest keep their order."""
     source = tmp_path / "rows.csv"
     source.write_text("id,f\na,1\nb,2,3\nc,4\na,5\nd,6\ne,7,8\n")
-    chunks = list(_prepared(source, "id", ["f"], 2, pa.array([], pa.string())))
+    chunks = prepared_csv(source, 2)
     assert sum(chunk.read for chunk in chunks) == 6
     assert sum(chunk.skipped for chunk in chunks) == 1
     assert [v for chunk in chunks for v in chunk.ids.to_pylist()] == ["a", "c", "d"]
@@ -195,7 +209,7 @@ def test_broken_csv_rows_are_named_by_their_id_wherever_the_id_column_is(
     whatever its place; a row too short to have one is named by its text."""
     source = tmp_path / "rows.csv"
     source.write_text('f,id\n1,a\n"2,5",b,9\n7\n3,c\n')
-    chunks = list(_prepared(source, "id", ["f"], 10, pa.array([], pa.string())))
+    chunks = prepared_csv(source, 10)
     assert [v for chunk in chunks for v in chunk.ids.to_pylist()] == ["a", "c"]
     rejected = {key: why for chunk in chunks for key, why in chunk.rejected.items()}
     assert rejected == {

@@ -7,20 +7,22 @@ The contract is the row-wise path's (`batch.py`): a chunk's results land togethe
 predicts only rows whose id has no prediction yet, an id repeated in the input is
 predicted once, and rows that cannot be read are rejected with their reason.
 
-The ids and the features are read as two columns, chunk by chunk, and `batch_ids`
-decides from the ids which rows to predict. Reading, predicting and writing run on
-their own threads, each stage a chunk ahead of the next. Labels are written as class
-indices with the class names once per part (`class_indices.py`), never as a string
-per row.
+The ids and the features are read as two streams of the same chunks
+(`batch_reading.py`), and `batch_ids` decides from the ids which rows to predict.
+Reading the features, deciding, predicting and writing run on their own threads. On a
+first run a chunk is predicted before its rows are decided, and a repeated id's
+prediction is dropped before writing: ids out of key order are all read and sorted
+before the first decision, and predicting need not wait for that. Labels are written
+as class indices with the class names once per part (`class_indices.py`), never as a
+string per row.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
@@ -31,7 +33,6 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import (
@@ -42,7 +43,15 @@ from mlpatterns.serving.batch import (
     rejected_without_id,
     to_matrix,
 )
-from mlpatterns.serving.batch_ids import decide_rows
+from mlpatterns.serving.batch_ids import Wanted
+from mlpatterns.serving.batch_reading import (
+    Decision,
+    Features,
+    checked_source,
+    decisions,
+    feature_chunks,
+    text_rows,
+)
 from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.prefetch import prefetched
@@ -57,116 +66,6 @@ WRITERS = 3  # a part's sync to disk waits on the device: more writers hide it
 
 def is_parts_folder(output: Path) -> bool:
     return output.suffix == ".parquet" and (output.is_dir() or not output.exists())
-
-
-def _checked(source: str, columns: list[str]) -> Path:
-    path = Path(source)
-    if not path.exists():
-        raise BatchInputError(f"{source} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
-    if suffix == ".parquet":
-        missing = [c for c in columns if c not in pq.ParquetFile(path).schema_arrow.names]
-        if missing:
-            raise BatchInputError(f"{source} lacks the columns {missing}")
-    return path
-
-
-def _batches(
-    path: Path, columns: list[str], size: int, rejected: dict[str, str]
-) -> Iterator[pa.RecordBatch]:
-    """Chunks of exactly `size` rows (the last may be shorter), so that every part holds
-    `size` predictions whatever the reader's blocks or row groups. CSV rows with the
-    wrong number of fields go to `rejected`, named by their value in `columns[0]`. The
-    same file read with other `columns` yields the same rows in the same order."""
-    return _exactly(_read(path, columns, size, rejected), size)
-
-
-def _exactly(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        held.append(batch)
-        count += batch.num_rows
-        while count >= size:
-            table = pa.Table.from_batches(held)
-            yield from table.slice(0, size).combine_chunks().to_batches()
-            rest = table.slice(size)
-            held, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield from pa.Table.from_batches(held).combine_chunks().to_batches()
-
-
-def _read(
-    path: Path, columns: list[str], size: int, rejected: dict[str, str]
-) -> Iterator[pa.RecordBatch]:
-    if path.suffix.lower() == ".parquet":
-        # no thread pool of arrow's own: reading already runs beside predicting and
-        # writing, and on few cores handing each column to a pool cost more than it won
-        file = pq.ParquetFile(path)
-        yield from file.iter_batches(batch_size=size, columns=columns, use_threads=False)
-        return
-
-    name_of = _broken_row_name(path, columns[0])
-
-    def reject(row: pa_csv.InvalidRow) -> str:
-        rejected[name_of(row.text or "")] = (
-            f"has {row.actual_columns} fields; the file's header has {row.expected_columns}"
-        )
-        return "skip"
-
-    try:
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(block_size=max(1 << 20, size * 64)),
-            parse_options=pa_csv.ParseOptions(invalid_row_handler=reject),
-            # every column as text: a bad value rejects its row, not the whole file; an
-            # empty field, and only that, is null (so an empty id is a missing one)
-            convert_options=pa_csv.ConvertOptions(
-                include_columns=columns,
-                column_types=dict.fromkeys(columns, pa.string()),
-                null_values=[""],
-                strings_can_be_null=True,
-            ),
-        )
-    except (pa.ArrowInvalid, KeyError) as error:
-        raise BatchInputError(f"{path}: {error}") from None
-    yield from reader
-
-
-def _broken_row_name(path: Path, column: str) -> Callable[[str], str]:
-    """How a CSV row with the wrong number of fields is named among the rejections: by
-    its field in `column` (parsed as CSV, quotes and all), or, where it has none, by
-    its text (arrow's streaming reader does not know line numbers)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as source:
-        header = next(csv.reader(source), [])
-    at = header.index(column) if column in header else len(header)
-
-    def name_of(text: str) -> str:
-        fields = next(csv.reader([text]), [])
-        return fields[at] if at < len(fields) and fields[at] else f"<row {text[:60]!r}>"
-
-    return name_of
-
-
-def _features(batch: pa.RecordBatch, features: list[str]) -> npt.NDArray[np.float32] | None:
-    """The features as float32, or None when some value is not a finite number."""
-    try:
-        matrix = np.column_stack(
-            [
-                pc.cast(batch.column(name), pa.float32()).to_numpy(zero_copy_only=False)
-                for name in features
-            ]
-        ).astype(np.float32, copy=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    return matrix if np.isfinite(matrix).all() else None
-
-
-def _text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
-    columns = [batch.column(name).to_pylist() for name in features]
-    return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
 
 
 def _constant(value: str, rows: int) -> pa.DictionaryArray:
@@ -242,51 +141,72 @@ class PartsSink:
 
 @dataclass(frozen=True)
 class _Prepared:
-    """One chunk, read and checked: what is left to predict, and why the rest is not."""
+    """One chunk, decided and checked: what is left to predict, and why the rest is not."""
 
     read: int  # rows read, including those too broken to read (in `rejected`)
     ids: pa.Array
     matrix: npt.NDArray[np.float32]
     rejected: dict[str, str]
     skipped: int  # done already, or repeated
+    kept: Wanted | None  # which of the chunk's rows `ids` and `matrix` hold; None: all
 
 
-def _prepared(
-    path: Path, id_column: str, features: list[str], size: int, done: pa.Array
-) -> Iterator[_Prepared]:
-    """The ids and the features are read as two columns apart, in chunks of the same
-    rows: the ids run ahead of the features when the rest of them must be decided."""
-    unreadable: dict[str, str] = {}  # filled by the id reader (the features' is a twin)
-    id_chunks = (
-        pc.cast(batch.column(0), pa.string())
-        for batch in _batches(path, [id_column], size, unreadable)
-    )
-    decisions = decide_rows(id_chunks, done)
-    offset = 0
-    for batch, (ids, wanted) in zip(_batches(path, features, size, {}), decisions, strict=True):
-        read = batch.num_rows
-        rejected = {key: unreadable.pop(key) for key in list(unreadable)}
-        broken = len(rejected)
-        without_id: dict[str, str] = {}
-        if ids.null_count:
-            missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
-            without_id = rejected_without_id(offset + row + 1 for row in missing.tolist())
-        rejected.update(without_id)
-        offset += read
-        skipped = read - int(wanted.sum()) - len(without_id)
-        if not wanted.all():
-            mask = pa.array(wanted)
-            batch, ids = batch.filter(mask), ids.filter(mask)
-        matrix = _features(batch, features)
-        if matrix is None:  # some row is bad: sort them out one by one
-            chunk = Chunk(ids.to_pylist(), _text_rows(batch, features))
-            good, matrix, bad = to_matrix(chunk, len(features))
-            ids = pa.array(good, pa.string())
-            rejected.update(bad)
-        yield _Prepared(read + broken, ids, matrix, rejected, skipped)
-    if unreadable:  # broken rows after the last readable one
-        nothing = np.empty((0, len(features)), np.float32)
-        yield _Prepared(len(unreadable), pa.array([], pa.string()), nothing, unreadable, 0)
+def _prepared(chunk: Features, decision: Decision, features: list[str]) -> _Prepared:
+    ids, wanted = decision.ids, decision.wanted
+    rows = chunk.batch.num_rows
+    if len(ids) != rows:  # the two streams read the same rows, unless the file changed
+        raise BatchInputError(f"the input changed while it was read ({len(ids)} ids, {rows} rows)")
+    rejected = dict(decision.unreadable)
+    without_id: dict[str, str] = {}
+    if ids.null_count:
+        missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
+        without_id = rejected_without_id(chunk.first_row + row for row in missing.tolist())
+    rejected.update(without_id)
+    skipped = rows - int(wanted.sum()) - len(without_id)
+    read = rows + len(decision.unreadable)
+    kept = None if wanted.all() else wanted
+    if kept is not None:
+        ids = ids.filter(pa.array(kept))
+    if chunk.matrix is not None:
+        matrix = chunk.matrix if kept is None else chunk.matrix[kept]
+        return _Prepared(read, ids, matrix, rejected, skipped, kept)
+    # some value is not a finite number: sort the rows out one by one
+    batch = chunk.batch if kept is None else chunk.batch.filter(pa.array(kept))
+    good, matrix, bad = to_matrix(Chunk(ids.to_pylist(), text_rows(batch, features)), len(features))
+    rejected.update(bad)
+    return _Prepared(read, pa.array(good, pa.string()), matrix, rejected, skipped, kept)
+
+
+class _DecidedAhead:
+    """The decisions, made in order on a thread of their own, a few chunks ahead of the
+    chunk being predicted; each is a future, so that a writer can wait for it."""
+
+    def __init__(self, decisions: Iterator[Decision], ahead: int = 2) -> None:
+        self._decisions = decisions
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="batch-ids")
+        self._queued: deque[Future[Decision | None]] = deque()
+        self._ahead = ahead
+        self._queue_ahead()  # deciding starts now, beside the first read of the features
+
+    def _queue_ahead(self) -> None:
+        while len(self._queued) <= self._ahead:
+            self._queued.append(self._thread.submit(next, self._decisions, None))
+
+    def next(self) -> Future[Decision | None]:
+        """The next chunk's decision; None once there are no more."""
+        self._queue_ahead()
+        return self._queued.popleft()
+
+    def close(self) -> None:
+        for queued in self._queued:
+            queued.cancel()
+        self._thread.shutdown(wait=True)
+        if isinstance(self._decisions, Generator):
+            self._decisions.close()  # stops its reader, on this thread, now that it is idle
+
+
+Written = tuple[_Prepared, Prediction | None]
+SPECULATED_CHUNKS = 16  # predicted before their rows are decided, at most (memory)
 
 
 def predict_to_parts(
@@ -300,22 +220,28 @@ def predict_to_parts(
     on_chunk: Callable[[BatchResult], None] = lambda result: None,
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
-    """Three stages overlap: a thread reads and checks the next chunks, this thread
-    predicts, and `WRITERS` threads write parts (writing costs more than predicting a
-    cheap model); results are counted in the order of the chunks."""
+    """Stages overlap: a thread reads the features, another decides from the ids which
+    rows to predict, this thread predicts, and `WRITERS` threads write parts (writing
+    costs more than predicting a cheap model); results are counted in chunk order.
+
+    A first run predicts a chunk before its rows are decided: only a repeated id can be
+    left out then, and its prediction is dropped before writing. Ids out of key order
+    are all read and sorted before the first decision, and predicting need not wait for
+    that. A rerun decides first, so as not to predict again what is done already."""
     features = model.metadata.feature_names
-    path = _checked(source, [id_column, *features])
+    path = checked_source(source, [id_column, *features])
     predictor = ClassIndexPredictor(model)
     sink = PartsSink(output, predictor.classes, force)
+    done = sink.done_ids()
+    speculate = not len(done)
+    in_flight = SPECULATED_CHUNKS if speculate else WRITERS
     result = BatchResult()
-    chunks = prefetched(
-        _prepared(path, id_column, features, chunk_rows, sink.done_ids()), 2, "batch-read"
-    )
-    pending: deque[tuple[_Prepared, Future[Prediction | None]]] = deque()
+    chunks = prefetched(feature_chunks(path, features, chunk_rows), 2, "batch-read")
+    decided = _DecidedAhead(decisions(path, id_column, chunk_rows, done))
+    pending: deque[Future[Written]] = deque()
 
     def commit_oldest() -> None:
-        chunk, written = pending.popleft()
-        prediction = written.result()  # raises the writer's error
+        chunk, prediction = pending.popleft().result()  # raises the writer's error
         result.read += chunk.read
         result.rejected.update(chunk.rejected)
         result.skipped += chunk.skipped
@@ -324,31 +250,60 @@ def predict_to_parts(
             on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
 
-    def write(
-        chunk: _Prepared, labels: ClassIndices, probabilities: Probabilities
-    ) -> Prediction | None:
+    def write(chunk: _Prepared, labels: ClassIndices, probabilities: Probabilities) -> Written:
+        if not len(chunk.ids):
+            return chunk, None
         sink.write(chunk.ids, labels, probabilities, model.version)
         if on_prediction is None:  # nobody reads it: spare the conversion to lists
-            return None
+            return chunk, None
         names = predictor.classes
-        return Prediction.checked([names[i] for i in labels.tolist()], probabilities)
+        return chunk, Prediction.checked([names[i] for i in labels.tolist()], probabilities)
 
-    # closing: an error here stops the reading thread at once, not at garbage collection
-    with closing(chunks), ThreadPoolExecutor(WRITERS, thread_name_prefix="batch-write") as writer:
+    def decide_then_write(
+        chunk: Features, decision: Future[Decision | None], predicted: Predicted
+    ) -> Written:
+        prepared = _prepared(chunk, _expected(decision.result()), features)
+        labels, probabilities = predicted
+        if prepared.kept is not None:
+            labels, probabilities = labels[prepared.kept], probabilities[prepared.kept]
+        return write(prepared, labels, probabilities)
+
+    # closing: an error here stops the reading threads at once, not at garbage collection
+    with (
+        closing(chunks),
+        closing(decided),
+        ThreadPoolExecutor(WRITERS, thread_name_prefix="batch-write") as writer,
+    ):
         for chunk in chunks:
-            if len(chunk.ids):
-                labels, probabilities = predictor.predict(chunk.matrix)
-                pending.append((chunk, writer.submit(write, chunk, labels, probabilities)))
+            decision = decided.next()
+            if speculate and chunk.matrix is not None:
+                predicted = predictor.predict(chunk.matrix)
+                pending.append(writer.submit(decide_then_write, chunk, decision, predicted))
             else:
-                pending.append((chunk, _nothing_to_write()))
-            while len(pending) > WRITERS:  # parts in writing while the next is predicted
+                prepared = _prepared(chunk, _expected(decision.result()), features)
+                predicted = predictor.predict(prepared.matrix) if len(prepared.ids) else _NONE
+                pending.append(writer.submit(write, prepared, *predicted))
+            while pending and (pending[0].done() or len(pending) > in_flight):
                 commit_oldest()
+        while (trailing := decided.next().result()) is not None:  # broken rows at the end
+            empty = Features(pa.record_batch({}), np.empty((0, len(features)), np.float32), 0)
+            pending.append(_finished(_prepared(empty, trailing, features)))
         while pending:
             commit_oldest()
     return result
 
 
-def _nothing_to_write() -> Future[Prediction | None]:
-    done: Future[Prediction | None] = Future()
-    done.set_result(None)
+Predicted = tuple[ClassIndices, Probabilities]
+_NONE: Predicted = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+
+
+def _expected(decision: Decision | None) -> Decision:
+    if decision is None:
+        raise BatchInputError("the input changed while it was read (fewer ids than rows)")
+    return decision
+
+
+def _finished(written: _Prepared) -> Future[Written]:
+    done: Future[Written] = Future()
+    done.set_result((written, None))
     return done

@@ -1,0 +1,177 @@
+"""Batch prediction, columnar: reading the input as two streams of chunks of the same
+rows. One holds the features (`feature_chunks`), the other decides from the ids which
+rows to predict (`decisions`); the two can run on threads of their own, so that
+predicting need not wait for the ids' decision.
+
+CSV rows that cannot be split into the header's fields are skipped alike by both
+streams and named by the ids' stream among the rejections.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+
+from mlpatterns.serving.batch import BatchInputError
+from mlpatterns.serving.batch_ids import Wanted, decide_rows
+
+
+@dataclass(frozen=True)
+class Features:
+    """One chunk's feature columns, read before its rows are decided."""
+
+    batch: pa.RecordBatch
+    matrix: npt.NDArray[np.float32] | None  # None when some value is not a finite number
+    first_row: int  # its first row's number in the file, from 1, rows too broken aside
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which rows of a chunk to predict, decided from their ids."""
+
+    ids: pa.Array  # every row's, as strings
+    wanted: Wanted
+    unreadable: dict[str, str]  # rows too broken to read, found since the decision before
+
+
+def feature_chunks(path: Path, features: list[str], size: int) -> Iterator[Features]:
+    first_row = 1
+    # the rows too broken to read are named by the ids' stream, its twin
+    for batch in exact_chunks(path, features, size, {}):
+        yield Features(batch, feature_matrix(batch, features), first_row)
+        first_row += batch.num_rows
+
+
+def decisions(path: Path, id_column: str, size: int, done: pa.Array) -> Iterator[Decision]:
+    """A decision for each chunk of `feature_chunks`, in the same order, then one more
+    if broken rows follow the last readable one (a decision about no rows)."""
+    unreadable: dict[str, str] = {}
+    id_chunks = (
+        pc.cast(batch.column(0), pa.string())
+        for batch in exact_chunks(path, [id_column], size, unreadable)
+    )
+    for ids, wanted in decide_rows(id_chunks, done):
+        found = dict(unreadable)
+        unreadable.clear()
+        yield Decision(ids, wanted, found)
+    if unreadable:
+        yield Decision(pa.array([], pa.string()), np.ones(0, dtype=bool), unreadable)
+
+
+def checked_source(source: str, columns: list[str]) -> Path:
+    path = Path(source)
+    if not path.exists():
+        raise BatchInputError(f"{source} does not exist")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet"):
+        raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
+    if suffix == ".parquet":
+        missing = [c for c in columns if c not in pq.ParquetFile(path).schema_arrow.names]
+        if missing:
+            raise BatchInputError(f"{source} lacks the columns {missing}")
+    return path
+
+
+def exact_chunks(
+    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+) -> Iterator[pa.RecordBatch]:
+    """Chunks of exactly `size` rows (the last may be shorter), so that every part holds
+    `size` predictions whatever the reader's blocks or row groups. CSV rows with the
+    wrong number of fields go to `rejected`, named by their value in `columns[0]`. The
+    same file read with other `columns` yields the same rows in the same order."""
+    return exactly(_read(path, columns, size, rejected), size)
+
+
+def exactly(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordBatch]:
+    held: list[pa.RecordBatch] = []
+    count = 0
+    for batch in batches:
+        held.append(batch)
+        count += batch.num_rows
+        while count >= size:
+            table = pa.Table.from_batches(held)
+            yield from table.slice(0, size).combine_chunks().to_batches()
+            rest = table.slice(size)
+            held, count = rest.to_batches(), rest.num_rows
+    if count:
+        yield from pa.Table.from_batches(held).combine_chunks().to_batches()
+
+
+def _read(
+    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+) -> Iterator[pa.RecordBatch]:
+    if path.suffix.lower() == ".parquet":
+        # no thread pool of arrow's own: reading already runs beside predicting and
+        # writing, and on few cores handing each column to a pool cost more than it won
+        file = pq.ParquetFile(path)
+        yield from file.iter_batches(batch_size=size, columns=columns, use_threads=False)
+        return
+
+    name_of = _broken_row_name(path, columns[0])
+
+    def reject(row: pa_csv.InvalidRow) -> str:
+        rejected[name_of(row.text or "")] = (
+            f"has {row.actual_columns} fields; the file's header has {row.expected_columns}"
+        )
+        return "skip"
+
+    try:
+        reader = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(block_size=max(1 << 20, size * 64)),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=reject),
+            # every column as text: a bad value rejects its row, not the whole file; an
+            # empty field, and only that, is null (so an empty id is a missing one)
+            convert_options=pa_csv.ConvertOptions(
+                include_columns=columns,
+                column_types=dict.fromkeys(columns, pa.string()),
+                null_values=[""],
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, KeyError) as error:
+        raise BatchInputError(f"{path}: {error}") from None
+    yield from reader
+
+
+def _broken_row_name(path: Path, column: str) -> Callable[[str], str]:
+    """How a CSV row with the wrong number of fields is named among the rejections: by
+    its field in `column` (parsed as CSV, quotes and all), or, where it has none, by
+    its text (arrow's streaming reader does not know line numbers)."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as source:
+        header = next(csv.reader(source), [])
+    at = header.index(column) if column in header else len(header)
+
+    def name_of(text: str) -> str:
+        fields = next(csv.reader([text]), [])
+        return fields[at] if at < len(fields) and fields[at] else f"<row {text[:60]!r}>"
+
+    return name_of
+
+
+def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> npt.NDArray[np.float32] | None:
+    """The features as float32, or None when some value is not a finite number."""
+    try:
+        matrix = np.column_stack(
+            [
+                pc.cast(batch.column(name), pa.float32()).to_numpy(zero_copy_only=False)
+                for name in features
+            ]
+        ).astype(np.float32, copy=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return matrix if np.isfinite(matrix).all() else None
+
+
+def text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
+    columns = [batch.column(name).to_pylist() for name in features]
+    return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
