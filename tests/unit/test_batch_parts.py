@@ -252,3 +252,18 @@ def test_parts_declare_every_column_required_and_read_beside_older_parts(
     assert table.column("p_y").to_pylist() == pytest.approx([0.75, 0.1, 0.8])
     assert table.column("model_version").to_pylist() == ["1", "2", "2"]
     assert sorted(sink.done_ids().to_pylist()) == ["a", "b", "c"]
+
+
+def test_an_id_column_that_is_not_text_or_numbers_is_refused_before_reading(
+    tmp_path: Path,
+) -> None:
+    import pyarrow.parquet as pq
+
+    from mlpatterns.serving.batch import BatchInputError
+    from mlpatterns.serving.batch_reading import checked_source
+
+    source = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"key": [[1], [2]], "n": [7, 8], "f": [1.0, 2.0]}), source)
+    with pytest.raises(BatchInputError, match=r"'key' holds list<element: int64>.*--id-column"):
+        checked_source(str(source), ["key", "f"])
+    assert checked_source(str(source), ["n", "f"]) == source  # numbers are ids too

@@ -75,10 +75,24 @@ def checked_source(source: str, columns: list[str]) -> Path:
     if suffix not in (".csv", ".parquet"):
         raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
     if suffix == ".parquet":
-        missing = [c for c in columns if c not in pq.ParquetFile(path).schema_arrow.names]
+        schema = pq.ParquetFile(path).schema_arrow
+        missing = [c for c in columns if c not in schema.names]
         if missing:
             raise BatchInputError(f"{source} lacks the columns {missing}")
+        _check_id_type(source, schema.field(columns[0]))
     return path
+
+
+def _check_id_type(source: str, id_field: pa.Field) -> None:
+    """Ids are compared as text: a column arrow cannot cast to text (a list, a struct)
+    is refused before anything is read."""
+    try:
+        pc.cast(pa.array([], id_field.type), pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise BatchInputError(
+            f"{source}: the id column {id_field.name!r} holds {id_field.type}; "
+            "ids must be text or numbers (choose another with --id-column)"
+        ) from None
 
 
 def exact_chunks(
