@@ -325,7 +325,7 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
 
     from mlpatterns.registry.registry import Registry
     from mlpatterns.serving.batch import predict_batch
-    from mlpatterns.serving.model import LoadedModel
+    from mlpatterns.serving.model import LoadedModel, Prediction
     from mlpatterns.settings import load_settings
 
     registry = Registry.from_settings(load_settings(home=trained[0]))
@@ -335,11 +335,19 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
     # out of key order from the second id, repeats within and across chunks of 3
     ids = ["c", "a", "b", "a", "d", "c", "e", "b", "f", "g", "h", "a", "i"]
 
+    logged: dict[str, tuple[list[float], str]] = {}  # what the prediction log is handed
+
+    def log(chunk_ids: list[str], matrix: np.ndarray, prediction: Prediction) -> None:
+        for row_id, row, label in zip(chunk_ids, matrix, prediction.labels, strict=True):
+            assert row_id not in logged
+            logged[row_id] = (row.tolist(), label)
+
     def run(count: int) -> tuple[int, int, int]:
         source = tmp_path / f"rows{count}.parquet"
         columns = {name: rows[:count, n] for n, name in enumerate(FEATURES)}
         pq.write_table(pa.table({"id": ids[:count], **columns}), source)
-        result = predict_batch(model, str(source), tmp_path / "out.parquet", chunk_rows=3)
+        output = tmp_path / "out.parquet"
+        result = predict_batch(model, str(source), output, chunk_rows=3, on_prediction=log)
         return result.read, result.predicted, result.skipped
 
     def written() -> dict[str, tuple[str, list[float]]]:
@@ -358,3 +366,5 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
         assert written()[row_id][1] == pytest.approx(probabilities, abs=1e-6)
     assert run(13) == (13, 2, 11)  # a rerun: h and i are new, decided before predicting
     assert {k: v[0] for k, v in written().items()} == {k: v[0] for k, v in expected(13).items()}
+    first_rows = {row_id: rows[ids.index(row_id)].tolist() for row_id in ids}
+    assert logged == {i: (first_rows[i], label) for i, (label, _) in expected(13).items()}

@@ -15,9 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpatterns.serving.batch import columnar_chunk_rows
-from mlpatterns.serving.batch_columnar import PartsSink, _Prepared, _prepared
+from mlpatterns.serving.batch_columnar import _Prepared, _prepared
 from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
 from mlpatterns.serving.batch_reading import Features, decisions, feature_chunks
+from mlpatterns.serving.batch_sink import PartsSink
 from mlpatterns.serving.prefetch import prefetched
 
 pytestmark = pytest.mark.unit

@@ -19,21 +19,19 @@ string per row.
 
 from __future__ import annotations
 
-import os
-import uuid
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import (
     BatchInputError,
@@ -47,96 +45,18 @@ from mlpatterns.serving.batch_ids import Wanted
 from mlpatterns.serving.batch_reading import (
     Decision,
     Features,
+    OnIds,
     checked_source,
     decisions,
     feature_chunks,
     text_rows,
 )
+from mlpatterns.serving.batch_sink import ClassIndices, PartsSink, Probabilities, StagedPart
 from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.prefetch import prefetched
 
-ClassIndices = npt.NDArray[np.int64]
-Probabilities = npt.NDArray[np.float32]
-
-PART_GLOB = "part-*.parquet"
-DICTIONARY_COLUMNS = ["label", "model_version", "predicted_at"]
 WRITERS = 3  # a part's sync to disk waits on the device: more writers hide it
-
-
-def is_parts_folder(output: Path) -> bool:
-    return output.suffix == ".parquet" and (output.is_dir() or not output.exists())
-
-
-def _constant(value: str, rows: int) -> pa.DictionaryArray:
-    """One value for every row, stored once (a dictionary of one entry)."""
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)), pa.array([value]))
-
-
-def parts_schema(classes: list[str]) -> pa.Schema:
-    """Every column of a part is required: no value in it is ever missing, and saying so
-    spares the writer a definition level per value (a tenth of the writing time)."""
-    constant = pa.dictionary(pa.int8(), pa.string())  # one value, see `_constant`
-    return pa.schema(
-        [
-            pa.field("id", pa.string(), nullable=False),
-            pa.field("label", pa.dictionary(pa.int32(), pa.string()), nullable=False),
-            *(pa.field(f"p_{name}", pa.float32(), nullable=False) for name in classes),
-            pa.field("model_version", constant, nullable=False),
-            pa.field("predicted_at", constant, nullable=False),
-        ]
-    )
-
-
-class PartsSink:
-    def __init__(self, folder: Path, classes: list[str], force: bool) -> None:
-        self.folder = folder
-        self.classes = classes
-        self._class_names = pa.array(classes, pa.string())
-        self._schema = parts_schema(classes)
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.glob(".part-*"):  # a crash mid-write leaves only these
-            stale.unlink()
-        if force:
-            for part in folder.glob(PART_GLOB):
-                part.unlink()
-
-    def done_ids(self) -> pa.Array:
-        parts = sorted(self.folder.glob(PART_GLOB))
-        columns = [pq.read_table(part, columns=["id"]).column("id") for part in parts]
-        return pa.chunked_array(columns, type=pa.string()).combine_chunks()
-
-    def write(
-        self,
-        ids: pa.Array,
-        labels: ClassIndices,
-        probabilities: Probabilities,
-        version: str,
-    ) -> None:
-        """`labels`: each row's class as an index into `classes`, stored as a dictionary
-        column (the names once per part), as the constant columns are."""
-        label = pa.DictionaryArray.from_arrays(pa.array(labels, pa.int32()), self._class_names)
-        by_class = [pa.array(probabilities[:, index]) for index in range(len(self.classes))]
-        now = datetime.now(UTC).isoformat()
-        columns = [ids, label, *by_class, _constant(version, len(ids)), _constant(now, len(ids))]
-        name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-        temporary = self.folder / f".{name}"
-        with temporary.open("wb") as written:  # a file object: pyarrow resolves no filesystem
-            # dictionaries only where values repeat (trying one for the unique ids made
-            # writing several times slower); min and max for the ids, which readers look
-            # up (for the other columns they cost a fifth of the writing and tell
-            # little: the dictionary lists their values already); values handed to the
-            # encoders 64k at a time, not 1,024 (5 to 10% less time writing)
-            pq.write_table(
-                pa.Table.from_arrays(columns, schema=self._schema),
-                written,
-                use_dictionary=DICTIONARY_COLUMNS,
-                write_statistics=["id"],
-                write_batch_size=1 << 16,
-            )
-            written.flush()
-            os.fsync(written.fileno())
-        temporary.replace(self.folder / name)  # the whole chunk appears at once
 
 
 @dataclass(frozen=True)
@@ -179,12 +99,16 @@ def _prepared(chunk: Features, decision: Decision, features: list[str]) -> _Prep
 
 class _DecidedAhead:
     """The decisions, made in order on a thread of their own, a few chunks ahead of the
-    chunk being predicted; each is a future, so that a writer can wait for it."""
+    chunk being predicted, each a future that a writer can wait for; and each chunk's
+    ids, as a future too, handed over as soon as they are read."""
 
-    def __init__(self, decisions: Iterator[Decision], ahead: int = 2) -> None:
-        self._decisions = decisions
+    def __init__(self, decide: Callable[[OnIds], Iterator[Decision]], ahead: int = 2) -> None:
+        self._ids: dict[int, Future[pa.Array]] = {}  # read or asked for, not yet both
+        self._ids_lock = threading.Lock()
+        self._decisions = decide(lambda index, ids: self._handed(index).set_result(ids))
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="batch-ids")
         self._queued: deque[Future[Decision | None]] = deque()
+        self._taken = 0
         self._ahead = ahead
         self._queue_ahead()  # deciding starts now, beside the first read of the features
 
@@ -192,10 +116,21 @@ class _DecidedAhead:
         while len(self._queued) <= self._ahead:
             self._queued.append(self._thread.submit(next, self._decisions, None))
 
-    def next(self) -> Future[Decision | None]:
-        """The next chunk's decision; None once there are no more."""
+    def _handed(self, index: int) -> Future[pa.Array]:
+        """Called once by the reader and once by the taker: the first makes the future,
+        the second takes it away, so that no chunk's ids outstay both."""
+        with self._ids_lock:
+            handed = self._ids.pop(index, None)
+            if handed is None:
+                handed = self._ids[index] = Future()
+            return handed
+
+    def next(self) -> tuple[Future[pa.Array], Future[Decision | None]]:
+        """The next chunk's ids and its decision; the decision is None once there are
+        no more (and those ids never come)."""
         self._queue_ahead()
-        return self._queued.popleft()
+        self._taken += 1
+        return self._handed(self._taken - 1), self._queued.popleft()
 
     def close(self) -> None:
         for queued in self._queued:
@@ -206,7 +141,83 @@ class _DecidedAhead:
 
 
 Written = tuple[_Prepared, Prediction | None]
+Predicted = tuple[ClassIndices, Probabilities]
 SPECULATED_CHUNKS = 16  # predicted before their rows are decided, at most (memory)
+_NONE: Predicted = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A chunk predicted, and its part staged, before its rows were decided."""
+
+    chunk: Features
+    part: StagedPart
+    predicted: Predicted
+
+
+class _PartsWriter:
+    """Writes a decided chunk's part at once. A chunk predicted ahead of its decision
+    has its part staged (every row) while the ids are sorted, then committed, or written
+    again with the rows wanted. Writing threads never wait for a decision: a thread
+    waiting would not stage the chunks behind it."""
+
+    def __init__(
+        self,
+        sink: PartsSink,
+        predictor: ClassIndexPredictor,
+        version: str,
+        features: list[str],
+        on_prediction: OnPrediction | None,
+    ) -> None:
+        self.sink, self.predictor, self.version = sink, predictor, version
+        self.features, self.on_prediction = features, on_prediction
+
+    def write(self, chunk: _Prepared, predicted: Predicted) -> Written:
+        if len(chunk.ids):
+            self.sink.write(chunk.ids, *predicted, self.version)
+        return self._reported(chunk, predicted)
+
+    def write_ahead(
+        self,
+        chunk: Features,
+        ids: Future[pa.Array],
+        decision: Future[Decision | None],
+        predicted: Predicted,
+    ) -> Written | _Staged:
+        """Staged when the chunk's ids come before its decision (ids out of key order
+        are all read, then sorted), else written as decided."""
+        wait((ids, decision), return_when=FIRST_COMPLETED)
+        if decision.done() or ids.result().null_count:
+            return self.settle(chunk, decision, predicted, None)
+        return _Staged(chunk, self.sink.stage(ids.result(), *predicted, self.version), predicted)
+
+    def settle(
+        self,
+        chunk: Features,
+        decision: Future[Decision | None],
+        predicted: Predicted,
+        staged: StagedPart | None,
+    ) -> Written:
+        prepared = _prepared(chunk, _expected(decision.result()), self.features)
+        if staged is not None and prepared.kept is None:
+            staged.commit()
+            return self._reported(prepared, predicted)
+        if staged is not None:
+            staged.discard()
+        if prepared.kept is not None:
+            labels, probabilities = predicted
+            predicted = labels[prepared.kept], probabilities[prepared.kept]
+        return self.write(prepared, predicted)
+
+    def _reported(self, chunk: _Prepared, predicted: Predicted) -> Written:
+        if self.on_prediction is None or not len(chunk.ids):  # nobody reads it: no lists
+            return chunk, None
+        labels, probabilities = predicted
+        names = self.predictor.classes
+        return chunk, Prediction.checked([names[i] for i in labels.tolist()], probabilities)
+
+
+_InFlight = tuple[Future[Written | _Staged], Future[Decision | None]]
 
 
 def predict_to_parts(
@@ -225,9 +236,9 @@ def predict_to_parts(
     costs more than predicting a cheap model); results are counted in chunk order.
 
     A first run predicts a chunk before its rows are decided: only a repeated id can be
-    left out then, and its prediction is dropped before writing. Ids out of key order
-    are all read and sorted before the first decision, and predicting need not wait for
-    that. A rerun decides first, so as not to predict again what is done already."""
+    left out then, and its prediction is dropped. Ids out of key order are all read and
+    sorted before the first decision; predicting, and staging the parts, need not wait
+    for that. A rerun decides first, so as not to predict again what is done already."""
     features = model.metadata.feature_names
     path = checked_source(source, [id_column, *features])
     predictor = ClassIndexPredictor(model)
@@ -235,13 +246,21 @@ def predict_to_parts(
     done = sink.done_ids()
     speculate = not len(done)
     in_flight = SPECULATED_CHUNKS if speculate else WRITERS
+    parts = _PartsWriter(sink, predictor, model.version, features, on_prediction)
     result = BatchResult()
     chunks = prefetched(feature_chunks(path, features, chunk_rows), 2, "batch-read")
-    decided = _DecidedAhead(decisions(path, id_column, chunk_rows, done))
-    pending: deque[Future[Written]] = deque()
+    decided = _DecidedAhead(partial(decisions, path, id_column, chunk_rows, done))
+    pending: deque[_InFlight] = deque()
+
+    def ready(oldest: _InFlight) -> bool:
+        return oldest[0].done() and oldest[1].done()
 
     def commit_oldest() -> None:
-        chunk, prediction = pending.popleft().result()  # raises the writer's error
+        outcome, decision = pending.popleft()
+        written = outcome.result()  # raises the writer's error
+        if isinstance(written, _Staged):  # a rename, unless some rows are not wanted
+            written = parts.settle(written.chunk, decision, written.predicted, written.part)
+        chunk, prediction = written
         result.read += chunk.read
         result.rejected.update(chunk.rejected)
         result.skipped += chunk.skipped
@@ -250,51 +269,42 @@ def predict_to_parts(
             on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
 
-    def write(chunk: _Prepared, labels: ClassIndices, probabilities: Probabilities) -> Written:
-        if not len(chunk.ids):
-            return chunk, None
-        sink.write(chunk.ids, labels, probabilities, model.version)
-        if on_prediction is None:  # nobody reads it: spare the conversion to lists
-            return chunk, None
-        names = predictor.classes
-        return chunk, Prediction.checked([names[i] for i in labels.tolist()], probabilities)
-
-    def decide_then_write(
-        chunk: Features, decision: Future[Decision | None], predicted: Predicted
-    ) -> Written:
-        prepared = _prepared(chunk, _expected(decision.result()), features)
-        labels, probabilities = predicted
-        if prepared.kept is not None:
-            labels, probabilities = labels[prepared.kept], probabilities[prepared.kept]
-        return write(prepared, labels, probabilities)
-
-    # closing: an error here stops the reading threads at once, not at garbage collection
-    with (
-        closing(chunks),
-        closing(decided),
-        ThreadPoolExecutor(WRITERS, thread_name_prefix="batch-write") as writer,
-    ):
-        for chunk in chunks:
-            decision = decided.next()
-            if speculate and chunk.matrix is not None:
-                predicted = predictor.predict(chunk.matrix)
-                pending.append(writer.submit(decide_then_write, chunk, decision, predicted))
-            else:
-                prepared = _prepared(chunk, _expected(decision.result()), features)
-                predicted = predictor.predict(prepared.matrix) if len(prepared.ids) else _NONE
-                pending.append(writer.submit(write, prepared, *predicted))
-            while pending and (pending[0].done() or len(pending) > in_flight):
+    try:
+        # closing: an error stops the reading threads at once, not at garbage collection
+        with (
+            closing(chunks),
+            closing(decided),
+            ThreadPoolExecutor(WRITERS, thread_name_prefix="batch-write") as writer,
+        ):
+            for chunk in chunks:
+                ids, decision = decided.next()
+                if speculate and chunk.matrix is not None:
+                    predicted = predictor.predict(chunk.matrix)
+                    ahead = writer.submit(parts.write_ahead, chunk, ids, decision, predicted)
+                    pending.append((ahead, decision))
+                else:
+                    prepared = _prepared(chunk, _expected(decision.result()), features)
+                    predicted = predictor.predict(prepared.matrix) if len(prepared.ids) else _NONE
+                    pending.append((writer.submit(parts.write, prepared, predicted), decision))
+                while pending and (ready(pending[0]) or len(pending) > in_flight):
+                    commit_oldest()
+            while (trailing := decided.next()[1].result()) is not None:  # broken rows, last
+                empty = Features(pa.record_batch({}), np.empty((0, len(features)), np.float32), 0)
+                pending.append(_finished(_prepared(empty, trailing, features)))
+            while pending:
                 commit_oldest()
-        while (trailing := decided.next().result()) is not None:  # broken rows at the end
-            empty = Features(pa.record_batch({}), np.empty((0, len(features)), np.float32), 0)
-            pending.append(_finished(_prepared(empty, trailing, features)))
-        while pending:
-            commit_oldest()
+    finally:
+        _discard_staged(pending)
     return result
 
 
-Predicted = tuple[ClassIndices, Probabilities]
-_NONE: Predicted = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
+def _discard_staged(pending: deque[_InFlight]) -> None:
+    """Parts staged for chunks an error left uncounted: the next run would remove them."""
+    for outcome, _ in pending:
+        if outcome.done() and outcome.exception() is None:
+            staged = outcome.result()
+            if isinstance(staged, _Staged):
+                staged.part.discard()
 
 
 def _expected(decision: Decision | None) -> Decision:
@@ -303,7 +313,9 @@ def _expected(decision: Decision | None) -> Decision:
     return decision
 
 
-def _finished(written: _Prepared) -> Future[Written]:
-    done: Future[Written] = Future()
-    done.set_result((written, None))
-    return done
+def _finished(written: _Prepared) -> _InFlight:
+    outcome: Future[Written | _Staged] = Future()
+    outcome.set_result((written, None))
+    decision: Future[Decision | None] = Future()
+    decision.set_result(None)  # decided already: `written` is its outcome
+    return outcome, decision

@@ -51,15 +51,26 @@ def feature_chunks(path: Path, features: list[str], size: int) -> Iterator[Featu
         first_row += batch.num_rows
 
 
-def decisions(path: Path, id_column: str, size: int, done: pa.Array) -> Iterator[Decision]:
+OnIds = Callable[[int, pa.Array], None]
+
+
+def decisions(
+    path: Path, id_column: str, size: int, done: pa.Array, on_ids: OnIds | None = None
+) -> Iterator[Decision]:
     """A decision for each chunk of `feature_chunks`, in the same order, then one more
-    if broken rows follow the last readable one (a decision about no rows)."""
+    if broken rows follow the last readable one (a decision about no rows). `on_ids`
+    is given each chunk's ids as soon as they are read, which can be long before its
+    decision: ids out of key order are all read, then sorted."""
     unreadable: dict[str, str] = {}
-    id_chunks = (
-        pc.cast(batch.column(0), pa.string())
-        for batch in exact_chunks(path, [id_column], size, unreadable)
-    )
-    for ids, wanted in decide_rows(id_chunks, done):
+
+    def id_chunks() -> Iterator[pa.Array]:
+        for index, batch in enumerate(exact_chunks(path, [id_column], size, unreadable)):
+            ids = pc.cast(batch.column(0), pa.string())
+            if on_ids is not None:
+                on_ids(index, ids)
+            yield ids
+
+    for ids, wanted in decide_rows(id_chunks(), done):
         found = dict(unreadable)
         unreadable.clear()
         yield Decision(ids, wanted, found)

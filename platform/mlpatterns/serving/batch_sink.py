@@ -1,0 +1,118 @@
+"""Batch prediction's Parquet parts: a folder of part files
+(`predictions.parquet/part-*.parquet`), one per chunk, each written under a temporary
+name, synced, then renamed, so that a crash leaves whole parts only."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ClassIndices = npt.NDArray[np.int64]
+Probabilities = npt.NDArray[np.float32]
+
+PART_GLOB = "part-*.parquet"
+DICTIONARY_COLUMNS = ["label", "model_version", "predicted_at"]
+
+
+def _constant(value: str, rows: int) -> pa.DictionaryArray:
+    """One value for every row, stored once (a dictionary of one entry)."""
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, np.int8)), pa.array([value]))
+
+
+def parts_schema(classes: list[str]) -> pa.Schema:
+    """Every column of a part is required: no value in it is ever missing, and saying so
+    spares the writer a definition level per value (a tenth of the writing time)."""
+    constant = pa.dictionary(pa.int8(), pa.string())  # one value, see `_constant`
+    return pa.schema(
+        [
+            pa.field("id", pa.string(), nullable=False),
+            pa.field("label", pa.dictionary(pa.int32(), pa.string()), nullable=False),
+            *(pa.field(f"p_{name}", pa.float32(), nullable=False) for name in classes),
+            pa.field("model_version", constant, nullable=False),
+            pa.field("predicted_at", constant, nullable=False),
+        ]
+    )
+
+
+class PartsSink:
+    def __init__(self, folder: Path, classes: list[str], force: bool) -> None:
+        self.folder = folder
+        self.classes = classes
+        self._class_names = pa.array(classes, pa.string())
+        self._schema = parts_schema(classes)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob(".part-*"):  # a crash mid-write leaves only these
+            stale.unlink()
+        if force:
+            for part in folder.glob(PART_GLOB):
+                part.unlink()
+
+    def done_ids(self) -> pa.Array:
+        parts = sorted(self.folder.glob(PART_GLOB))
+        columns = [pq.read_table(part, columns=["id"]).column("id") for part in parts]
+        return pa.chunked_array(columns, type=pa.string()).combine_chunks()
+
+    def write(
+        self,
+        ids: pa.Array,
+        labels: ClassIndices,
+        probabilities: Probabilities,
+        version: str,
+    ) -> None:
+        self.stage(ids, labels, probabilities, version).commit()
+
+    def stage(
+        self,
+        ids: pa.Array,
+        labels: ClassIndices,
+        probabilities: Probabilities,
+        version: str,
+    ) -> StagedPart:
+        """A part written and synced under a temporary name, not yet among the parts.
+        `labels`: each row's class as an index into `classes`, stored as a dictionary
+        column (the names once per part), as the constant columns are."""
+        label = pa.DictionaryArray.from_arrays(pa.array(labels, pa.int32()), self._class_names)
+        by_class = [pa.array(probabilities[:, index]) for index in range(len(self.classes))]
+        now = datetime.now(UTC).isoformat()
+        columns = [ids, label, *by_class, _constant(version, len(ids)), _constant(now, len(ids))]
+        name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        staged = StagedPart(self.folder / f".{name}", self.folder / name)
+        with staged.temporary.open("wb") as written:  # a file object: no filesystem lookup
+            # dictionaries only where values repeat (trying one for the unique ids made
+            # writing several times slower); min and max for the ids, which readers look
+            # up (for the other columns they cost a fifth of the writing and tell
+            # little: the dictionary lists their values already); values handed to the
+            # encoders 64k at a time, not 1,024 (5 to 10% less time writing)
+            pq.write_table(
+                pa.Table.from_arrays(columns, schema=self._schema),
+                written,
+                use_dictionary=DICTIONARY_COLUMNS,
+                write_statistics=["id"],
+                write_batch_size=1 << 16,
+            )
+            written.flush()
+            os.fsync(written.fileno())
+        return staged
+
+
+@dataclass(frozen=True)
+class StagedPart:
+    """A part on disk under a temporary name (a crash leaves it to the next run's
+    cleanup): committed, it appears among the parts at once; discarded, it is gone."""
+
+    temporary: Path
+    final: Path
+
+    def commit(self) -> None:
+        self.temporary.replace(self.final)
+
+    def discard(self) -> None:
+        self.temporary.unlink(missing_ok=True)
