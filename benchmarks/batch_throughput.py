@@ -16,7 +16,7 @@ strings; the batch path asks the same classifier for class indices instead
 bare loop with indices, so that the ratio can be read against either.
 
     .venv/bin/python benchmarks/batch_throughput.py MODEL_FOLDER [--rows 1000000]
-        [--rounds 5] [--cases sqlite csv parquet sorted]
+        [--rounds 5] [--cases sqlite csv parquet sorted shuffled]
 
 MODEL_FOLDER is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`).
 """
@@ -48,6 +48,7 @@ CASES = {  # name: (what it shows, the input file, the output's suffix)
     "csv": ("CSV -> Parquet parts", "rows.csv", ".parquet"),
     "parquet": ("Parquet -> Parquet parts", "rows.parquet", ".parquet"),
     "sorted": ("Parquet, ids sorted -> parts", "sorted.parquet", ".parquet"),
+    "shuffled": ("Parquet, ids shuffled -> parts", "shuffled.parquet", ".parquet"),
 }
 
 
@@ -102,19 +103,24 @@ def main() -> None:
 def write_inputs(
     folder: Path, ids: list[str], data: np.ndarray, features: list[str]
 ) -> dict[str, Path]:
-    """The same rows as CSV, as Parquet, and as Parquet with ids in sorted order (which
-    the columnar path checks in one comparison per row instead of sorting the ids)."""
+    """The same rows as CSV, as Parquet, as Parquet with ids in sorted order (which
+    the columnar path checks in one comparison per row instead of deciding them all at
+    once), and as Parquet with the rows shuffled (a table in hash order: "r0", "r1",
+    ... are nearly in text order, which flatters any sort)."""
     columns = {name: pa.array(data[:, index]) for index, name in enumerate(features)}
     table = pa.table({"id": pa.array(ids), **columns})
     numbered = pa.table({"id": pa.array([f"r{i:09d}" for i in range(len(ids))]), **columns})
+    shuffled = table.take(np.random.default_rng(1).permutation(len(ids)))
     files = {
         "rows.csv": folder / "rows.csv",
         "rows.parquet": folder / "rows.parquet",
         "sorted.parquet": folder / "sorted.parquet",
+        "shuffled.parquet": folder / "shuffled.parquet",
     }
     pa_csv.write_csv(table, files["rows.csv"])
     pq.write_table(table, files["rows.parquet"])
     pq.write_table(numbered, files["sorted.parquet"])
+    pq.write_table(shuffled, files["shuffled.parquet"])
     return files
 
 

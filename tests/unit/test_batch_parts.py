@@ -45,6 +45,40 @@ def test_first_occurrences_across_chunks(ids: list[str], size: int) -> None:
     assert first_occurrences(chunked).tolist() == first_by_hand(ids)
 
 
+# ids of 17 bytes or more differing only in the middle share their first and last 8
+# bytes and their length: their keys are equal, and only comparing them tells them apart
+_SAME_ENDS = st.builds(lambda middle: f"customer{middle}00000000", st.text("xyz", max_size=3))
+
+
+@given(
+    st.lists(st.none() | st.text(alphabet="ab\u00e9", max_size=12) | _SAME_ENDS, max_size=80),
+    st.integers(0, 5),
+)
+def test_first_occurrences_by_keys_agree_with_a_set_sliced_or_not(
+    ids: list[str | None], cut: int
+) -> None:
+    array = pa.array(["skipped"] * cut + ids, pa.string()).slice(cut)  # offsets not from 0
+    assert first_occurrences(array).tolist() == first_by_hand(ids)
+
+
+def test_equal_ids_have_equal_keys_wherever_they_are() -> None:
+    from mlpatterns.serving.batch_ids import id_keys
+
+    ids = ["r1", "a-much-longer-identifier", "", None, "r1", "a-much-longer-identifier", None]
+    keys = id_keys(pa.array(["x" * 13, *ids], pa.string()).slice(1)).tolist()
+    assert keys[0] == keys[4]
+    assert keys[1] == keys[5]
+    assert keys[3] == keys[6] == 0
+    assert len({keys[0], keys[1], keys[2]}) == 3
+    # arrow lets a missing value's offsets span bytes: they are not its id
+    offsets = pa.py_buffer(np.array([0, 2, 4, 6, 7], np.int32).tobytes())
+    validity = pa.array([True, False, True, False]).buffers()[1]
+    spanning = pa.StringArray.from_buffers(4, offsets, pa.py_buffer(b"abzzabq"), validity)
+    assert spanning.to_pylist() == ["ab", None, "ab", None]
+    assert id_keys(spanning).tolist()[1::2] == [0, 0]
+    assert first_occurrences(spanning).tolist() == [True, True, False, False]
+
+
 def test_sorted_ids_are_all_first_and_a_repeat_still_counts() -> None:
     assert first_occurrences(pa.array(["a", "b", "c"])).tolist() == [True, True, True]
     # sorted but not strictly: the repeat is found by the hashing path
