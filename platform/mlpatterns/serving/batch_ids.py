@@ -92,7 +92,8 @@ def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> Wanted:
 
 _HEAD_MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)
 _TAIL_MULTIPLIER = np.uint64(0xC2B2AE3D27D4EB4F)
-_LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(8)], dtype=np.uint64)
+# the low n bytes of a little-endian word, for an id of n bytes (8 and more: all)
+_OWN_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
 
 
 def id_keys(ids: pa.Array) -> npt.NDArray[np.uint64]:
@@ -106,17 +107,14 @@ def id_keys(ids: pa.Array) -> npt.NDArray[np.uint64]:
         padded[8:-8] = np.frombuffer(ids.buffers()[2], np.uint8, end - start, start)
     # the 8 bytes from each position, read as one little-endian word
     words = np.ndarray((len(padded) - 7,), dtype="<u8", buffer=padded, strides=(1,))
-    starts = offsets[:-1].astype(np.intp) - start + 8
-    lengths = np.diff(offsets).astype(np.intp)
-    head = words[starts]
-    tail = words[starts + lengths - 8]
-    short = lengths < 8
-    if short.any():  # bytes beyond a short id are another's: keep its own only
-        head[short] &= _LOW_BYTES[lengths[short]]
-        tail[short] = 0
-    keys: npt.NDArray[np.uint64] = (
-        (head * _HEAD_MULTIPLIER) ^ (tail * _TAIL_MULTIPLIER) ^ lengths.astype(np.uint64)
-    )
+    starts = offsets[:-1].astype(np.intp) - (start - 8)
+    lengths = np.diff(offsets)
+    # bytes past a short id are the next one's: keep its own only
+    head = words[starts] & _OWN_BYTES[np.minimum(lengths, 8)]
+    keys: npt.NDArray[np.uint64] = (head * _HEAD_MULTIPLIER) ^ lengths.astype(np.uint64)
+    if count and lengths.max() > 8:  # the last 8 bytes too, of the ids longer than that
+        tail = words[starts + lengths - 8]
+        keys ^= np.where(lengths > 8, tail, np.uint64(0)) * _TAIL_MULTIPLIER
     if ids.null_count:  # a missing id's offsets may span anything
         keys[~pc.is_valid(ids).to_numpy(zero_copy_only=False)] = 0
     return keys
