@@ -57,8 +57,14 @@ class PartsSink:
 
     def done_ids(self) -> pa.Array:
         parts = sorted(self.folder.glob(PART_GLOB))
-        columns = [pq.read_table(part, columns=["id"]).column("id") for part in parts]
-        return pa.chunked_array(columns, type=pa.string()).combine_chunks()
+        # arrays, not the tables' chunked columns: given those, pa.chunked_array reads
+        # them value by value, as Python objects (0.4 s for a million ids)
+        chunks = [
+            chunk.cast(pa.string())
+            for part in parts
+            for chunk in pq.read_table(part, columns=["id"]).column("id").chunks
+        ]
+        return pa.chunked_array(chunks, type=pa.string()).combine_chunks()
 
     def write(
         self,
