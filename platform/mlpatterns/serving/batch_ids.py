@@ -76,17 +76,21 @@ def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> Wanted:
     first = np.ones(len(ids), dtype=bool)
     if len(ids) < 2 or _strictly_increasing(ids):
         return first
-    if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
     if ids.type != pa.string():  # the keys read 32-bit offsets
         return _first_by_sorting(ids)
-    keys = id_keys(ids)
+    # chunk by chunk: the temporaries of millions of ids at once cost more in page
+    # faults than the keys themselves
+    chunks = ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]
+    keys = np.concatenate([id_keys(chunk) for chunk in chunks])
     ordered = np.sort(keys)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not len(repeated):
         return first
     suspects = np.flatnonzero(np.isin(keys, repeated))  # in file order
-    first[suspects] = _first_by_sorting(ids.take(pa.array(suspects)))
+    taken = ids.take(pa.array(suspects))
+    if isinstance(taken, pa.ChunkedArray):
+        taken = taken.combine_chunks()
+    first[suspects] = _first_by_sorting(taken)
     return first
 
 
