@@ -313,21 +313,42 @@ def test_rows_without_an_id_are_rejected_alike_on_both_paths(
     assert result.rejected == {"<row 2>": "has no id", "<row 5>": "has no id"}
 
 
+@pytest.mark.parametrize("logged", [True, False])
 def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
-    trained: tuple[Path, str], tmp_path: Path
+    trained: tuple[Path, str], tmp_path: Path, logged: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A first run predicts each chunk before its rows are decided, then drops what a
-    repeated id predicted; a rerun decides first. Either way, each id's row in the parts
-    holds the prediction of that id's first row, every row's features different."""
+    """A first run predicts each chunk before its rows are decided and stages its part,
+    then drops what a repeated id predicted (from the chunk kept in memory for the
+    prediction log, or from the staged part on disk without one); a rerun decides first.
+    Either way, each id's row in the parts holds the prediction of that id's first
+    row, every row's features different."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mlpatterns.registry.registry import Registry
+    from mlpatterns.serving import batch_ids
     from mlpatterns.serving.batch import predict_batch
+    from mlpatterns.serving.batch_sink import PartsSink
     from mlpatterns.serving.model import LoadedModel, Prediction
     from mlpatterns.settings import load_settings
 
+    # Timing, which no input can set: on a file this small the ids are decided before a
+    # writing thread looks, and no part would be staged. Deciding is held back a little,
+    # and staging counted, so that the staged path is the one taken.
+    decide, stage = batch_ids.first_occurrences, PartsSink.stage
+    staged: list[int] = []
+
+    def slow_decide(ids: object) -> object:
+        time.sleep(0.2)
+        return decide(ids)  # type: ignore[arg-type]
+
+    def counted_stage(self: PartsSink, ids: object, *rest: object) -> object:
+        staged.append(len(ids))  # type: ignore[arg-type]
+        return stage(self, ids, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batch_ids, "first_occurrences", slow_decide)
+    monkeypatch.setattr(PartsSink, "stage", counted_stage)
     registry = Registry.from_settings(load_settings(home=trained[0]))
     registry.fetch(f"models:/iris/{trained[1]}", tmp_path / "model")
     model = LoadedModel(tmp_path / "model")
@@ -335,19 +356,21 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
     # out of key order from the second id, repeats within and across chunks of 3
     ids = ["c", "a", "b", "a", "d", "c", "e", "b", "f", "g", "h", "a", "i"]
 
-    logged: dict[str, tuple[list[float], str]] = {}  # what the prediction log is handed
+    handed: dict[str, tuple[list[float], str]] = {}  # what the prediction log is handed
 
     def log(chunk_ids: list[str], matrix: np.ndarray, prediction: Prediction) -> None:
         for row_id, row, label in zip(chunk_ids, matrix, prediction.labels, strict=True):
-            assert row_id not in logged
-            logged[row_id] = (row.tolist(), label)
+            assert row_id not in handed
+            handed[row_id] = (row.tolist(), label)
 
     def run(count: int) -> tuple[int, int, int]:
         source = tmp_path / f"rows{count}.parquet"
         columns = {name: rows[:count, n] for n, name in enumerate(FEATURES)}
         pq.write_table(pa.table({"id": ids[:count], **columns}), source)
         output = tmp_path / "out.parquet"
-        result = predict_batch(model, str(source), output, chunk_rows=3, on_prediction=log)
+        result = predict_batch(
+            model, str(source), output, chunk_rows=3, on_prediction=log if logged else None
+        )
         return result.read, result.predicted, result.skipped
 
     def written() -> dict[str, tuple[str, list[float]]]:
@@ -359,12 +382,16 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
         first = {row_id: ids.index(row_id) for row_id in ids[:count]}
         return {i: (str(labels[at]), probabilities[at].tolist()) for i, at in first.items()}
 
-    assert run(10) == (10, 7, 3)  # a first run: predicted ahead
+    assert run(10) == (10, 7, 3)  # a first run: predicted ahead, every chunk staged
+    assert staged == [3, 3, 3, 1]
     assert written().keys() == expected(10).keys()
     for row_id, (label, probabilities) in expected(10).items():
         assert written()[row_id][0] == label
         assert written()[row_id][1] == pytest.approx(probabilities, abs=1e-6)
     assert run(13) == (13, 2, 11)  # a rerun: h and i are new, decided before predicting
+    assert staged == [3, 3, 3, 1, 1, 1]  # and written at once (a write stages, commits)
     assert {k: v[0] for k, v in written().items()} == {k: v[0] for k, v in expected(13).items()}
     first_rows = {row_id: rows[ids.index(row_id)].tolist() for row_id in ids}
-    assert logged == {i: (first_rows[i], label) for i, (label, _) in expected(13).items()}
+    by_log = {i: (first_rows[i], label) for i, (label, _) in expected(13).items()}
+    assert handed == (by_log if logged else {})
+    assert not list((tmp_path / "out.parquet").glob(".part-*"))  # nothing left staged

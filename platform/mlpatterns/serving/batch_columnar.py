@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -65,36 +65,41 @@ class _Prepared:
 
     read: int  # rows read, including those too broken to read (in `rejected`)
     ids: pa.Array
-    matrix: npt.NDArray[np.float32]
+    matrix: npt.NDArray[np.float32] | None  # of the rows in `ids`; None: not kept
     rejected: dict[str, str]
     skipped: int  # done already, or repeated
     kept: Wanted | None  # which of the chunk's rows `ids` and `matrix` hold; None: all
 
 
-def _prepared(chunk: Features, decision: Decision, features: list[str]) -> _Prepared:
+def _counted(rows: int, first_row: int, decision: Decision) -> _Prepared:
+    """A chunk's rows as decided, its features aside."""
     ids, wanted = decision.ids, decision.wanted
-    rows = chunk.batch.num_rows
     if len(ids) != rows:  # the two streams read the same rows, unless the file changed
         raise BatchInputError(f"the input changed while it was read ({len(ids)} ids, {rows} rows)")
     rejected = dict(decision.unreadable)
     without_id: dict[str, str] = {}
     if ids.null_count:
         missing = np.flatnonzero(~pc.is_valid(ids).to_numpy(zero_copy_only=False))
-        without_id = rejected_without_id(chunk.first_row + row for row in missing.tolist())
+        without_id = rejected_without_id(first_row + row for row in missing.tolist())
     rejected.update(without_id)
     skipped = rows - int(wanted.sum()) - len(without_id)
-    read = rows + len(decision.unreadable)
     kept = None if wanted.all() else wanted
     if kept is not None:
         ids = ids.filter(pa.array(kept))
+    return _Prepared(rows + len(decision.unreadable), ids, None, rejected, skipped, kept)
+
+
+def _prepared(chunk: Features, decision: Decision, features: list[str]) -> _Prepared:
+    counted = _counted(chunk.batch.num_rows, chunk.first_row, decision)
+    kept = counted.kept
     if chunk.matrix is not None:
-        matrix = chunk.matrix if kept is None else chunk.matrix[kept]
-        return _Prepared(read, ids, matrix, rejected, skipped, kept)
+        return replace(counted, matrix=chunk.matrix if kept is None else chunk.matrix[kept])
     # some value is not a finite number: sort the rows out one by one
     batch = chunk.batch if kept is None else chunk.batch.filter(pa.array(kept))
-    good, matrix, bad = to_matrix(Chunk(ids.to_pylist(), text_rows(batch, features)), len(features))
-    rejected.update(bad)
-    return _Prepared(read, pa.array(good, pa.string()), matrix, rejected, skipped, kept)
+    rows = Chunk(counted.ids.to_pylist(), text_rows(batch, features))
+    good, matrix, bad = to_matrix(rows, len(features))
+    rejected = {**counted.rejected, **bad}
+    return replace(counted, ids=pa.array(good, pa.string()), matrix=matrix, rejected=rejected)
 
 
 class _DecidedAhead:
@@ -142,7 +147,10 @@ class _DecidedAhead:
 
 Written = tuple[_Prepared, Prediction | None]
 Predicted = tuple[ClassIndices, Probabilities]
-SPECULATED_CHUNKS = 16  # predicted before their rows are decided, at most (memory)
+# chunks predicted before their rows are decided, at most: with the prediction log, each
+# keeps its features and predictions in memory until then; without, only its part on disk
+SPECULATED_CHUNKS_LOGGED = 16
+SPECULATED_CHUNKS = 4096
 _NONE: Predicted = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
 
 
@@ -150,16 +158,22 @@ _NONE: Predicted = (np.empty(0, np.int64), np.empty((0, 0), np.float32))
 class _Staged:
     """A chunk predicted, and its part staged, before its rows were decided."""
 
-    chunk: Features
+    rows: int
+    first_row: int
     part: StagedPart
-    predicted: Predicted
+    logged: tuple[Features, Predicted] | None  # for the prediction log, if one is kept
+
+
+def _kept(predicted: Predicted, kept: Wanted | None) -> Predicted:
+    labels, probabilities = predicted
+    return predicted if kept is None else (labels[kept], probabilities[kept])
 
 
 class _PartsWriter:
     """Writes a decided chunk's part at once. A chunk predicted ahead of its decision
-    has its part staged (every row) while the ids are sorted, then committed, or written
-    again with the rows wanted. Writing threads never wait for a decision: a thread
-    waiting would not stage the chunks behind it."""
+    has its part staged (every row) while the ids are sorted, then committed, first
+    written again from disk without the rows not wanted, if any. Writing threads never
+    wait for a decision: a thread waiting would not stage the chunks behind it."""
 
     def __init__(
         self,
@@ -188,26 +202,27 @@ class _PartsWriter:
         are all read, then sorted), else written as decided."""
         wait((ids, decision), return_when=FIRST_COMPLETED)
         if decision.done() or ids.result().null_count:
-            return self.settle(chunk, decision, predicted, None)
-        return _Staged(chunk, self.sink.stage(ids.result(), *predicted, self.version), predicted)
+            prepared = _prepared(chunk, _expected(decision.result()), self.features)
+            return self.write(prepared, _kept(predicted, prepared.kept))
+        part = self.sink.stage(ids.result(), *predicted, self.version)
+        logged = None if self.on_prediction is None else (chunk, predicted)
+        return _Staged(chunk.batch.num_rows, chunk.first_row, part, logged)
 
-    def settle(
-        self,
-        chunk: Features,
-        decision: Future[Decision | None],
-        predicted: Predicted,
-        staged: StagedPart | None,
-    ) -> Written:
-        prepared = _prepared(chunk, _expected(decision.result()), self.features)
-        if staged is not None and prepared.kept is None:
-            staged.commit()
-            return self._reported(prepared, predicted)
-        if staged is not None:
-            staged.discard()
-        if prepared.kept is not None:
-            labels, probabilities = predicted
-            predicted = labels[prepared.kept], probabilities[prepared.kept]
-        return self.write(prepared, predicted)
+    def settle(self, staged: _Staged, decision: Future[Decision | None]) -> Written:
+        decided = _expected(decision.result())
+        if staged.logged is None:
+            prepared = _counted(staged.rows, staged.first_row, decided)
+        else:
+            prepared = _prepared(staged.logged[0], decided, self.features)
+        if prepared.kept is None:
+            staged.part.commit()
+        elif len(prepared.ids):
+            self.sink.restage(staged.part, prepared.kept).commit()
+        else:
+            staged.part.discard()
+        if staged.logged is None:
+            return prepared, None
+        return self._reported(prepared, _kept(staged.logged[1], prepared.kept))
 
     def _reported(self, chunk: _Prepared, predicted: Predicted) -> Written:
         if self.on_prediction is None or not len(chunk.ids):  # nobody reads it: no lists
@@ -245,12 +260,22 @@ def predict_to_parts(
     sink = PartsSink(output, predictor.classes, force)
     done = sink.done_ids()
     speculate = not len(done)
-    in_flight = SPECULATED_CHUNKS if speculate else WRITERS
+    ahead = SPECULATED_CHUNKS if on_prediction is None else SPECULATED_CHUNKS_LOGGED
+    in_flight = ahead if speculate else WRITERS
     parts = _PartsWriter(sink, predictor, model.version, features, on_prediction)
     result = BatchResult()
     chunks = prefetched(feature_chunks(path, features, chunk_rows), 2, "batch-read")
     decided = _DecidedAhead(partial(decisions, path, id_column, chunk_rows, done))
     pending: deque[_InFlight] = deque()
+    # chunks handed to the writing threads and not yet written (or staged), at most: the
+    # others wait here, with their features and predictions
+    writing = threading.BoundedSemaphore(WRITERS + 1)
+
+    def submit(task: Callable[..., Written | _Staged], *args: object) -> Future[Written | _Staged]:
+        writing.acquire()
+        future = writer.submit(task, *args)
+        future.add_done_callback(lambda _: writing.release())
+        return future
 
     def ready(oldest: _InFlight) -> bool:
         return oldest[0].done() and oldest[1].done()
@@ -259,13 +284,14 @@ def predict_to_parts(
         outcome, decision = pending.popleft()
         written = outcome.result()  # raises the writer's error
         if isinstance(written, _Staged):  # a rename, unless some rows are not wanted
-            written = parts.settle(written.chunk, decision, written.predicted, written.part)
+            written = parts.settle(written, decision)
         chunk, prediction = written
         result.read += chunk.read
         result.rejected.update(chunk.rejected)
         result.skipped += chunk.skipped
         result.predicted += len(chunk.ids)  # written, or none left to predict
-        if prediction is not None and on_prediction is not None:
+        # a prediction is reported only with the prediction log, which keeps the features
+        if prediction is not None and on_prediction is not None and chunk.matrix is not None:
             on_prediction(chunk.ids.to_pylist(), chunk.matrix, prediction)
         on_chunk(result)
 
@@ -280,12 +306,15 @@ def predict_to_parts(
                 ids, decision = decided.next()
                 if speculate and chunk.matrix is not None:
                     predicted = predictor.predict(chunk.matrix)
-                    ahead = writer.submit(parts.write_ahead, chunk, ids, decision, predicted)
-                    pending.append((ahead, decision))
+                    written = submit(parts.write_ahead, chunk, ids, decision, predicted)
                 else:
                     prepared = _prepared(chunk, _expected(decision.result()), features)
-                    predicted = predictor.predict(prepared.matrix) if len(prepared.ids) else _NONE
-                    pending.append((writer.submit(parts.write, prepared, predicted), decision))
+                    matrix = prepared.matrix
+                    predicted = (
+                        predictor.predict(matrix) if matrix is not None and len(matrix) else _NONE
+                    )
+                    written = submit(parts.write, prepared, predicted)
+                pending.append((written, decision))
                 while pending and (ready(pending[0]) or len(pending) > in_flight):
                     commit_oldest()
             while (trailing := decided.next()[1].result()) is not None:  # broken rows, last

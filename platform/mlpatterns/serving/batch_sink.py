@@ -89,6 +89,15 @@ class PartsSink:
         by_class = [pa.array(probabilities[:, index]) for index in range(len(self.classes))]
         now = datetime.now(UTC).isoformat()
         columns = [ids, label, *by_class, _constant(version, len(ids)), _constant(now, len(ids))]
+        return self._staged(pa.Table.from_arrays(columns, schema=self._schema))
+
+    def restage(self, staged: StagedPart, kept: npt.NDArray[np.bool_]) -> StagedPart:
+        """A staged part again, with the rows `kept` only; the first is discarded."""
+        rows = pq.read_table(staged.temporary).filter(pa.array(kept))
+        staged.discard()
+        return self._staged(rows.cast(self._schema))
+
+    def _staged(self, table: pa.Table) -> StagedPart:
         name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
         staged = StagedPart(self.folder / f".{name}", self.folder / name)
         with staged.temporary.open("wb") as written:  # a file object: no filesystem lookup
@@ -98,7 +107,7 @@ class PartsSink:
             # little: the dictionary lists their values already); values handed to the
             # encoders 64k at a time, not 1,024 (5 to 10% less time writing)
             pq.write_table(
-                pa.Table.from_arrays(columns, schema=self._schema),
+                table,
                 written,
                 use_dictionary=DICTIONARY_COLUMNS,
                 write_statistics=["id"],
