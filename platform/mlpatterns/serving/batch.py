@@ -279,8 +279,9 @@ def open_sink(output: Path, classes: list[str], force: bool) -> PredictionSink:
 def columnar_chunk_rows(features: int) -> int:
     """Rows per Parquet part when none are asked for: 100,000, or fewer where that many
     rows would hold over 4 MiB of features (16,384 rows of 64 features, 1,024 of 1,024
-    and wider), because about six chunks are in memory at once (read ahead,
-    predicting, in writing)."""
+    and wider), because several chunks are in memory at once (read ahead, predicting,
+    in writing, and on a first run with the prediction log up to 16 awaiting their
+    decision: `batch_columnar.SPECULATED_CHUNKS_LOGGED`)."""
     fitting = COLUMNAR_CHUNK_BYTES // (4 * max(features, 1))
     return max(1_024, min(COLUMNAR_CHUNK_ROWS, fitting))
 
