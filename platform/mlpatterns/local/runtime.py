@@ -92,7 +92,10 @@ class Embedded:
                 for r in self.supervisor.processes
             ],
         }
-        path.write_text(json.dumps(state, indent=2))
+        # rewritten every 0.2 s: written in place, `traffic set` could read it empty
+        temporary = path.with_name(f".{path.name}.tmp")
+        temporary.write_text(json.dumps(state, indent=2))
+        temporary.replace(path)
 
     def supervise(self, stopping: threading.Event, every: float = 0.2) -> None:
         while not stopping.wait(every):
