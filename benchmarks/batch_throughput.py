@@ -16,7 +16,7 @@ strings; the batch path asks the same classifier for class indices instead
 bare loop with indices, so that the ratio can be read against either.
 
     .venv/bin/python benchmarks/batch_throughput.py MODEL_FOLDER [--rows 1000000]
-        [--rounds 5] [--cases sqlite csv parquet sorted shuffled]
+        [--rounds 5] [--cases sqlite csv parquet sorted shuffled] [--compression snappy]
 
 MODEL_FOLDER is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`).
 """
@@ -60,6 +60,9 @@ def main() -> None:
     parser.add_argument("--columnar-chunk", type=int, help="default: predict_batch's own")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument(
+        "--compression", help="the Parquet parts' codec (default: predict_batch's own, none)"
+    )
+    parser.add_argument(
         "--cases", nargs="+", choices=sorted(CASES), default=sorted(CASES), metavar="CASE"
     )
     args = parser.parse_args()
@@ -73,7 +76,8 @@ def main() -> None:
         files = write_inputs(Path(folder), ids, data, model.metadata.feature_names)
         print(
             f"{args.rows:,} rows, model {model.metadata.ref}; {args.rounds} rounds of "
-            "(bare loop, predict_batch into a new output), best of each"
+            "(bare loop, predict_batch into a new output), best of each; "
+            f"Parquet parts compressed with {args.compression or 'none (the default)'}"
         )
         # the first run in a process imports what the later ones find loaded
         predict_batch(model, str(files["sorted.parquet"]), Path(folder) / "warm.parquet")
@@ -88,7 +92,10 @@ def main() -> None:
                 target = Path(folder) / f"out{output}"
                 os.sync()
                 started = time.perf_counter()
-                result = predict_batch(model, str(files[source]), target, chunk_rows=size)
+                compression = args.compression if output == ".parquet" else None
+                result = predict_batch(
+                    model, str(files[source]), target, chunk_rows=size, compression=compression
+                )
                 rounds.append(Round(bare, result.predicted / (time.perf_counter() - started)))
                 assert result.predicted == args.rows, result
                 remove(target)

@@ -210,13 +210,27 @@ def test_parquet_parts_resume_and_reject_like_the_row_path(
     committed = len(parquet_ids(output))
     assert 0 < committed < rows, "the run ended before it could be interrupted"
     assert committed % 20000 == 0  # whole parts only
+    first_parts = set(output.glob("part-*.parquet"))
     summary = finish(
-        batch(home, "--input", str(source), "--output", str(output), "--no-log-predictions")
+        batch(
+            home,
+            "--input",
+            str(source),
+            "--output",
+            str(output),
+            "--no-log-predictions",
+            "--compression",
+            "zstd",
+        )
     )
     assert (summary["predicted"], summary["skipped"]) == (rows - committed, committed)
     ids = parquet_ids(output)
     assert len(ids) == len(set(ids)) == rows  # every row once, none twice
     assert not list(output.glob(".part-*"))  # no half-written part is left
+    # parts uncompressed by default and compressed as asked read as one table
+    codecs = {part: part_codecs(part) for part in output.glob("part-*.parquet")}
+    assert {codecs[part] for part in first_parts} == {"UNCOMPRESSED"}
+    assert {codecs[part] for part in set(codecs) - first_parts} == {"ZSTD"}
 
     bad = tmp_path / "bad.csv"
     write_rows(bad, 10, extra=[["bad", "x", 1, 2, 3], ["short", 1, 2], ["r1", 1, 1, 1, 1]])
@@ -250,6 +264,41 @@ def test_parquet_parts_resume_and_reject_like_the_row_path(
         "predicted_at",
     ]
     assert table.column("label").to_pylist()[:3] == ["setosa", "virginica", "versicolor"]
+
+
+def part_codecs(part: Path) -> str:
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(part).metadata
+    codecs = {
+        metadata.row_group(group).column(column).compression
+        for group in range(metadata.num_row_groups)
+        for column in range(metadata.num_columns)
+    }
+    assert len(codecs) == 1, codecs
+    return codecs.pop()
+
+
+@pytest.mark.parametrize(
+    ("output", "codec", "complaint"),
+    [
+        ("out.parquet", "snappy2", "'snappy2' is not a Parquet codec: choose one of none, snappy"),
+        ("out.db", "zstd", "compression applies to Parquet parts only"),
+    ],
+)
+def test_a_compression_that_cannot_apply_is_refused_before_reading(
+    trained: tuple[Path, str], tmp_path: Path, output: str, codec: str, complaint: str
+) -> None:
+    source = tmp_path / "rows.csv"
+    write_rows(source, 3)
+    process = batch(
+        trained[0],
+        *("--input", str(source), "--output", str(tmp_path / output), "--compression", codec),
+    )
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, (out, err)
+    assert complaint in " ".join((out + err).split())
+    assert not (tmp_path / output).exists()
 
 
 def write_input(kind: str, folder: Path, ids: list[str | None]) -> str:

@@ -371,6 +371,12 @@ def batch_predict(
         "fewer for rows of over 10 features: 4 MiB of features at most).",
     ),
     force: bool = typer.Option(False, help="Predict every row again, even those already done."),
+    compression: str | None = typer.Option(
+        None,
+        help="Parquet parts' codec: none (the default), snappy, lz4, zstd or gzip. "
+        "Only the ids compress: snappy makes parts about a fifth smaller, for 5 to 15% "
+        "more CPU.",
+    ),
     log_predictions: bool = typer.Option(
         True, help="Write every prediction to the prediction log."
     ),
@@ -415,6 +421,7 @@ def batch_predict(
                 id_column=id_column,
                 chunk_rows=chunk_rows or None,
                 force=force,
+                compression=compression,
                 on_chunk=show,
                 on_prediction=log_each_prediction(log, loaded) if log else None,
             )

@@ -294,16 +294,25 @@ def predict_batch(
     id_column: str = "id",
     chunk_rows: int | None = None,
     force: bool = False,
+    compression: str | None = None,
     on_chunk: Callable[[BatchResult], None] = lambda result: None,
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
     """`chunk_rows`: rows committed together; by default 10,000 row by row (SQLite, CSV)
-    and `columnar_chunk_rows` for Parquet parts."""
+    and `columnar_chunk_rows` for Parquet parts. `compression`: the Parquet parts' codec
+    (`batch_sink.COMPRESSIONS`; by default none), for Parquet output only."""
     if output.suffix == ".parquet":  # a folder of part files: the columnar path
         try:
             from mlpatterns.serving.batch_columnar import predict_to_parts
+            from mlpatterns.serving.batch_sink import COMPRESSIONS, DEFAULT_COMPRESSION
         except ImportError as missing:
             raise BatchInputError(f"{output}: Parquet output needs pyarrow ({missing})") from None
+        compression = compression or DEFAULT_COMPRESSION
+        if compression not in COMPRESSIONS:
+            raise BatchInputError(
+                f"compression {compression!r} is not a Parquet codec: "
+                f"choose one of {', '.join(COMPRESSIONS)}"
+            )
         return predict_to_parts(
             model,
             source,
@@ -311,8 +320,13 @@ def predict_batch(
             id_column=id_column,
             chunk_rows=chunk_rows or columnar_chunk_rows(model.n_features),
             force=force,
+            compression=compression,
             on_chunk=on_chunk,
             on_prediction=on_prediction,
+        )
+    if compression is not None:
+        raise BatchInputError(
+            f"{output}: compression applies to Parquet parts only (an output named *.parquet)"
         )
     chunk_rows = chunk_rows or CHUNK_ROWS
     sink = open_sink(output, model.labels, force)

@@ -51,7 +51,13 @@ from mlpatterns.serving.batch_reading import (
     feature_chunks,
     text_rows,
 )
-from mlpatterns.serving.batch_sink import ClassIndices, PartsSink, Probabilities, StagedPart
+from mlpatterns.serving.batch_sink import (
+    DEFAULT_COMPRESSION,
+    ClassIndices,
+    PartsSink,
+    Probabilities,
+    StagedPart,
+)
 from mlpatterns.serving.class_indices import ClassIndexPredictor
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.prefetch import prefetched
@@ -243,6 +249,7 @@ def predict_to_parts(
     id_column: str = "id",
     chunk_rows: int,
     force: bool = False,
+    compression: str = DEFAULT_COMPRESSION,
     on_chunk: Callable[[BatchResult], None] = lambda result: None,
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
@@ -257,7 +264,7 @@ def predict_to_parts(
     features = model.metadata.feature_names
     path = checked_source(source, [id_column, *features])
     predictor = ClassIndexPredictor(model)
-    sink = PartsSink(output, predictor.classes, force)
+    sink = PartsSink(output, predictor.classes, force, compression)
     done = sink.done_ids()
     speculate = not len(done)
     ahead = SPECULATED_CHUNKS if on_prediction is None else SPECULATED_CHUNKS_LOGGED
