@@ -63,7 +63,8 @@ def _ascends_after(ids: pa.Array, last: str | None) -> bool:
         return True
     if ids.null_count or (last is not None and not ids[0].as_py() > last):
         return False
-    return _strictly_increasing(ids)
+    ascending = pc.greater(ids.slice(1), ids.slice(0, len(ids) - 1))
+    return bool(pc.all(ascending).as_py())
 
 
 def first_occurrences(ids: pa.Array | pa.ChunkedArray) -> Wanted:
@@ -142,8 +143,11 @@ def _first_by_sorting(ids: pa.Array) -> Wanted:
 
 
 def _strictly_increasing(ids: pa.Array | pa.ChunkedArray) -> bool:
-    """Checking the order costs a comparison per row, far less than sorting the ids."""
-    if ids.null_count:
-        return False
-    ascending = pc.greater(ids.slice(1), ids.slice(0, len(ids) - 1))
-    return bool(pc.all(ascending).as_py())
+    """Checking the order costs a comparison per row, far less than sorting the ids;
+    chunk by chunk, it stops at the first chunk out of order."""
+    last: str | None = None
+    for chunk in ids.chunks if isinstance(ids, pa.ChunkedArray) else [ids]:
+        if not _ascends_after(chunk, last):
+            return False
+        last = chunk[-1].as_py() if len(chunk) else last
+    return True
