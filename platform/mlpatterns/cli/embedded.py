@@ -23,6 +23,7 @@ from mlpatterns.cli.traffic_options import (
     SPLIT,
     STICKY,
 )
+from mlpatterns.files import write_text_atomically
 from mlpatterns.routing.table import RoutingError, compile_table
 from mlpatterns.settings import load_settings
 
@@ -123,9 +124,7 @@ def traffic_set(
     except (ModelServiceError, RoutingError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(dump_model_service(changed))
-    temporary.replace(path)  # the gateway never reads half a file
+    write_text_atomically(path, dump_model_service(changed))  # the gateway never reads a part
     if gateway_url is not None:
         httpx.post(f"{gateway_url}/-/reload", timeout=10).raise_for_status()
         console.print(f"applied to the running gateway at {gateway_url}")

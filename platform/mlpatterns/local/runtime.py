@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpatterns.api.load import load_model_service
+from mlpatterns.files import write_text_atomically
 from mlpatterns.local.plan import Plan, plan
 from mlpatterns.local.supervisor import Supervisor
 
@@ -92,10 +93,9 @@ class Embedded:
                 for r in self.supervisor.processes
             ],
         }
-        # rewritten every 0.2 s: written in place, `traffic set` could read it empty
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(state, indent=2))
-        temporary.replace(path)
+        # rewritten every 0.2 s: written in place, `traffic set` could read it empty; not
+        # synced: after a crash of the machine the processes it names are gone too
+        write_text_atomically(path, json.dumps(state, indent=2), durable=False)
 
     def supervise(self, stopping: threading.Event, every: float = 0.2) -> None:
         while not stopping.wait(every):

@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
-import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
+
+from mlpatterns.files import write_atomically
 
 
 class StoreError(Exception):
@@ -87,17 +87,7 @@ class LocalStore:
 
     def _write_atomically(self, path: Path, write: Callable[[BinaryIO], object]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as sink:
-                write(sink)
-                sink.flush()
-                os.fsync(sink.fileno())
-            os.replace(temporary, path)  # atomic on POSIX within one filesystem
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        write_atomically(path, write)
 
     def put(self, key: str, data: bytes) -> None:
         self._write_atomically(self._path(key), lambda sink: sink.write(data))
