@@ -118,9 +118,14 @@ def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) 
     parquet = pq.ParquetFile(path)
     for batch in parquet.iter_batches(batch_size=size, columns=[id_column, *features]):
         table = batch.to_pydict()
-        columns = [table[f] for f in features]
-        rows = [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
+        rows = as_text_rows([table[f] for f in features])
         yield _chunk(zip(map(_id_text, table[id_column]), rows, strict=True))
+
+
+def as_text_rows(columns: list[list[object]]) -> list[list[str]]:
+    """Columns of values as rows of text, a missing value as an empty field (as CSV has
+    it), for `to_matrix` to convert or reject row by row."""
+    return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
 
 
 def rejected_without_id(row_numbers: Iterable[int]) -> dict[str, str]:
@@ -304,15 +309,8 @@ def predict_batch(
     if output.suffix == ".parquet":  # a folder of part files: the columnar path
         try:
             from mlpatterns.serving.batch_columnar import predict_to_parts
-            from mlpatterns.serving.batch_sink import COMPRESSIONS, DEFAULT_COMPRESSION
         except ImportError as missing:
             raise BatchInputError(f"{output}: Parquet output needs pyarrow ({missing})") from None
-        compression = compression or DEFAULT_COMPRESSION
-        if compression not in COMPRESSIONS:
-            raise BatchInputError(
-                f"compression {compression!r} is not a Parquet codec: "
-                f"choose one of {', '.join(COMPRESSIONS)}"
-            )
         return predict_to_parts(
             model,
             source,

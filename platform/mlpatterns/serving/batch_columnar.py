@@ -46,13 +46,13 @@ from mlpatterns.serving.batch_reading import (
     Decision,
     Features,
     OnIds,
+    checked_compression,
     checked_source,
     decisions,
     feature_chunks,
     text_rows,
 )
 from mlpatterns.serving.batch_sink import (
-    DEFAULT_COMPRESSION,
     ClassIndices,
     PartsSink,
     Probabilities,
@@ -249,7 +249,7 @@ def predict_to_parts(
     id_column: str = "id",
     chunk_rows: int,
     force: bool = False,
-    compression: str = DEFAULT_COMPRESSION,
+    compression: str | None = None,
     on_chunk: Callable[[BatchResult], None] = lambda result: None,
     on_prediction: OnPrediction | None = None,
 ) -> BatchResult:
@@ -260,11 +260,14 @@ def predict_to_parts(
     A first run predicts a chunk before its rows are decided: only a repeated id can be
     left out then, and its prediction is dropped. Ids out of key order are all read and
     sorted before the first decision; predicting, and staging the parts, need not wait
-    for that. A rerun decides first, so as not to predict again what is done already."""
+    for that. A rerun decides first, so as not to predict again what is done already.
+
+    `compression`: the parts' codec, one of `batch_sink.COMPRESSIONS` (None: none)."""
     features = model.metadata.feature_names
+    codec = checked_compression(compression)
     path = checked_source(source, [id_column, *features])
     predictor = ClassIndexPredictor(model)
-    sink = PartsSink(output, predictor.classes, force, compression)
+    sink = PartsSink(output, predictor.classes, force, codec)
     done = sink.done_ids()
     speculate = not len(done)
     ahead = SPECULATED_CHUNKS if on_prediction is None else SPECULATED_CHUNKS_LOGGED

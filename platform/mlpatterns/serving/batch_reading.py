@@ -21,8 +21,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mlpatterns.serving.batch import BatchInputError
+from mlpatterns.serving.batch import BatchInputError, as_text_rows
 from mlpatterns.serving.batch_ids import Wanted, decide_rows
+from mlpatterns.serving.batch_sink import COMPRESSIONS, DEFAULT_COMPRESSION
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,17 @@ def checked_source(source: str, columns: list[str]) -> Path:
             raise BatchInputError(f"{source} lacks the columns {missing}")
         _check_id_type(source, schema.field(columns[0]))
     return path
+
+
+def checked_compression(compression: str | None) -> str:
+    if not compression:
+        return DEFAULT_COMPRESSION
+    if compression not in COMPRESSIONS:
+        raise BatchInputError(
+            f"compression {compression!r} is not a Parquet codec: "
+            f"choose one of {', '.join(COMPRESSIONS)}"
+        )
+    return compression
 
 
 def _check_id_type(source: str, id_field: pa.Field) -> None:
@@ -198,5 +210,4 @@ def feature_matrix(batch: pa.RecordBatch, features: list[str]) -> npt.NDArray[np
 
 
 def text_rows(batch: pa.RecordBatch, features: list[str]) -> list[list[str]]:
-    columns = [batch.column(name).to_pylist() for name in features]
-    return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
+    return as_text_rows([batch.column(name).to_pylist() for name in features])
