@@ -22,12 +22,17 @@ FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width
 IRIS_ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 
 
-def write_rows(path: Path, count: int, extra: list[list[object]] = ()) -> None:  # type: ignore[assignment]
+def write_rows(
+    path: Path,
+    count: int,
+    extra: list[list[object]] = (),  # type: ignore[assignment]
+    id_format: str = "r{}",
+) -> None:
     with path.open("w", newline="") as sink:
         writer = csv.writer(sink)
         writer.writerow(["id", *FEATURES])
         for index in range(count):
-            writer.writerow([f"r{index}", *IRIS_ROWS[index % 3]])
+            writer.writerow([id_format.format(index), *IRIS_ROWS[index % 3]])
         writer.writerows(extra)
 
 
@@ -191,7 +196,10 @@ def test_parquet_parts_resume_and_reject_like_the_row_path(
     home = trained[0]
     rows = 400_000
     source, output = tmp_path / "rows.csv", tmp_path / "predictions.parquet"
-    write_rows(source, rows)
+    # ids in key order, so that each part is committed as soon as it is written: ids out
+    # of it ("r10" before "r2") keep a first run's parts staged until every id is sorted,
+    # on a file this small near the end, and the run was often over before the kill
+    write_rows(source, rows, id_format="r{:09d}")
     first = batch(
         home,
         "--input",
