@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlpatterns.web import WebLimits
+
 
 class Settings(BaseSettings):
     """Platform settings; every field is `MLPATTERNS_<FIELD>` in the environment."""
@@ -44,6 +46,38 @@ class Settings(BaseSettings):
         description="Redis URL for the asynchronous queue; SQLite under `home` when unset.",
     )
 
+    redis_password: SecretStr | None = Field(
+        default=None,
+        description="Redis password; joins MLPATTERNS_REDIS_URL (keep it out of the URL).",
+    )
+    gateway_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that lets a non-loopback client call the gateway's /-/reload.",
+    )
+    http_max_header_bytes: int = Field(
+        default=16 << 10, ge=1024, description="Request line and headers, in bytes (431 beyond)."
+    )
+    http_max_headers: int = Field(
+        default=100, ge=8, description="Headers per request (431 beyond)."
+    )
+    http_header_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's headers (408)."
+    )
+    http_body_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds a client has to send a request's body (408)."
+    )
+    http_idle_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds an idle connection stays open."
+    )
+    http_max_connections: int = Field(
+        default=1024, ge=1, description="Connections per server process; beyond, 503 at once."
+    )
+    async_max_queue: int = Field(
+        default=10_000,
+        ge=1,
+        description="Jobs waiting in the asynchronous queue; beyond, submit answers 429.",
+    )
+
     @property
     def uses_object_storage(self) -> bool:
         return self.s3_endpoint is not None
@@ -59,6 +93,19 @@ class Settings(BaseSettings):
                 value = str(value)
             shown[f"MLPATTERNS_{name.upper()}"] = value
         return shown
+
+
+def web_limits(settings: Settings, max_body_bytes: int) -> WebLimits:
+    """The HTTP limits of a server: the body limit its command sets, the rest from here."""
+    return WebLimits(
+        max_body_bytes=max_body_bytes,
+        max_header_bytes=settings.http_max_header_bytes,
+        max_headers=settings.http_max_headers,
+        header_timeout=settings.http_header_timeout,
+        body_timeout=settings.http_body_timeout,
+        idle_timeout=settings.http_idle_timeout,
+        max_connections=settings.http_max_connections,
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

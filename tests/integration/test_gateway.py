@@ -69,7 +69,7 @@ def write(path: Path, traffic: dict[str, object], rf_active: bool = True) -> Non
 
 
 def start_gateway(
-    spec: Path, upstreams: dict[str, str], home: Path
+    spec: Path, upstreams: dict[str, str], home: Path, env: dict[str, str] | None = None
 ) -> tuple[str, subprocess.Popen[bytes]]:
     """`mlpatterns serve gateway` for `spec`, its logs under `home`."""
     port = free_port()
@@ -78,7 +78,7 @@ def start_gateway(
         command += ["--upstream", f"{version}={url}"]
     process = subprocess.Popen(
         command,
-        env={**os.environ, "MLPATTERNS_HOME": str(home)},
+        env={**os.environ, "MLPATTERNS_HOME": str(home), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent,

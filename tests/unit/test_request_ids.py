@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mlpatterns.serving.app import new_request_id
+from mlpatterns.web import new_request_id
 
 pytestmark = pytest.mark.unit
 

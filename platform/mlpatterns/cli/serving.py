@@ -224,6 +224,7 @@ def serve_gateway(
     log_decisions: bool = typer.Option(
         True, help="Log each routing decision and feedback (the A/B report's input)."
     ),
+    max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import uvicorn
@@ -233,20 +234,25 @@ def serve_gateway(
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
     from mlpatterns.serving.predlog import FileSink, PredictionLog
+    from mlpatterns.settings import web_limits
+    from mlpatterns.web import uvicorn_config
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
     if len(upstreams) != len(upstream):
         raise typer.BadParameter("write each as version=URL", param_hint="--upstream")
     try:
         table = compile_table(load_model_service(file))
-        gateway = Gateway(table, upstreams, shadow_limit=shadow_limit)
+        gateway = Gateway(
+            table, upstreams, shadow_limit=shadow_limit, max_body_bytes=max_body_bytes
+        )
         gateway.replace_table(table)  # checks every version has an upstream
     except (ModelServiceError, RoutingError, ValueError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
+    settings = load_settings()
     feedback_log = None
     if log_decisions:
-        logs = load_settings().home.resolve() / "logs"
+        logs = settings.home.resolve() / "logs"
         gateway.decision_log = PredictionLog(FileSink(logs / "gateway" / f"{table.service}.jsonl"))
         feedback_log = PredictionLog(FileSink(logs / "feedback" / f"{table.service}.jsonl"))
     seen = {"text": file.read_bytes()}
@@ -269,16 +275,9 @@ def serve_gateway(
         return True
 
     console.print(f"gateway for {table.service} on http://{host}:{port}")
-    uvicorn.run(
-        create_gateway_app(gateway, reload, feedback_log=feedback_log),
-        host=host,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        timeout_graceful_shutdown=30,
-    )
+    token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
+    app = create_gateway_app(gateway, reload, feedback_log=feedback_log, reload_token=token)
+    uvicorn.Server(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
 
 
 def fetch_model(

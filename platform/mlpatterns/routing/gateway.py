@@ -16,7 +16,7 @@ the A/B report), and a version's threshold is applied to binary models' answers.
 from __future__ import annotations
 
 import asyncio
-import os
+import logging
 import random
 import time
 from collections import OrderedDict
@@ -29,25 +29,33 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
+from mlpatterns import web
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.table import RouteTable
 
+# hop-by-hop (RFC 9110 7.6.1), plus what the gateway sets itself; so are the headers
+# a request's own Connection header names
 HOP_BY_HOP = {
     "connection",
     "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
     "transfer-encoding",
     "te",
+    "trailer",
     "upgrade",
     "host",
     "content-length",
 }
 HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
 PASSED_OVER = HOP_BY_HOP | {"content-encoding", "date", "server"}
-MAX_BODY_BYTES = 4 << 20
+log = logging.getLogger("mlpatterns.gateway")
 
 
 class RecordLog(Protocol):
@@ -100,9 +108,49 @@ class Outgoing:
     """One request as the gateway sends it on (to the chosen version or the shadow)."""
 
     method: str
-    target: str  # path and query
+    path: str  # as the client sent it: still percent-encoded, always starting with /
+    query: str  # likewise encoded
     headers: dict[str, str]
     body: bytes
+
+
+def upstream_url(base: URL, out: Outgoing) -> URL:
+    """The upstream's scheme, host and port (from the route table, never from the
+    request), with the client's path and query appended exactly as they were sent."""
+    return URL.build(
+        scheme=base.scheme,
+        host=base.raw_host or "",
+        port=base.explicit_port,
+        path=base.raw_path.rstrip("/") + out.path,
+        query_string=out.query,
+        encoded=True,
+    )
+
+
+def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, URL]:
+    """`version -> http://host:port[/prefix]`; anything else is refused at start."""
+    parsed = {}
+    for version, text in upstreams.items():
+        url = URL(text)
+        if url.scheme not in ("http", "https") or not url.raw_host or url.user or url.query_string:
+            raise ValueError(f"upstream of {version} must be http(s)://host:port, not {text!r}")
+        parsed[version] = url
+    return parsed
+
+
+def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client's headers minus hop-by-hop ones and those its Connection header names."""
+    named = {
+        token.strip().lower()
+        for key, value in raw
+        if key == b"connection"
+        for token in value.split(b",")
+    }
+    return {
+        k.decode("latin-1"): v.decode("latin-1")
+        for k, v in raw
+        if k not in HOP_BY_HOP_BYTES and k not in named
+    }
 
 
 class Gateway:
@@ -118,9 +166,11 @@ class Gateway:
         decision_log: RecordLog | None = None,
         remembered: int = 100_000,
         shadow_breaker: ShadowBreaker | None = None,
+        max_body_bytes: int = web.WebLimits.max_body_bytes,
     ) -> None:
         self.table = table
-        self.upstreams = dict(upstreams)
+        self.upstreams = parse_upstreams(upstreams)
+        self.max_body_bytes = max_body_bytes
         self.metrics = GatewayMetrics()
         self.decision_log = decision_log
         self._shadow_slots = asyncio.Semaphore(shadow_limit)
@@ -140,7 +190,7 @@ class Gateway:
         if missing:
             raise ValueError(f"no upstream for versions {sorted(missing)}")
         if upstreams is not None:
-            self.upstreams = dict(upstreams)
+            self.upstreams = parse_upstreams(upstreams)
         self.table = table
 
     def version_of(self, request_id: str) -> str | None:
@@ -167,46 +217,52 @@ class Gateway:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The proxy as a bare ASGI app: no framework between the socket and the
         upstream call, since this runs for every request."""
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                answer = _error(413, f"the request body exceeds {MAX_BODY_BYTES} bytes", "", "")
-                await answer.send(send)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        headers = {
-            k.decode("latin-1"): v.decode("latin-1")
-            for k, v in scope["headers"]
-            if k not in HOP_BY_HOP_BYTES
-        }
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        if not raw_path.startswith(b"/"):  # "*@host:port/..." must never become a URL
+            message = "the request target must be a path starting with /"
+            await _error(400, message, web.new_request_id(), "").send(send)
+            return
+        try:
+            body = await web.read_body(scope, receive, self.max_body_bytes)
+        except web.BodyTooLarge as error:
+            await _error(413, str(error), web.new_request_id(), "").send(send)
+            return
+        except web.ClientGone:  # nothing forwarded, nothing logged: there is no one to answer
+            self.metrics.requests.labels(self.table.service, "", "", "499").inc()
+            return
+        headers = forwarded_headers(scope["headers"])
         query = scope.get("query_string", b"").decode("latin-1")
-        answer = await self.route(scope["method"], scope["path"], query, headers, b"".join(chunks))
+        answer = await self.route(
+            scope["method"], scope["path"], query, headers, body, raw_path.decode("latin-1")
+        )
         await answer.send(send)
 
     async def route(
-        self, method: str, path: str, query: str, headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: str,
+        headers: dict[str, str],
+        body: bytes,
+        raw_path: str | None = None,
     ) -> Answer:
-        """Decide, forward (and mirror), answer; `headers` have lowercase names."""
+        """Decide, forward (and mirror), answer; `headers` have lowercase names, `path`
+        is decoded (what rules match), `raw_path` as sent (what the upstream gets)."""
         started = time.perf_counter()
         table = self.table  # this request's table, whatever a reload does meanwhile
-        request_id = headers.get("x-request-id") or os.urandom(16).hex()
+        request_id = web.request_id(headers.get("x-request-id"))
         decision = decide(table, headers, path, self._clock(), self._draw(), self._draw())
         headers["x-request-id"] = request_id
         headers[ROUTE_HEADER] = decision.version
-        target = f"{path}?{query}" if query else path
-        outgoing = Outgoing(method, target, headers, body)
+        outgoing = Outgoing(method, raw_path or path, query, headers, body)
         if decision.shadow is not None:
             self._send_shadow(table, decision.shadow, outgoing)
         policy = table.policies.get(decision.version)
         threshold = policy.threshold if policy else None
         if threshold is not None and thresholds.applies(path):
-            upstream_target = thresholds.upstream_path(path) + (f"?{query}" if query else "")
+            upstream_path = thresholds.upstream_path(path)
             answer = await self._forward(
-                table, decision, Outgoing(method, upstream_target, headers, body)
+                table, decision, Outgoing(method, upstream_path, query, headers, body)
             )
             answer = _with_threshold(answer, path, threshold)
         else:
@@ -252,7 +308,7 @@ class Gateway:
         policy = table.policies.get(decision.version)
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
-        url = self.upstreams[decision.version] + out.target
+        url = upstream_url(self.upstreams[decision.version], out)
         request_id = out.headers["x-request-id"]
         limit = aiohttp.ClientTimeout(total=timeout)
         for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
@@ -274,8 +330,15 @@ class Gateway:
                     return _error(504, message, request_id, decision.version)
                 continue
             except aiohttp.ClientError as error:
-                if last:
-                    message = f"version {decision.version} is unavailable: {error}"
+                if last:  # where and why for the log; the client learns neither address
+                    log.warning(
+                        "request %s: version %s at %s is unavailable: %r",
+                        request_id,
+                        decision.version,
+                        url.origin(),
+                        error,
+                    )
+                    message = f"version {decision.version} is unavailable"
                     return _error(503, message, request_id, decision.version)
                 continue
             if status >= 500 and not last:
@@ -298,15 +361,17 @@ class Gateway:
                 try:
                     async with self.session.request(
                         out.method,
-                        self.upstreams[shadow] + out.target,
+                        upstream_url(self.upstreams[shadow], out),
                         headers=copy,
                         data=out.body,
                         timeout=aiohttp.ClientTimeout(total=self._default_timeout),
                     ) as answer:
                         await answer.read()
-                        failed = answer.status >= 500
-                except (aiohttp.ClientError, TimeoutError):
-                    pass
+                        failed = answer.status >= 500  # a 4xx is the request's fault
+                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
+                    pass  # the shadow's fault: counted
+                except (aiohttp.ClientError, ValueError):
+                    failed = False  # the request could not be sent as given: not the shadow's
                 finally:
                     self._shadow_breaker.record(shadow, not failed)
                 if failed:

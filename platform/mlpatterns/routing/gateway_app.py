@@ -1,9 +1,11 @@
 """The gateway's HTTP application: every path is routed (`Gateway.handle`) except
 `POST /feedback`, which records an outcome for a request id (the A/B report's
-input), and the gateway's own endpoints under `/-/`:
+input; one outcome per request id, a second one is refused), and the gateway's own
+endpoints under `/-/`:
 
 - `GET /-/routes`: the route table in force;
-- `POST /-/reload`: read the ModelService again now (what `traffic set` calls);
+- `POST /-/reload`: read the ModelService again now (what `traffic set` calls); only
+  from loopback, or with `Authorization: Bearer <MLPATTERNS_GATEWAY_TOKEN>`;
 - `GET /-/health`, and `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
   each model server's are scraped from it directly.
 """
@@ -11,6 +13,9 @@ input), and the gateway's own endpoints under `/-/`:
 from __future__ import annotations
 
 import asyncio
+import hmac
+import ipaddress
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -24,11 +29,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mlpatterns import web
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.routing.gateway import Gateway, RecordLog
 
 MAX_FEEDBACK_BYTES = 16 << 10
-MAX_REQUEST_ID = 200
 
 
 class FeedbackError(ValueError):
@@ -50,10 +55,10 @@ def parse_feedback(raw: bytes) -> tuple[str, bool | float | str]:
     if not isinstance(body, dict):
         raise FeedbackError('send an object: {"request_id": "...", "outcome": true}')
     request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= MAX_REQUEST_ID:
+    if not isinstance(request_id, str) or not web.is_valid_request_id(request_id):
         raise FeedbackError(
             "request_id must be the x-request-id of the answered request "
-            f"(a string of 1 to {MAX_REQUEST_ID} characters)"
+            f"(1 to {web.MAX_REQUEST_ID} of A-Z, a-z, 0-9, '.', '_', ':', '-')"
         )
     outcome = body.get("outcome")
     if isinstance(outcome, bool) or (isinstance(outcome, str) and 0 < len(outcome) <= 200):
@@ -65,20 +70,56 @@ def parse_feedback(raw: bytes) -> tuple[str, bool | float | str]:
     )
 
 
+def may_reload(client: tuple[str, int] | None, authorization: str | None, token: str) -> bool:
+    """A reload comes from this machine (loopback), or carries the gateway's token."""
+    if token and authorization is not None:
+        return hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode())
+    if client is None:
+        return False
+    try:
+        return ipaddress.ip_address(client[0]).is_loopback
+    except ValueError:
+        return False
+
+
+class FeedbackSeen:
+    """Request ids that already have an outcome (the latest `limit`, oldest out)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def first(self, request_id: str) -> bool:
+        """True the first time an id is given, False after."""
+        if request_id in self._ids:
+            return False
+        self._ids[request_id] = None
+        if len(self._ids) > self._limit:
+            self._ids.popitem(last=False)
+        return True
+
+
 def create_gateway_app(
     gateway: Gateway,
     reload: Callable[[], bool] | None = None,
     *,
     reload_every: float = 1.0,
     feedback_log: RecordLog | None = None,
+    reload_token: str = "",
 ) -> ASGIApp:
     """The gateway's app; `reload()` re-reads the ModelService when it changed and is
     polled every `reload_every` seconds, or called at once by `POST /-/reload`."""
+    seen = FeedbackSeen()
 
     async def routes(request: Request) -> Response:
         return _json(gateway.table.describe())
 
     async def reload_now(request: Request) -> Response:
+        if not may_reload(
+            request.scope.get("client"), request.headers.get("authorization"), reload_token
+        ):
+            message = "reload is for this machine, or needs Authorization: Bearer <gateway token>"
+            return _json({"error": message}, 403)
         if reload is None:
             return _json({"error": "this gateway was started without a ModelService file"}, 409)
         changed = reload()
@@ -88,9 +129,16 @@ def create_gateway_app(
         if feedback_log is None:
             return _json({"error": "this gateway records no feedback"}, 404)
         try:
-            request_id, outcome = parse_feedback(await request.body())
+            raw = await web.read_body(request.scope, request.receive, MAX_FEEDBACK_BYTES)
+            request_id, outcome = parse_feedback(raw)
+        except web.BodyTooLarge as error:
+            return _json({"error": str(error)}, 413)
+        except web.ClientGone:
+            return _json({"error": "the client closed the connection mid-body"}, 499)
         except FeedbackError as error:
             return _json({"error": str(error)}, 400)
+        if not seen.first(request_id):
+            return _json({"error": f"request {request_id} already has an outcome"}, 409)
         version = gateway.version_of(request_id)
         feedback_log.submit(
             {

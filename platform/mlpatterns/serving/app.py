@@ -9,22 +9,22 @@ wrong; only the server's own faults are 5xx.
 
 from __future__ import annotations
 
-import os
-import random
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from itertools import chain, count
+from itertools import chain
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlpatterns import web
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.serving.batching import MicroBatcher
 from mlpatterns.serving.inputs import AnswerError, ClientError, Rows, simple_request, v2_request
@@ -33,7 +33,8 @@ from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.predlog import PredictionLog, record
 from mlpatterns.serving.remote import RemotePredictor
 
-DEFAULT_MAX_BODY_BYTES = 4 << 20
+log = logging.getLogger("mlpatterns.serving")
+DEFAULT_MAX_BODY_BYTES = web.WebLimits.max_body_bytes
 CLIENT_CLOSED = 499
 JSON = "application/json"
 
@@ -101,25 +102,6 @@ def json_response(state: ServerState, request_id: str, body: Any, status: int = 
     return JSONAnswer(orjson.dumps(body), status, request_id, state.model.version_header)
 
 
-class _RequestIds:
-    """32 hex digits, like a uuid4: 64 random bits for the process, then a count.
-    Request ids must be unique, not secret; a count costs a third of fresh random bits."""
-
-    def __init__(self) -> None:
-        self.reset()
-        os.register_at_fork(after_in_child=self.reset)  # a forked child must not repeat ids
-
-    def reset(self) -> None:
-        self.prefix = f"{random.getrandbits(64):016x}"
-        self.numbers = count()
-
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.numbers):016x}"
-
-
-new_request_id = _RequestIds()
-
-
 def header(request: Request, name: bytes) -> str | None:
     """One request header (`name` in lower case, as ASGI servers give them): a scan of
     the raw list, without building Starlette's Headers mapping on the hot path."""
@@ -131,27 +113,15 @@ def header(request: Request, name: bytes) -> str | None:
 
 
 def request_id_of(request: Request) -> str:
-    return header(request, b"x-request-id") or new_request_id()
+    return web.request_id(header(request, b"x-request-id"))
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refused with a 413 as soon as it is known to pass `limit`."""
-    declared = header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ClientError(413, f"the request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
-    more = True
-    while more:  # ASGI messages read directly: request.stream() is an async generator
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise ClientError(413, f"the request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)  # one chunk: the same bytes object back, no copy
+    try:
+        return await web.read_body(request.scope, request.receive, limit)
+    except web.BodyTooLarge as error:
+        raise ClientError(413, str(error)) from None
 
 
 Handler = Callable[[Request, ServerState, str], Awaitable[Response]]
@@ -170,11 +140,15 @@ def endpoint(
             response = await handler(request, state, request_id)
         except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
             response = json_response(state, request_id, {"error": error.message}, error.status)
-        except ClientDisconnect:  # nobody to answer; counted as 499 (nginx's "closed"), not 5xx
+        except web.ClientGone:  # nothing predicted or logged; counted as 499 (nginx's "closed")
             message = "the client closed the connection before sending its whole body"
             response = json_response(state, request_id, {"error": message}, CLIENT_CLOSED)
-        except Exception as error:  # a fault of ours, never the client's
-            response = json_response(state, request_id, {"error": f"internal error: {error}"}, 500)
+        except Exception:  # a fault of ours, never the client's: the detail goes to the log
+            log.exception("request %s to %s failed", request_id, name)
+            message = (
+                f"internal error; the server's log has the detail under request id {request_id}"
+            )
+            response = json_response(state, request_id, {"error": message}, 500)
         finally:
             state.metrics.finished()
         state.metrics.observe_request(name, response.status_code, time.perf_counter() - started)

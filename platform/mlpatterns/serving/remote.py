@@ -3,6 +3,7 @@ Protocol v2 client whose failures become clear 502/503/504 answers."""
 
 from __future__ import annotations
 
+import logging
 import time
 
 import httpx
@@ -13,6 +14,7 @@ from mlpatterns.serving.inputs import AnswerError
 from mlpatterns.serving.model import Prediction
 
 READY_CACHE_SECONDS = 1.0
+log = logging.getLogger("mlpatterns.serving")
 
 
 class UpstreamError(AnswerError):
@@ -46,27 +48,26 @@ class RemotePredictor:
                 headers={"x-request-id": request_id},
             )
         except httpx.TimeoutException:
-            raise UpstreamError(
-                504, f"the prediction server at {self.url} did not answer in time"
-            ) from None
+            raise self._failed(504, "did not answer in time", request_id, "timeout") from None
         except httpx.HTTPError as error:
-            raise UpstreamError(
-                503, f"the prediction server at {self.url} is unavailable: {error}"
-            ) from None
-        if answer.status_code >= 500:
-            raise UpstreamError(
-                502, f"the prediction server at {self.url} failed: {answer.text[:200]}"
-            )
-        if answer.status_code >= 400:  # our request was wrong: say what it said
-            raise UpstreamError(
-                502, f"the prediction server at {self.url} refused: {answer.text[:200]}"
-            )
+            raise self._failed(503, "is unavailable", request_id, repr(error)) from None
+        if answer.status_code >= 400:  # 5xx: it failed; 4xx: our request was wrong
+            said = "failed" if answer.status_code >= 500 else "refused the request"
+            raise self._failed(502, said, request_id, answer.text[:200])
         outputs = {o["name"]: o for o in answer.json()["outputs"]}
         probabilities = np.asarray(outputs["probabilities"]["data"], dtype=np.float32)
         return Prediction.checked(
             [str(v) for v in outputs["label"]["data"]],
             probabilities.reshape(outputs["probabilities"]["shape"]),
         )
+
+    def _failed(self, status: int, what: str, request_id: str, detail: str) -> UpstreamError:
+        """The client is told what happened; the log also gets where and why (the
+        prediction server's address is not the client's business)."""
+        log.warning(
+            "request %s: the prediction server at %s %s: %s", request_id, self.url, what, detail
+        )
+        return UpstreamError(status, f"the prediction server {what} (request id {request_id})")
 
     async def ready(self) -> bool:
         """Whether the prediction server is ready (asked at most once a second)."""

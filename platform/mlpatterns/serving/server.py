@@ -28,7 +28,8 @@ from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import METADATA_FILE, LoadedModel, ModelLoadError
 from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
 from mlpatterns.serving.remote import RemotePredictor
-from mlpatterns.settings import Settings, load_settings
+from mlpatterns.settings import Settings, load_settings, web_limits
+from mlpatterns.web import uvicorn_config
 
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
 
@@ -150,19 +151,14 @@ def serve(options: ServeOptions, host: str, port: int) -> None:
     file_name = "preprocess.onnx" if options.predictor_url else options.file_name
     LoadedModel(Path(options.folder), file_name)  # fail here, before listening, if it cannot
     os.environ[CONFIG_ENV] = options.to_env()
-    config = uvicorn.Config(
+    limits = web_limits(load_settings(), options.max_body_bytes)
+    config = uvicorn_config(
         "mlpatterns.serving.server:app_from_environment",
+        host,
+        port,
+        limits,
         factory=True,
-        host=host,
-        port=port,
         workers=options.workers,
-        loop="uvloop",
-        http="httptools",
-        access_log=False,
-        log_level="warning",
-        # nothing here reads the client's address: spare every request the middleware
-        proxy_headers=False,
-        timeout_graceful_shutdown=30,
     )
     if options.workers > 1:
         from uvicorn.supervisors import Multiprocess
