@@ -89,10 +89,22 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if isinstance(value, SecretStr):
                 value = "********"
+            elif name == "redis_url" and value:
+                value = masked_url(value)
             elif isinstance(value, Path):
                 value = str(value)
             shown[f"MLPATTERNS_{name.upper()}"] = value
         return shown
+
+
+def masked_url(url: str) -> str:
+    """A URL fit for a log: any password in it replaced by stars."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest.split("/", 1)[0]:
+        return url
+    credentials, _, host = rest.partition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:********@{host}"
 
 
 def web_limits(settings: Settings, max_body_bytes: int) -> WebLimits:

@@ -22,10 +22,10 @@ ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
 LABELS = ["setosa", "virginica", "versicolor"]
 
 
-def spawn(home: Path, *args: str) -> subprocess.Popen[bytes]:
+def spawn(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [MLPATTERNS, "serve", *args],
-        env={**os.environ, "MLPATTERNS_HOME": str(home)},
+        env={**os.environ, "MLPATTERNS_HOME": str(home), **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=die_with_parent,

@@ -72,11 +72,16 @@ def minio_server(binary: Path, folder: Path) -> Iterator[S3Server]:
 
 
 @contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    """A real redis-server (Debian's package) on a free loopback port; yields its URL."""
-    port = free_port()
+def redis_server(
+    folder: Path, *, port: int | None = None, persistent: bool = False
+) -> Iterator[str]:
+    """A real redis-server (Debian's package) on a loopback port (a free one unless
+    given); yields its URL. `persistent`: every write in an append-only file, so a
+    restart on the same folder and port keeps every job."""
+    port = port or free_port()
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / "redis.log"
+    durability = ["--appendonly", "yes", "--appendfsync", "always"] if persistent else []
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [
@@ -89,6 +94,7 @@ def redis_server(folder: Path) -> Iterator[str]:
                 "",
                 "--appendonly",
                 "no",
+                *durability,
                 "--dir",
                 str(folder),
                 "--protected-mode",

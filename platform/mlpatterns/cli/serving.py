@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -15,6 +15,7 @@ from mlpatterns import __version__
 from mlpatterns.settings import load_settings
 
 if TYPE_CHECKING:
+    from mlpatterns.serving.jobs import JobQueue
     from mlpatterns.serving.server import ServeOptions
 
 console = Console(stderr=True)
@@ -97,22 +98,31 @@ def serve_model(
 
 QUEUE = typer.Option(
     "",
-    help="redis://host:port/db or sqlite:///path "
-    "(default: MLPATTERNS_REDIS_URL, else SQLite under MLPATTERNS_HOME).",
+    help="redis://host:port/db or sqlite:///path (default: MLPATTERNS_REDIS_URL, else "
+    "SQLite under MLPATTERNS_HOME). Redis' password comes from MLPATTERNS_REDIS_PASSWORD.",
+)
+QUEUE_NAMESPACE = typer.Option(
+    "", help="Keeps this queue apart from others in the same Redis database."
 )
 
 
-def _queue_url(queue: str) -> str:
-    from mlpatterns.serving.jobs import default_queue_url
+def _open_queue(queue: str, namespace: str, **options: Any) -> tuple[JobQueue, str, str]:
+    """The queue, its URL, and how to name it in a log (a password in a URL is masked)."""
+    from mlpatterns.serving.jobs import default_queue_url, open_queue
+    from mlpatterns.settings import masked_url
 
     settings = load_settings()
-    return queue or default_queue_url(settings.redis_url, settings.home)
+    url = queue or default_queue_url(settings.redis_url, settings.home)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    opened = open_queue(url, password=password, namespace=namespace or None, **options)
+    return opened, url, masked_url(url)
 
 
 @serve_app.command("async-api")
 def serve_async_api(
     model: str = typer.Option(..., help="The model whose inputs the API accepts (a reference)."),
     queue: str = QUEUE,
+    queue_namespace: str = QUEUE_NAMESPACE,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
@@ -121,40 +131,52 @@ def serve_async_api(
     from mlpatterns.serving.server import ServeOptions
 
     folder = _fetch(model)
+    opened, url, shown = _open_queue(queue, queue_namespace)
+    opened.close()
     options = ServeOptions(
         folder=str(folder),
         batching=False,
         max_body_bytes=max_body_bytes,
         log_predictions=False,
-        queue_url=_queue_url(queue),
+        queue_url=url,
+        queue_namespace=queue_namespace,
     )
-    _serve(options, host, port, f"async API for {model}, queue {options.queue_url},")
+    _serve(options, host, port, f"async API for {model}, queue {shown},")
 
 
 @serve_app.command("worker")
 def serve_worker(
     model: str = typer.Option(..., help="models:/name/version, models:/name@alias or a folder."),
     queue: str = QUEUE,
+    queue_namespace: str = QUEUE_NAMESPACE,
     threads: int = typer.Option(1, min=1, help="Jobs worked on at once in this process."),
     visibility_timeout: float = typer.Option(
         30.0, min=0.1, help="Seconds before a job whose worker went silent is delivered again."
     ),
     max_attempts: int = typer.Option(3, min=1, help="Tries before a job is dead-lettered."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+    health_host: str = typer.Option("127.0.0.1", help="Address of GET /health."),
+    health_port: int = typer.Option(
+        0, min=0, help="Port of GET /health, the liveness probe's (0: none)."
+    ),
 ) -> None:
-    """A worker of the asynchronous pattern: predicts queued jobs until SIGTERM."""
+    """A worker of the asynchronous pattern: predicts queued jobs until SIGTERM; exits 1
+    if every worker thread has died."""
     import signal
     import threading
 
-    from mlpatterns.serving.asynchronous import Worker
-    from mlpatterns.serving.jobs import open_queue
     from mlpatterns.serving.model import LoadedModel
     from mlpatterns.serving.predlog import FileSink, PredictionLog
+    from mlpatterns.serving.worker import Worker, serve_health
 
     loaded = LoadedModel(_fetch(model))
     settings = load_settings()
-    url = _queue_url(queue)
-    jobs = open_queue(url, visibility_timeout=visibility_timeout, max_attempts=max_attempts)
+    jobs, _, shown = _open_queue(
+        queue,
+        queue_namespace,
+        visibility_timeout=visibility_timeout,
+        max_attempts=max_attempts,
+    )
     log = None
     if log_predictions:
         folder = settings.home.resolve() / "logs" / "predictions"
@@ -164,13 +186,21 @@ def serve_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     worker.start()
-    console.print(f"{worker.name} working on {url} with {loaded.metadata.ref}")
-    stopping.wait()
+    health = serve_health(worker, health_host, health_port) if health_port else None
+    console.print(f"{worker.name} working on {shown} with {loaded.metadata.ref}")
+    while not stopping.wait(1.0):
+        if worker.health().threads == 0:
+            console.print(f"[red]{worker.name}: every worker thread has died[/red]")
+            break
     worker.stop()  # the jobs in hand are finished first
+    if health is not None:
+        health.shutdown()
     if log is not None:
         log.close()
     jobs.close()
     console.print(f"{worker.name} stopped after {worker.completed} jobs")
+    if not stopping.is_set():
+        raise typer.Exit(1)
 
 
 @serve_app.command("preprocess")

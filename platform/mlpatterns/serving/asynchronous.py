@@ -5,18 +5,21 @@ that predict from the queue.
     GET  /jobs/{job_id}              -> {"state": pending|running|done|failed, "result"|"error"}
 
 The API checks the input against the model's signature before queueing it, so a
-client's mistake is a 4xx at once, never a failed job later.
+client's mistake is a 4xx at once, never a failed job later. A full queue answers
+429 and a queue that does not answer 503, both with Retry-After. The workers are
+in `worker.py`.
 """
 
 from __future__ import annotations
 
-import threading
-import time
+import asyncio
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
-import numpy as np
 import orjson
 from prometheus_client import Gauge
 from starlette.applications import Starlette
@@ -25,32 +28,72 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlpatterns.serving import app as server
-from mlpatterns.serving.inputs import ClientError, simple_request
-from mlpatterns.serving.jobs import Job, JobQueue
-from mlpatterns.serving.model import LoadedModel
-from mlpatterns.serving.predlog import PredictionLog, record
+from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request
+from mlpatterns.serving.jobs import JobQueue
+
+log = logging.getLogger("mlpatterns.serving")
+T = TypeVar("T")
 
 
-def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
+class QueueUnavailable(AnswerError):
+    """The queue did not answer: 503, and the client may try again."""
+
+
+def create_async_app(
+    state: server.ServerState,
+    queue: JobQueue,
+    *,
+    max_depth: int = 10_000,
+    queue_threads: int = 4,
+    depth_every: float = 1.0,
+) -> Starlette:
+    """The API's app. Queue calls run on `queue_threads` threads of their own, so a
+    stalled queue never blocks the event loop (health and metrics stay prompt); its
+    depth is read every `depth_every` seconds, and a submit beyond `max_depth` waiting
+    jobs is refused with 429 and Retry-After rather than grow the queue's memory."""
+    executor = ThreadPoolExecutor(queue_threads, thread_name_prefix="queue")
+    waiting = {"depth": 0}
     depth = Gauge(
         "mlpatterns_queue_depth",
         "Jobs waiting for a worker.",
         ("service", "version"),
         registry=state.metrics.registry,
     )
-    depth.labels(state.service, state.model.version).set_function(queue.depth)
+    depth.labels(state.service, state.model.version).set_function(lambda: waiting["depth"])
+
+    async def on_queue(call: Callable[[], T], request_id: str) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(executor, call)
+        except Exception as error:
+            log.warning("request %s: the job queue failed: %r", request_id, error)
+            raise QueueUnavailable(
+                503, f"the job queue is unavailable; try again (request id {request_id})"
+            ) from None
+
+    def retry_after(response: Response, seconds: int) -> Response:
+        response.raw_headers.append((b"retry-after", str(seconds).encode()))
+        return response
 
     async def submit(request: Request, state: server.ServerState, request_id: str) -> Response:
         body = await server.read_body(request, state.config.max_body_bytes)
         rows = simple_request(body, state.model.n_features)
+        if waiting["depth"] >= max_depth:
+            message = f"the queue holds {waiting['depth']} jobs (at most {max_depth}); try later"
+            return retry_after(server.json_response(state, request_id, {"error": message}, 429), 5)
         job_id = uuid.uuid4().hex
-        queue.submit(job_id, orjson.dumps({"data": rows.nested(), "request_id": request_id}))
+        payload = orjson.dumps({"data": rows.nested(), "request_id": request_id})
+        try:
+            await on_queue(lambda: queue.submit(job_id, payload), request_id)
+        except QueueUnavailable as error:
+            refused = server.json_response(state, request_id, {"error": error.message}, 503)
+            return retry_after(refused, 1)
+        waiting["depth"] += 1  # until the next reading
         answer = {"job_id": job_id, "state": "pending", "status_url": f"/jobs/{job_id}"}
         return server.json_response(state, request_id, answer, 202)
 
     async def job_status(request: Request, state: server.ServerState, request_id: str) -> Response:
         job_id = request.path_params["job_id"]
-        status = queue.status(job_id)
+        status = await on_queue(lambda: queue.status(job_id), request_id)
         if status is None:
             raise ClientError(404, f"no job {job_id!r}: unknown, or its result has expired")
         answer: dict[str, object] = {
@@ -74,13 +117,25 @@ def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
         ("/metrics", server.metrics, "GET"),
     ]
 
+    async def watch_depth() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                waiting["depth"] = await loop.run_in_executor(executor, queue.depth)
+            except Exception as error:
+                log.warning("cannot read the job queue's depth: %r", error)
+            await asyncio.sleep(depth_every)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        watcher = asyncio.get_running_loop().create_task(watch_depth())
         state.ready = True
         try:
             yield
         finally:
             state.ready = False
+            watcher.cancel()
+            executor.shutdown(wait=True, cancel_futures=True)
             queue.close()
 
     app = Starlette(
@@ -90,74 +145,3 @@ def create_async_app(state: server.ServerState, queue: JobQueue) -> Starlette:
     )
     app.state.server = state
     return app
-
-
-class Worker:
-    """Takes jobs from the queue and predicts, until `stop()`; a job in hand is finished."""
-
-    def __init__(
-        self,
-        model: LoadedModel,
-        queue: JobQueue,
-        *,
-        name: str = "",
-        threads: int = 1,
-        poll_interval: float = 0.05,
-        log: PredictionLog | None = None,
-    ) -> None:
-        self.model = model
-        self.queue = queue
-        self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
-        self.poll_interval = poll_interval
-        self.log = log
-        self.completed = 0
-        self._stopping = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._loop, name=f"{self.name}-{i}", daemon=True)
-            for i in range(threads)
-        ]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self, timeout: float = 60) -> None:
-        self._stopping.set()
-        for thread in self._threads:
-            thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            job = self.queue.claim(self.name)
-            if job is None:
-                self._stopping.wait(self.poll_interval)
-                continue
-            self._work(job)
-
-    def _work(self, job: Job) -> None:
-        started = time.perf_counter()
-        try:
-            payload = orjson.loads(job.payload)
-            rows = np.asarray(payload["data"], dtype=np.float32)
-            if rows.ndim != 2 or rows.shape[1] != self.model.n_features:
-                raise ValueError(
-                    f"rows of shape {rows.shape}; the model takes {self.model.n_features} features"
-                )
-            prediction = self.model.predict(rows)
-        except Exception as error:  # the job's failure, recorded on the job; the worker goes on
-            self.queue.fail(job, f"{type(error).__name__}: {error}")
-            return
-        result = {"labels": prediction.labels, "probabilities": prediction.probabilities}
-        if self.queue.complete(job, orjson.dumps(result)):
-            self.completed += 1
-            if self.log is not None:
-                self.log.submit(
-                    record(
-                        request_id=payload.get("request_id") or job.id,
-                        service=self.model.name,
-                        version=self.model.version,
-                        inputs=payload["data"],
-                        outputs=result,
-                        latency=time.perf_counter() - started,
-                    )
-                )

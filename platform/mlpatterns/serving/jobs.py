@@ -13,6 +13,7 @@ queue deletes expired rows while workers claim, at most once every `purge_every`
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,25 +105,32 @@ class SqliteQueue:
         self.ttl = ttl
         self.purge_every = purge_every
         self._purged_at = 0.0
+        self._lock = threading.Lock()  # one connection, shared by a process's threads
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
     def submit(self, job_id: str, payload: bytes) -> None:
-        self._db.execute(
-            "INSERT INTO jobs (id, payload, state, created) VALUES (?, ?, 'pending', ?)",
-            (job_id, payload, time.time()),
-        )
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO jobs (id, payload, state, created) VALUES (?, ?, 'pending', ?)",
+                (job_id, payload, time.time()),
+            )
 
     def claim(self, worker: str) -> Job | None:
         now = time.time()
         lease = f"{worker}:{now:.6f}"
+        with self._lock:
+            return self._claim(now, lease)
+
+    def _claim(self, now: float, lease: str) -> Job | None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             # abandoned jobs that used their last attempt go to the dead letter
             self._db.execute(
-                "UPDATE jobs SET state='failed', lease=NULL, expires=?, error=COALESCE(error, "
+                "UPDATE jobs SET state='failed', lease=NULL, payload=x'', expires=?, "
+                "error=COALESCE(error, "
                 "'its worker stopped before finishing, ' || attempts || ' times') "
                 "WHERE state='running' AND lease_until < ? AND attempts >= ?",
                 (now + self.ttl, now, self.max_attempts),
@@ -145,63 +153,77 @@ class SqliteQueue:
         return Job(row[0], row[1], row[2], lease) if row else None
 
     def complete(self, job: Job, result: bytes) -> bool:
-        cursor = self._db.execute(
-            "UPDATE jobs SET state='done', result=?, lease=NULL, completions=completions+1, "
-            "expires=? WHERE id=? AND lease=? AND state='running'",
-            (result, time.time() + self.ttl, job.id, job.lease),
-        )
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE jobs SET state='done', result=?, payload=x'', lease=NULL, "
+                "completions=completions+1, expires=? WHERE id=? AND lease=? AND state='running'",
+                (result, time.time() + self.ttl, job.id, job.lease),
+            )
         return cursor.rowcount == 1
 
     def fail(self, job: Job, error: str) -> State:
         final = job.attempts >= self.max_attempts
         state: State = "failed" if final else "pending"
-        self._db.execute(
-            "UPDATE jobs SET state=?, error=?, lease=NULL, expires=? WHERE id=? AND lease=?",
-            (state, error, time.time() + self.ttl if final else None, job.id, job.lease),
-        )
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET state=?, error=?, lease=NULL, expires=?, "
+                "payload=CASE WHEN ? THEN x'' ELSE payload END WHERE id=? AND lease=?",
+                (state, error, time.time() + self.ttl if final else None, final, job.id, job.lease),
+            )
         return state
 
     def status(self, job_id: str) -> JobStatus | None:
-        row = self._db.execute(
-            "SELECT state, attempts, result, error, expires FROM jobs WHERE id=?", (job_id,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT state, attempts, result, error, expires FROM jobs WHERE id=?", (job_id,)
+            ).fetchone()
         if row is None or (row[4] is not None and row[4] < time.time()):
             return None
         return JobStatus(job_id, row[0], row[1], row[2], row[3])
 
     def completions(self, job_id: str) -> int:
         """How many times the job was completed (the exactly-once check)."""
-        row = self._db.execute("SELECT completions FROM jobs WHERE id=?", (job_id,)).fetchone()
+        with self._lock:
+            row = self._db.execute("SELECT completions FROM jobs WHERE id=?", (job_id,)).fetchone()
         return int(row[0]) if row else 0
 
     def depth(self) -> int:
-        return int(
-            self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='pending'").fetchone()[0]
-        )
+        with self._lock:
+            row = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state='pending'").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def open_queue(
-    url: str, *, visibility_timeout: float = 30, max_attempts: int = 3, ttl: float = 3600
+    url: str,
+    *,
+    visibility_timeout: float = 30,
+    max_attempts: int = 3,
+    ttl: float = 3600,
+    password: str | None = None,
+    namespace: str | None = None,
 ) -> JobQueue:
     """`redis://host:port/db` (several machines) or `sqlite:///path/queue.db` (one machine).
-    A Redis URL may end in `?namespace=NAME` to keep one queue apart from others in the
-    same database (one per ModelService version)."""
+    `namespace` (or `?namespace=NAME` at the end of a Redis URL) keeps one queue apart
+    from others in the same database (one per ModelService version); `password` is
+    Redis' (MLPATTERNS_REDIS_PASSWORD), kept out of the URL and so out of any log."""
     if url.startswith(("redis://", "rediss://", "unix://")):
         from mlpatterns.serving.jobs_redis import RedisQueue  # only Redis users need redis
 
         base, _, query = url.partition("?")
         options = dict(part.partition("=")[::2] for part in query.split("&") if part)
-        namespace = options.pop("namespace", "mlpatterns")
+        given = options.pop("namespace", "mlpatterns")
         rest = "&".join(f"{k}={v}" for k, v in options.items())
         return RedisQueue(
             f"{base}?{rest}" if rest else base,
-            namespace=namespace,
+            namespace=namespace or given,
             visibility_timeout=visibility_timeout,
             max_attempts=max_attempts,
             ttl=ttl,
+            password=password,
         )
     if url.startswith("sqlite:///"):
         return SqliteQueue(

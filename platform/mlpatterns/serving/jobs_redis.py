@@ -1,6 +1,7 @@
 """The job queue on Redis: a list of waiting ids, a hash per job, a sorted set of
 leases by expiry. Each transition is one Lua script, so it is atomic however many
-API servers and workers share the queue."""
+API servers and workers share the queue. A finished job keeps its result, not its
+payload. Every call gives up after `timeout` seconds with a `redis.RedisError`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ for _, id in ipairs(expired) do
   if tonumber(redis.call('HGET', key, 'attempts')) >= tonumber(ARGV[4]) then
     redis.call('HSET', key, 'state', 'failed', 'error',
       'its worker stopped before finishing, ' .. redis.call('HGET', key, 'attempts') .. ' times')
-    redis.call('HDEL', key, 'lease')
+    redis.call('HDEL', key, 'lease', 'payload')
     redis.call('EXPIRE', key, ARGV[5])
   else
     redis.call('HSET', key, 'state', 'pending')
@@ -42,7 +43,7 @@ _COMPLETE = """
 if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[2] then return 0 end
 redis.call('HSET', KEYS[1], 'state', 'done', 'result', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'completions', 1)
-redis.call('HDEL', KEYS[1], 'lease')
+redis.call('HDEL', KEYS[1], 'lease', 'payload')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 return 1
@@ -56,6 +57,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HSET', KEYS[1], 'error', ARGV[3])
 if ARGV[4] == '1' then
   redis.call('HSET', KEYS[1], 'state', 'failed')
+  redis.call('HDEL', KEYS[1], 'payload')
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 else
   redis.call('HSET', KEYS[1], 'state', 'pending')
@@ -74,8 +76,13 @@ class RedisQueue:
         visibility_timeout: float = 30,
         max_attempts: int = 3,
         ttl: float = 3600,
+        password: str | None = None,
+        timeout: float = 5.0,
     ) -> None:
-        self._redis = redis.Redis.from_url(url)
+        # a stalled Redis raises after `timeout` instead of blocking its caller forever
+        self._redis = redis.Redis.from_url(
+            url, password=password, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
         self._prefix = f"{namespace}:jobs"
         self._pending = f"{self._prefix}:pending"
         self._leases = f"{self._prefix}:leases"

@@ -77,7 +77,8 @@ class ServeOptions:
     file_name: str = "model.onnx"  # predictor.onnx for the prediction half of the split
     predictor_url: str = ""  # set: a preprocess server in front of that prediction server
     predictor_timeout: float = 5.0
-    queue_url: str = ""  # set: the asynchronous pattern's API, submitting to this queue
+    queue_url: str = ""  # the asynchronous pattern's API, submitting to this queue
+    queue_namespace: str = ""
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -138,7 +139,13 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         from mlpatterns.serving.asynchronous import create_async_app
         from mlpatterns.serving.jobs import open_queue
 
-        return create_async_app(state, open_queue(options.queue_url))
+        password = settings.redis_password
+        queue = open_queue(
+            options.queue_url,
+            password=password.get_secret_value() if password else None,
+            namespace=options.queue_namespace or None,
+        )
+        return create_async_app(state, queue, max_depth=settings.async_max_queue)
     return create_app(state)
 
 
