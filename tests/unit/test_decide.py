@@ -131,3 +131,20 @@ def test_path_rules() -> None:
     )
     assert decide(table, {}, "/v2/models/iris/infer", NOON_MONDAY, 0.0, 1.0).version == "rf"
     assert decide(table, {}, "/predict", NOON_MONDAY, 0.0, 1.0).version == "svc"
+
+
+@pytest.mark.attack
+@pytest.mark.timeout(20)
+def test_a_backtracking_regex_cannot_stall_decisions() -> None:
+    """`(a|aa)+` against 38 a's and a b took Python's re 4.5 s (it doubles per
+    character); RE2 is linear, so a 100,000-character header decides at once."""
+    table = compile_table(
+        service(
+            lambda d: d["spec"]["traffic"]["rules"][0].update(
+                match={"headers": {"x-region": {"regex": "(a|aa)+"}}}
+            )
+        )
+    )
+    for hostile in ("a" * 38 + "b", "a" * 100_000 + "b"):
+        assert decide(table, {"x-region": hostile}, "/", NOON_MONDAY, 0.0, 1.0).route == "default"
+    assert decide(table, {"x-region": "aaa"}, "/", NOON_MONDAY, 0.0, 1.0).route == "rule-0"

@@ -94,7 +94,20 @@ MISTAKES = [
         lambda d: d["spec"]["traffic"]["rules"][0]["match"]["headers"].__setitem__(
             "x-region", {"regex": "(eu"}
         ),
-        "regex '(eu' does not compile",
+        "regex '(eu' is not RE2 syntax",
+    ),
+    (
+        lambda d: d["spec"]["traffic"]["rules"][0]["match"]["headers"].__setitem__(
+            "x-region", {"regex": "(?=eu).*"}
+        ),
+        "regex '(?=eu).*' is not RE2 syntax (invalid perl operator: (?=); Istio and the "
+        "gateway use RE2: no lookaround, no backreferences",
+    ),
+    (
+        lambda d: d["spec"]["traffic"]["rules"][0]["match"]["headers"].__setitem__(
+            "x-region", {"regex": "(e)\\1"}
+        ),
+        "is not RE2 syntax (invalid escape sequence",
     ),
     (
         lambda d: d["spec"]["traffic"]["rules"][0]["match"]["headers"].__setitem__(

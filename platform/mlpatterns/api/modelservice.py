@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mlpatterns.api.regex import compile_regex
+
 API_VERSION: Literal["mlpatterns.io/v1alpha1"] = "mlpatterns.io/v1alpha1"
 KIND: Literal["ModelService"] = "ModelService"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -116,10 +118,7 @@ class StringMatch(Strict):
                 f"a match takes exactly one of exact, prefix or regex; got {given or 'none'}"
             )
         if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as error:
-                raise ValueError(f"regex {self.regex!r} does not compile: {error}") from None
+            compile_regex(self.regex)  # RE2, as Istio: a RegexError says why not
         return self
 
 
