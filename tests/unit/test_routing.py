@@ -142,3 +142,31 @@ def test_path_rules_render_as_uri_matches() -> None:
         )
     )
     assert http_routes(pathed)[0]["match"] == [{"uri": {"prefix": "/v2/models/iris"}}]
+
+
+@pytest.mark.attack
+def test_a_switched_off_version_has_no_route_even_by_header() -> None:
+    """Istio routed `x-mlpatterns-route: rf` to rf with rf switched off: any caller
+    could bypass the kill switch. Now the header only reaches versions in use."""
+    off = service(lambda d: d["spec"]["versions"][1]["parameters"].update(active=False))
+    table = compile_table(off)
+    assert table.needs_gateway  # still sticky: the gateway decides, Istio follows
+    assert table.routed == ("svc",)
+    assert [r["name"] for r in http_routes(off)] == ["gateway-svc", "default"]
+
+
+@pytest.mark.attack
+def test_the_route_header_is_honoured_only_from_the_gateway() -> None:
+    table = compile_table(service())
+    *_, policy = render(table, namespace="ml", gateway_account="iris-gateway")
+    assert policy["kind"] == "AuthorizationPolicy"
+    assert policy["spec"]["action"] == "DENY"
+    [rule] = policy["spec"]["rules"]
+    assert rule["from"] == [{"source": {"notPrincipals": ["cluster.local/ns/ml/sa/iris-gateway"]}}]
+    assert rule["when"] == [{"key": f"request.headers[{ROUTE_HEADER}]", "values": ["*"]}]
+    assert policy["spec"]["selector"] == {"matchLabels": {"mlpatterns.io/service": "iris"}}
+    native = compile_table(service(istio_native))  # no gateway, no header to guard
+    assert [o["kind"] for o in render(native, "ml", "iris-gateway")] == [
+        "DestinationRule",
+        "VirtualService",
+    ]

@@ -23,12 +23,14 @@ FIELD_MANAGER = "mlpatterns-operator"
 MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
     ("v1", "Service"),
+    ("v1", "ServiceAccount"),
     ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
     ("batch/v1", "CronJob"),
     ("networking.istio.io/v1", "DestinationRule"),
     ("networking.istio.io/v1", "VirtualService"),
+    ("security.istio.io/v1", "AuthorizationPolicy"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
 )
 

@@ -79,6 +79,7 @@ def gateway_objects(
     pod = {
         "metadata": {"labels": labels(service, "gateway", name)},
         "spec": {
+            "serviceAccountName": name,  # its identity in Istio's mTLS (AuthorizationPolicy)
             "automountServiceAccountToken": False,
             "securityContext": pod_security(),
             "containers": [main],
@@ -102,7 +103,13 @@ def gateway_objects(
         selector(service, name),
         options,
     )
-    return [config_map, deployment, gateway_service]
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(name, labels(service, "gateway", name), options),
+        "automountServiceAccountToken": False,
+    }
+    return [account, config_map, deployment, gateway_service]
 
 
 def routing_objects(service: ModelService, options: RenderOptions) -> Objects:
@@ -112,13 +119,13 @@ def routing_objects(service: ModelService, options: RenderOptions) -> Objects:
     table = compile_table(service)
     if router_of(service, options) == "gateway":
         upstreams = {v.name: f"http://{name}-{v.name}:8080" for v in service.spec.versions}
-        config_map, deployment, _ = gateway_objects(service, options, upstreams)
+        account, config_map, deployment, _ = gateway_objects(service, options, upstreams)
         front = _front_service(service, selector(service, f"{name}-gateway"), options)
         front["metadata"]["labels"][METRICS_LABEL] = "gateway"
-        return [config_map, deployment, front]  # clients reach the gateway as `<name>`
+        return [account, config_map, deployment, front]  # clients reach the gateway as `<name>`
     routed = {SERVICE_LABEL: name, ROUTED_LABEL: "true"}
     objects: Objects = [_front_service(service, routed, options)]
-    rendered = istio.render(table, options.namespace)
+    rendered = istio.render(table, options.namespace, f"{name}-gateway")
     for item in rendered:
         if options.owner:
             item["metadata"]["ownerReferences"] = [options.owner]

@@ -15,6 +15,7 @@ from mlpatterns.routing.table import Route, RouteTable, VersionPolicy, Weighted
 
 ROUTE_HEADER = "x-mlpatterns-route"
 API = "networking.istio.io/v1"
+SECURITY_API = "security.istio.io/v1"
 
 
 def _string_match(match: StringMatch) -> dict[str, str]:
@@ -75,8 +76,9 @@ def _rule_match(route: Route) -> list[dict[str, Any]]:
 def virtual_service(table: RouteTable, namespace: str | None = None) -> dict[str, Any]:
     http: list[dict[str, Any]] = []
     if table.needs_gateway:
-        # the gateway chose: one route per version, keyed by its header
-        for version in table.versions:
+        # the gateway chose: one route per version it can choose, keyed by its header (a
+        # version switched off has none, whoever sets the header)
+        for version in table.routed:
             single = Route(f"gateway-{version}", (), None, None, (Weighted(version, 100),))
             match = [{"headers": {ROUTE_HEADER: {"exact": version}}}]
             http.append(_http_route(table, f"gateway-{version}", match, single))
@@ -104,8 +106,55 @@ def destination_rule(table: RouteTable, namespace: str | None = None) -> dict[st
     }
 
 
-def render(table: RouteTable, namespace: str | None = None) -> list[dict[str, Any]]:
-    return [destination_rule(table, namespace), virtual_service(table, namespace)]
+def gateway_principal(service_account: str, namespace: str | None) -> str:
+    """The gateway's identity as Istio's mTLS names it (any namespace when unknown)."""
+    return (
+        f"cluster.local/ns/{namespace}/sa/{service_account}"
+        if namespace
+        else f"*/sa/{service_account}"
+    )
+
+
+def authorization_policy(
+    table: RouteTable, service_account: str, namespace: str | None = None
+) -> dict[str, Any]:
+    """Deny any request carrying `x-mlpatterns-route` to the service's pods unless it
+    comes from the gateway's ServiceAccount: otherwise any caller could pick a
+    version past the split, the kill switch and the thresholds."""
+    metadata = _metadata(table, namespace)
+    metadata["name"] = f"{table.service}-route-header"
+    return {
+        "apiVersion": SECURITY_API,
+        "kind": "AuthorizationPolicy",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"matchLabels": {"mlpatterns.io/service": table.service}},
+            "action": "DENY",
+            "rules": [
+                {
+                    "from": [
+                        {
+                            "source": {
+                                "notPrincipals": [gateway_principal(service_account, namespace)]
+                            }
+                        }
+                    ],
+                    "when": [{"key": f"request.headers[{ROUTE_HEADER}]", "values": ["*"]}],
+                }
+            ],
+        },
+    }
+
+
+def render(
+    table: RouteTable, namespace: str | None = None, gateway_account: str | None = None
+) -> list[dict[str, Any]]:
+    """DestinationRule and VirtualService; with the gateway deciding (`gateway_account`
+    names its ServiceAccount), the AuthorizationPolicy that keeps its header its own."""
+    rendered = [destination_rule(table, namespace), virtual_service(table, namespace)]
+    if table.needs_gateway and gateway_account:
+        rendered.append(authorization_policy(table, gateway_account, namespace))
+    return rendered
 
 
 def _metadata(table: RouteTable, namespace: str | None) -> dict[str, Any]:

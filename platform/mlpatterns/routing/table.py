@@ -68,6 +68,15 @@ class RouteTable:
         }
 
     @property
+    def routed(self) -> tuple[str, ...]:
+        """The versions some route or the mirror can reach, in table order: a version
+        switched off is in none of them."""
+        reachable = {d.version for r in self.routes for d in r.destinations}
+        if self.mirror is not None:
+            reachable.add(self.mirror[0])
+        return tuple(v for v in self.versions if v in reachable)
+
+    @property
     def needs_gateway(self) -> bool:
         """What Istio cannot express: sticky weighted assignment, time windows, thresholds."""
         weighted = any(len(r.destinations) > 1 for r in self.routes)
