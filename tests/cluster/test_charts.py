@@ -191,33 +191,34 @@ def test_install_upgrade_rollback_uninstall_leave_no_orphans(
         "--timeout",
         "120s",
         *("--set", "minio.enabled=true", "--set", "redis.enabled=true"),
-        *("--set", "minio.storageSize=0"),  # the test cluster has no volume provisioner
+        *("--set", "minio.storageSize=0", "--set", "redis.storageSize=0"),  # no provisioner here
         *("--set", "operator.scope=cluster"),
     )
     upgraded = objects_of(control_plane, namespace, release)
     assert "deployment.apps/platform-mlpatterns-minio" in upgraded
-    assert "secret/platform-mlpatterns-storage" in upgraded
-    assert "clusterrole.rbac.authorization.k8s.io/platform-mlpatterns-operator" in upgraded
-    password = control_plane.kubectl(
-        "get",
-        "secret",
-        "platform-mlpatterns-storage",
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.data.rootPassword}",
-    )
+    for secret in ("minio", "storage", "storage-training", "redis"):
+        assert f"secret/platform-mlpatterns-{secret}" in upgraded
+
+    def secrets() -> list[str]:
+        return [
+            control_plane.kubectl(
+                "get",
+                "secret",
+                f"platform-mlpatterns-{name}",
+                *("-n", namespace, "-o", f"jsonpath={{.data.{key}}}"),
+            )
+            for name, key in (
+                ("minio", "rootPassword"),
+                ("storage", "MLPATTERNS_S3_SECRET_KEY"),
+                ("redis", "redis-password"),
+            )
+        ]
+
+    passwords = secrets()
+    assert all(passwords)
+    assert len(set(passwords)) == 3
     run(tool_env, *helm, "upgrade", release, str(PLATFORM), "--reuse-values", "--wait")
-    kept = control_plane.kubectl(
-        "get",
-        "secret",
-        "platform-mlpatterns-storage",
-        "-n",
-        namespace,
-        "-o",
-        "jsonpath={.data.rootPassword}",
-    )
-    assert kept == password  # the random password survives an upgrade
+    assert secrets() == passwords  # random passwords survive an upgrade
     run(tool_env, *helm, "rollback", release, "1", "--wait")
     assert objects_of(control_plane, namespace, release) == first
     run(tool_env, *helm, "uninstall", release, "--wait")
@@ -265,3 +266,43 @@ def test_kubectl_plugin_is_on_path(tool_env: dict[str, str]) -> None:
     plugins = run(tool_env, "kubectl", "plugin", "list")
     assert "kubectl-mlpatterns" in plugins
     assert Path(plugins.split("kubectl-mlpatterns")[0].split()[-1] + "kubectl-mlpatterns").name
+
+
+@pytest.mark.attack
+def test_the_platform_is_closed_by_default(tool_env: dict[str, str]) -> None:
+    """NetworkPolicies deny what no pattern needs; Redis has a password, an
+    append-only file and noeviction; no credential is ever in a pod's arguments."""
+    chart = run(tool_env, "helm", "template", "p", str(PLATFORM), *EVERYTHING_ON)
+    documents = [d for d in yaml.safe_load_all(chart) if d]
+    policies = {d["metadata"]["name"]: d["spec"] for d in documents if d["kind"] == "NetworkPolicy"}
+    assert policies["p-mlpatterns-default-deny"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "mlpatterns"}},
+        "policyTypes": ["Ingress"],
+    }
+    [queue_from] = policies["p-mlpatterns-queue"]["ingress"][0]["from"]
+    expressions = queue_from["podSelector"]["matchExpressions"]
+    allowed = {"key": "app.kubernetes.io/component", "operator": "In"}
+    assert {**allowed, "values": ["async-api", "worker"]} in expressions
+    assert "p-mlpatterns-metrics" not in policies  # no scraper named, none let in
+    secrets = [d for d in documents if d["kind"] == "Secret"]
+    values = {
+        value
+        for secret in secrets
+        for key, value in secret["stringData"].items()
+        if key in ("rootPassword", "MLPATTERNS_S3_SECRET_KEY", "redis-password")
+    }
+    assert len(values) == 4  # MinIO root, serving, training, Redis
+    pods = [d["spec"]["template"]["spec"] for d in documents if d["kind"] in ("Deployment", "Job")]
+    for pod in pods:
+        for container in pod["containers"]:
+            words = " ".join(container.get("command", []) + container.get("args", []))
+            assert not any(value in words for value in values), container["name"]
+    [redis] = [p["containers"][0] for p in pods if p["containers"][0]["name"] == "redis"]
+    command = redis["args"][0]
+    for setting in ("--appendonly yes", "--maxmemory-policy noeviction", "--maxmemory 192mb"):
+        assert setting in command
+    assert redis["env"][0]["valueFrom"]["secretKeyRef"]["key"] == "redis-password"
+    closed = run(
+        tool_env, "helm", "template", "p", str(PLATFORM), "--set", "networkPolicy.enabled=false"
+    )
+    assert "NetworkPolicy" not in closed

@@ -29,6 +29,8 @@ from tests.support.operator import (
 pytestmark = pytest.mark.cluster
 PATTERNS = sorted(p.name for p in repo_path("manifests", "patterns").iterdir() if p.is_dir())
 ACCOUNT = "mlpatterns"  # the chart's ServiceAccount for release "mlpatterns"
+# what the chart's values operator.allowedImageRegistries and allowedSecrets pass
+ADMISSION = ("--allow-registry", "registry.local", "--allow-secret", "redis-credentials")
 
 
 @dataclass
@@ -56,7 +58,7 @@ class Platform:
         self.operator.kill() if kill else self.operator.stop()
         self.restarts += 1
         log = self.folder / f"operator-{self.restarts}.log"
-        self.operator = start_operator(self.kubeconfig, self.namespace, log)
+        self.operator = start_operator(self.kubeconfig, self.namespace, log, *ADMISSION)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +93,7 @@ def platform(
     kubeconfig = service_account_kubeconfig(
         control_plane, namespace, ACCOUNT, folder / "operator.kubeconfig"
     )
-    operator = start_operator(kubeconfig, namespace, folder / "operator.log")
+    operator = start_operator(kubeconfig, namespace, folder / "operator.log", *ADMISSION)
     platform = Platform(control_plane, namespace, kubeconfig, operator, folder)
     yield platform
     platform.operator.stop()
@@ -264,6 +266,36 @@ def test_invalid_model_services(platform: Platform) -> None:
     events = platform.kubectl("get", "events", "--field-selector", "reason=InvalidSpec")
     assert "bad-weights" in events
     assert platform.operator.process.poll() is None  # no crash, no crash loop
+
+
+@pytest.mark.attack
+def test_images_and_secrets_outside_the_allow_lists_are_refused(platform: Platform) -> None:
+    """Whoever can create a ModelService could run any image and read any Secret of
+    the namespace through it; the operator refuses what its allow-lists lack."""
+    intruder = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "intruder"},
+        "spec": {
+            "versions": [{"name": "a", "image": "registry.local.evil.io/miner:1"}],
+            "storage": {"secretName": "db-root"},
+        },
+    }
+    platform.kubectl("apply", "-f", "-", input=yaml.safe_dump(intruder))
+
+    def refused() -> bool:
+        found = condition(platform.get("modelservice", "intruder"), "Degraded")
+        return found.get("reason") == "NotAllowed"
+
+    wait_for("NotAllowed", refused, 60, platform.operator)
+    message = condition(platform.get("modelservice", "intruder"), "Degraded")["message"]
+    assert "registry.local.evil.io/miner:1" in message
+    assert "Secret 'db-root'" in message
+    events = platform.kubectl("get", "events", "--field-selector", "reason=NotAllowed")
+    assert "intruder" in events
+    deployments = platform.get("deployments", "-l", "mlpatterns.io/service=intruder")
+    assert deployments["items"] == []  # nothing was created for it
+    platform.kubectl("delete", "modelservice", "intruder")
 
 
 def owned_versions(platform: Platform) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlpatterns.api.load import load_model_service, parse_model_service
+from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
 from mlpatterns.render import RenderOptions, render
 from mlpatterns.render.generated import expected_files
 
@@ -113,12 +113,40 @@ def test_asynchronous_gets_a_queue_per_version_and_secrets_by_reference() -> Non
     api, worker = (
         d["spec"]["template"]["spec"]["containers"][0] for d in objects["Deployment"][:2]
     )
-    queue = api["args"][api["args"].index("--queue") + 1]
-    assert queue == "$(MLPATTERNS_REDIS_URL)?namespace=iris-async-v1"
-    assert worker["args"][worker["args"].index("--queue") + 1] == queue
-    secret = api["env"][-1]["valueFrom"]["secretKeyRef"]
-    assert secret == {"name": "redis-credentials", "key": "MLPATTERNS_REDIS_URL"}
+    for part in (api, worker):  # the address comes by reference, never as an argument
+        assert "--queue" not in part["args"]
+        namespace = part["args"][part["args"].index("--queue-namespace") + 1]
+        assert namespace == "iris-async-v1"
+        env = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef") for e in part["env"]}
+        assert env["MLPATTERNS_REDIS_URL"] == {
+            "name": "redis-credentials",
+            "key": "MLPATTERNS_REDIS_URL",
+        }
+        assert env["MLPATTERNS_REDIS_PASSWORD"] == {
+            "name": "redis-credentials",
+            "key": "MLPATTERNS_REDIS_PASSWORD",
+            "optional": True,
+        }
     assert api["envFrom"] == [{"secretRef": {"name": "s3-credentials"}}]
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/health", "port": "health"}
+
+
+@pytest.mark.attack
+def test_the_charts_redis_password_reaches_pods_by_reference() -> None:
+    options = RenderOptions(redis_secret="mlp-redis")
+    objects = by_kind(render(pattern("asynchronous"), options))
+    for deployment in objects["Deployment"][:2]:
+        [part] = deployment["spec"]["template"]["spec"]["containers"]
+        env = {e["name"]: e for e in part["env"]}
+        assert env["MLPATTERNS_REDIS_URL"]["value"] == "redis://mlpatterns-redis:6379/0"
+        assert env["MLPATTERNS_REDIS_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+            "name": "mlp-redis",
+            "key": "redis-password",
+        }
+    data = pattern("asynchronous").model_dump(mode="json", by_alias=True, exclude_none=True)
+    data["spec"]["queue"] = {"redisUrl": "redis://:hunter2@redis:6379/0"}
+    with pytest.raises(ModelServiceError, match="must not carry credentials"):
+        parse_model_service(data)
 
 
 def test_batch_is_a_cron_job_that_never_overlaps() -> None:

@@ -36,6 +36,22 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 {{- end -}}
 
+{{/* The Secret with the chart's Redis password (key redis-password). */}}
+{{- define "mlpatterns.redisSecret" -}}
+{{- default (printf "%s-redis" (include "mlpatterns.fullname" .)) .Values.redis.existingSecret -}}
+{{- end -}}
+
+{{/* A random password kept across upgrades: the existing Secret's key, else new.
+     Call with (dict "root" . "secret" NAME "key" KEY). */}}
+{{- define "mlpatterns.keptPassword" -}}
+{{- $old := lookup "v1" "Secret" .root.Release.Namespace .secret -}}
+{{- if and $old (index $old.data .key) -}}
+{{- index $old.data .key | b64dec -}}
+{{- else -}}
+{{- randAlphaNum 32 -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "mlpatterns.redisUrl" -}}
 {{- if .Values.operator.redisUrl -}}
 {{- .Values.operator.redisUrl -}}

@@ -253,6 +253,17 @@ class Queue(Strict):
     redis_url: str | None = Field(default=None, alias="redisUrl", pattern=r"^rediss?://")
     secret_name: str | None = Field(default=None, alias="secretName", pattern=DNS_LABEL)
 
+    @field_validator("redis_url")
+    @classmethod
+    def _no_password(cls, value: str | None) -> str | None:
+        if value is not None and "@" in value.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "queue.redisUrl must not carry credentials (a spec is readable by anyone "
+                "who can read the resource); put the URL and MLPATTERNS_REDIS_PASSWORD in a "
+                "Secret and name it in queue.secretName"
+            )
+        return value
+
 
 class Spec(Strict):
     pattern: Pattern = "synchronous"

@@ -16,7 +16,7 @@ from mlpatterns import __version__
 from mlpatterns.cli import quickstart
 from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
-from mlpatterns.cli.registry import datasets_app, models_app
+from mlpatterns.cli.registry import datasets_app, models_app, storage_app
 
 app = typer.Typer(
     name="mlpatterns",
@@ -98,6 +98,7 @@ app.command("quickstart")(quickstart.run)
 app.command("info")(quickstart.info)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(storage_app, name="storage")
 app.command("render")(render_cli.render)
 _add_training_commands()
 _add_serving_commands()

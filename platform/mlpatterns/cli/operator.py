@@ -25,6 +25,18 @@ def run(
         None, help="Secret with MLPATTERNS_S3_* for model load, unless a spec names one."
     ),
     redis_url: str | None = typer.Option(None, help="The asynchronous pattern's default Redis."),
+    redis_secret: str | None = typer.Option(
+        None, help="Secret whose key redis-password is that Redis' password."
+    ),
+    allow_registry: list[str] = typer.Option(
+        [],
+        help="A registry (or registry/path) a spec's image may come from; repeatable. "
+        "None given: a spec may name no image.",
+    ),
+    allow_secret: list[str] = typer.Option(
+        [],
+        help="A Secret a spec may name (storage, queue); repeatable. None given: none.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Log kopf's debug details."),
     liveness: str | None = typer.Option(
         None, help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."
@@ -34,6 +46,7 @@ def run(
     import kopf
 
     from mlpatterns.operator import handlers
+    from mlpatterns.operator.policy import AdmissionPolicy
 
     if bool(namespace) == all_namespaces:
         raise typer.BadParameter("give --namespace NS (repeatable) or --all-namespaces")
@@ -44,6 +57,8 @@ def run(
     handlers.CONFIG.image_pull_policy = image_pull_policy
     handlers.CONFIG.storage_secret = storage_secret
     handlers.CONFIG.redis_url = redis_url or handlers.CONFIG.redis_url
+    handlers.CONFIG.redis_secret = redis_secret
+    handlers.CONFIG.admission = AdmissionPolicy(tuple(allow_registry), tuple(allow_secret))
     kopf.configure(verbose=verbose)  # INFO by default: what was handled, and how it went
     kopf.run(
         standalone=True,

@@ -165,3 +165,40 @@ def datasets_show(
     for feature in found.schema_.features:
         console.print(f"  {feature.name}: {feature.dtype} [{feature.minimum}, {feature.maximum}]")
     console.print(f"  label {found.schema_.label}: {found.schema_.classes}")
+
+
+storage_app = typer.Typer(help="The object store's users and policies.", no_args_is_help=True)
+
+
+@storage_app.command("grant")
+def storage_grant() -> None:
+    """Create the serving (read, plus prediction logs) and training (read-write) users
+    in MinIO, with the root credentials of MLPATTERNS_S3_*. Each user's keys come from
+    MLPATTERNS_GRANT_<ROLE>_ACCESS_KEY and _SECRET_KEY (never from arguments)."""
+    import os
+
+    from minio.error import MinioAdminException, S3Error
+
+    from mlpatterns.registry.access import ROLES, Credentials, grant
+
+    settings = load_settings()
+    if settings.s3_endpoint is None or not settings.s3_access_key or not settings.s3_secret_key:
+        raise _fail(ValueError("set MLPATTERNS_S3_ENDPOINT, _ACCESS_KEY and _SECRET_KEY (root)"))
+    users = {}
+    for role in ROLES:
+        access = os.environ.get(f"MLPATTERNS_GRANT_{role.upper()}_ACCESS_KEY")
+        secret = os.environ.get(f"MLPATTERNS_GRANT_{role.upper()}_SECRET_KEY")
+        if access and secret:
+            users[role] = Credentials(access, secret)
+    if not users:
+        raise _fail(ValueError("set MLPATTERNS_GRANT_SERVING_* or MLPATTERNS_GRANT_TRAINING_*"))
+    root = Credentials(
+        settings.s3_access_key.get_secret_value(), settings.s3_secret_key.get_secret_value()
+    )
+    try:
+        made = grant(
+            settings.s3_endpoint, root, settings.s3_bucket, users, secure=settings.s3_secure
+        )
+    except (MinioAdminException, S3Error, OSError) as error:
+        raise _fail(ValueError(f"cannot grant on {settings.s3_endpoint}: {error}")) from None
+    console.print(f"granted {', '.join(users)} on bucket {settings.s3_bucket}: {', '.join(made)}")

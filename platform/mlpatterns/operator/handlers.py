@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import kopf
@@ -15,6 +15,7 @@ import kopf
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
+from mlpatterns.operator.policy import AdmissionPolicy, problems
 from mlpatterns.operator.reconcile import (
     Key,
     digests,
@@ -39,6 +40,8 @@ class OperatorConfig:
     image_pull_policy: str = "IfNotPresent"
     storage_secret: str | None = None
     redis_url: str = RenderOptions().redis_url
+    redis_secret: str | None = None
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
 
 
 CONFIG = OperatorConfig()
@@ -69,6 +72,9 @@ def parse(body: Mapping[str, Any]) -> ModelService:
         compile_table(service)
     except (ModelServiceError, RoutingError) as error:
         raise InvalidSpecError("InvalidSpec", str(error)) from None
+    refused = problems(service, CONFIG.admission)
+    if refused:
+        raise InvalidSpecError("NotAllowed", "; ".join(refused))
     return service
 
 
@@ -113,6 +119,7 @@ def sync(body: Mapping[str, Any]) -> int:
         router="gateway" if router == "gateway" else "istio",
         monitoring=cluster.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
         redis_url=CONFIG.redis_url,
+        redis_secret=CONFIG.redis_secret,
         storage_secret=CONFIG.storage_secret,
         owner=owner,
     )

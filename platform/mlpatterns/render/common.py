@@ -29,6 +29,7 @@ class RenderOptions:
     router: Literal["istio", "gateway"] = "istio"  # when the ModelService does not say
     monitoring: bool = False  # the Prometheus Operator's CRDs exist
     redis_url: str = "redis://mlpatterns-redis:6379/0"  # the platform chart's Redis
+    redis_secret: str | None = None  # its password, key redis-password
     storage_secret: str | None = None  # default Secret with MLPATTERNS_S3_*
     owner: dict[str, Any] | None = field(default=None)  # an ownerReference to set
 

@@ -223,24 +223,45 @@ def preprocess_prediction(
     ]
 
 
-def queue_url(
+def queue_settings(
     service: ModelService, version: Version, options: RenderOptions
-) -> tuple[str, list[dict[str, Any]]]:
-    """The version's queue (its own namespace in the Redis) and the env that carries it."""
-    namespace = f"namespace={service.metadata.name}-{version.name}"
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """The version's queue: its own namespace in the Redis (an argument), and the
+    environment that carries the Redis' address and password (never an argument)."""
+    arguments = ["--queue-namespace", f"{service.metadata.name}-{version.name}"]
     queue = service.spec.queue
+
+    def from_secret(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
+        ref: dict[str, Any] = {"name": secret, "key": key}
+        if optional:
+            ref["optional"] = True
+        return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
     if queue is not None and queue.secret_name:
-        ref = {"secretKeyRef": {"name": queue.secret_name, "key": "MLPATTERNS_REDIS_URL"}}
-        return f"$(MLPATTERNS_REDIS_URL)?{namespace}", [
-            {"name": "MLPATTERNS_REDIS_URL", "valueFrom": ref}
+        return arguments, [
+            from_secret("MLPATTERNS_REDIS_URL", queue.secret_name, "MLPATTERNS_REDIS_URL"),
+            from_secret(
+                "MLPATTERNS_REDIS_PASSWORD",
+                queue.secret_name,
+                "MLPATTERNS_REDIS_PASSWORD",
+                optional=True,
+            ),
         ]
-    url = queue.redis_url if queue is not None and queue.redis_url else options.redis_url
-    return f"{url}?{namespace}", []
+    own = queue.redis_url if queue is not None else None
+    env: list[dict[str, Any]] = [
+        {"name": "MLPATTERNS_REDIS_URL", "value": own or options.redis_url}
+    ]
+    if not own and options.redis_secret:  # the platform chart's Redis and its password
+        env.append(from_secret("MLPATTERNS_REDIS_PASSWORD", options.redis_secret, "redis-password"))
+    return arguments, env
+
+
+WORKER_HEALTH_PORT = 8081
 
 
 def asynchronous(service: ModelService, version: Version, options: RenderOptions) -> Objects:
-    url, env = queue_url(service, version, options)
-    model = ["--model", _model_path(version), "--queue", url]
+    queue, env = queue_settings(service, version, options)
+    model = ["--model", _model_path(version), *queue]
     api = container(
         "api",
         _image(version, options),
@@ -254,13 +275,26 @@ def asynchronous(service: ModelService, version: Version, options: RenderOptions
     worker = container(
         "worker",
         _image(version, options),
-        ["serve", "worker", *model],
+        [
+            "serve",
+            "worker",
+            *model,
+            *("--health-host", "0.0.0.0", "--health-port", str(WORKER_HEALTH_PORT)),  # noqa: S104
+        ],
         service,
         version,
         options,
         command=["mlpatterns"],
         serves=False,
     )
+    worker["ports"] = [{"name": "health", "containerPort": WORKER_HEALTH_PORT, "protocol": "TCP"}]
+    # its threads beat a heartbeat; a worker stuck or without threads is restarted
+    worker["livenessProbe"] = {
+        "httpGet": {"path": "/health", "port": "health"},
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
     for part in (api, worker):
         part["env"].extend(env)
     return [
