@@ -102,3 +102,22 @@ def test_ab_outcomes_as_true_labels_and_since() -> None:
     later = ab_report("iris", decisions("a", 2), labels, predictions, since="2027-01-01")
     assert later.variants == ()
     assert later.unmatched_feedback == 2
+
+
+@pytest.mark.attack
+def test_markup_in_the_data_is_printed_as_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`[/]` in a request id crashed `mlpatterns report` (rich read it as markup)."""
+    from rich.console import Console
+
+    from mlpatterns.cli import report as cli
+
+    records = [
+        prediction("[/]", "[bold]x", False, 0.001),
+        prediction("[/]", "[red]y[/red]", True, 0.002),
+    ]
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(cli, "console", console)
+    cli.print_shadow(shadow_report("[/]svc", records))
+    text = console.export_text()
+    for raw in ("[/]svc", "[bold]x", "[red]y[/red]"):
+        assert raw in text

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlpatterns.monitoring import html
@@ -28,14 +29,14 @@ def _write(path: Path | None, page: str) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page)
-        console.print(f"wrote {path}")
+        console.print(f"wrote {escape(str(path))}")
 
 
 def print_shadow(report: ShadowReport) -> None:
     console.print(
-        f"[bold]Shadow report: {report.service}[/bold]  primary "
-        f"{', '.join(report.primary_versions) or '-'} · shadow "
-        f"{', '.join(report.shadow_versions) or '-'}"
+        f"[bold]Shadow report: {escape(report.service)}[/bold]  primary "
+        f"{escape(', '.join(report.primary_versions)) or '-'} · shadow "
+        f"{escape(', '.join(report.shadow_versions)) or '-'}"
     )
     console.print(
         f"agreement [bold]{report.agreement:.1%}[/bold] over {report.rows} rows in "
@@ -44,9 +45,10 @@ def print_shadow(report: ShadowReport) -> None:
     confusion = Table(title="primary (rows) vs shadow (columns)")
     confusion.add_column("")
     for label in report.classes:
-        confusion.add_column(label, justify="right")
+        confusion.add_column(escape(label), justify="right")
     for row in report.classes:
-        confusion.add_row(row, *(str(report.confusion.get((row, c), 0)) for c in report.classes))
+        counts = (str(report.confusion.get((row, c), 0)) for c in report.classes)
+        confusion.add_row(escape(row), *counts)
     console.print(confusion)
     latency = Table(title="model latency (ms)")
     for column in ("", "count", "p50", "p90", "p99"):
@@ -61,12 +63,17 @@ def print_shadow(report: ShadowReport) -> None:
         for column in ("request id", "input", "primary", "shadow"):
             examples.add_column(column)
         for m in report.mismatches:
-            examples.add_row(m.request_id, str(m.inputs), m.primary, m.shadow)
+            examples.add_row(
+                *(escape(str(v)) for v in (m.request_id, m.inputs, m.primary, m.shadow))
+            )
         console.print(examples)
 
 
 def print_ab(report: ABReport) -> None:
-    console.print(f"[bold]Online A/B report: {report.service}[/bold] (control {report.control})")
+    console.print(
+        f"[bold]Online A/B report: {escape(report.service)}[/bold] "
+        f"(control {escape(report.control)})"
+    )
     table = Table()
     for column in ("variant", "requests", "outcomes", "successes", "rate", "95% interval", "p"):
         table.add_column(column, justify="right")
@@ -74,17 +81,17 @@ def print_ab(report: ABReport) -> None:
     for v in report.variants:
         low, high = v.interval
         table.add_row(
-            v.name,
+            escape(v.name),
             str(v.requests),
             str(v.outcomes),
             str(v.successes),
             f"{v.rate:.1%}",
             f"{low:.1%} to {high:.1%}",
-            p_values.get(v.name, "control"),
+            escape(p_values.get(v.name, "control")),
         )
     console.print(table)
-    console.print(f"test: {report.test}")
-    console.print(f"recommendation: [bold]{report.recommendation}[/bold]")
+    console.print(f"test: {escape(report.test)}")
+    console.print(f"recommendation: [bold]{escape(report.recommendation)}[/bold]")
 
 
 @report_app.command("shadow")
@@ -95,7 +102,8 @@ def shadow(
     """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
     records = prediction_records(_home(), name)
     if not records.items:
-        console.print(f"[red]no prediction records for {name} under {_home() / 'logs'}[/red]")
+        where = escape(str(_home() / "logs"))
+        console.print(f"[red]no prediction records for {escape(name)} under {where}[/red]")
         raise typer.Exit(1)
     report = shadow_report(name, records.items)
     print_shadow(report)
@@ -115,7 +123,8 @@ def ab(
     home = _home()
     decisions = decision_records(home, name)
     if not decisions.items:
-        console.print(f"[red]no gateway decisions for {name} under {home / 'logs'}[/red]")
+        where = escape(str(home / "logs"))
+        console.print(f"[red]no gateway decisions for {escape(name)} under {where}[/red]")
         raise typer.Exit(1)
     report = ab_report(
         name,

@@ -8,6 +8,7 @@ everything, which a server calls on SIGTERM so that no record is lost on a stop.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -31,32 +32,45 @@ class Sink(Protocol):
 
 
 class FileSink:
-    """JSON lines appended to `path`; at `max_bytes` it becomes `path.1` (and so on)."""
+    """JSON lines appended to `path`; at `max_bytes` it becomes `path.1` (and so on).
+
+    A batch is written whole or not at all: a write that fails part-way (a full disk)
+    is cut back to where the batch began, so no torn line is left to glue itself to
+    the next record, and the error goes to the log's retry and drop counting."""
 
     def __init__(self, path: Path, max_bytes: int = 64 << 20, backups: int = 5) -> None:
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = path.open("ab")
+        self._fd = self._open()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, lines: list[bytes]) -> None:
-        self._file.write(b"".join(lines))
-        self._file.flush()
-        if self._file.tell() >= self.max_bytes:
+        data = memoryview(b"".join(lines))
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(self._fd, data) :]
+        except OSError:
+            os.ftruncate(self._fd, start)
+            raise
+        if os.lseek(self._fd, 0, os.SEEK_END) >= self.max_bytes:
             self._rotate()
 
     def _rotate(self) -> None:
-        self._file.close()
+        os.close(self._fd)
         for index in range(self.backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
             if older.exists():
                 older.rename(self.path.with_name(f"{self.path.name}.{index + 1}"))
         self.path.rename(self.path.with_name(f"{self.path.name}.1"))
-        self._file = self.path.open("ab")
+        self._fd = self._open()
 
     def close(self) -> None:
-        self._file.close()
+        os.close(self._fd)
 
 
 class StoreSink:

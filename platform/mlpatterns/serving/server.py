@@ -25,7 +25,7 @@ from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.metrics import ServerMetrics
-from mlpatterns.serving.model import METADATA_FILE, LoadedModel, ModelLoadError
+from mlpatterns.serving.model import LoadedModel, ModelLoadError
 from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
 from mlpatterns.serving.remote import RemotePredictor
 from mlpatterns.settings import Settings, load_settings, web_limits
@@ -49,15 +49,28 @@ def fetch_model(reference: str, settings: Settings) -> Path:
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache, prefix=".fetch-"))
         try:
-            meta = registry.fetch(reference, staging)
+            meta = registry.fetch(reference, staging)  # every digest checked against it
             target = cache / meta.sha256
-            if not (target / METADATA_FILE).exists():
+            if not _same_files(staging, target):  # missing, or edited since: replace it
+                shutil.rmtree(target, ignore_errors=True)
                 os.replace(staging, target)  # atomic: a half-fetched model is never cached
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     except (StoreError, ValueError, OSError) as error:
         raise ModelLoadError(f"cannot fetch {reference}: {error}") from None
     return target
+
+
+def _same_files(fetched: Path, cached: Path) -> bool:
+    """Whether the cache holds exactly the registry's bytes: the cached folder's own
+    metadata.json could have been edited along with the model it vouches for."""
+    for path in fetched.iterdir():
+        try:
+            if (cached / path.name).read_bytes() != path.read_bytes():
+                return False
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
