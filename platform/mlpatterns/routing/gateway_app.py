@@ -6,6 +6,7 @@ endpoints under `/-/`:
 - `GET /-/routes`: the route table in force;
 - `POST /-/reload`: read the ModelService again now (what `traffic set` calls); only
   from loopback, or with `Authorization: Bearer <MLPATTERNS_GATEWAY_TOKEN>`;
+- `GET /-/openapi.json`: these endpoints as an OpenAPI document;
 - `GET /-/health`, and `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
   each model server's are scraped from it directly.
 """
@@ -32,6 +33,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mlpatterns import web
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.routing.gateway import Gateway, RecordLog
+from mlpatterns.routing.openapi import gateway_openapi
 
 MAX_FEEDBACK_BYTES = 16 << 10
 
@@ -154,6 +156,9 @@ def create_gateway_app(
     async def health(request: Request) -> Response:
         return _json({"status": "ok"})
 
+    async def openapi(request: Request) -> Response:
+        return _json(gateway_openapi(gateway.table.service))
+
     async def metrics(request: Request) -> Response:
         return Response(
             generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
@@ -185,6 +190,7 @@ def create_gateway_app(
             Route("/-/routes", routes, methods=["GET"]),
             Route("/-/reload", reload_now, methods=["POST"]),
             Route("/-/health", health, methods=["GET"]),
+            Route("/-/openapi.json", openapi, methods=["GET"]),
             Route("/-/metrics", metrics, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
