@@ -177,3 +177,28 @@ def test_a_full_queue_answers_429(trained: tuple[Path, str], tmp_path: Path) -> 
             assert "at most 5" in answer.json()["error"]
     finally:
         stop(api)
+
+
+def test_a_non_finite_result_fails_the_job(trained: tuple[Path, str], tmp_path: Path) -> None:
+    """Inputs within float32's range that overflow the model's math: the synchronous
+    server answers 422; the worker stored NaN as a done result."""
+    queue = f"sqlite:///{tmp_path / 'jobs.db'}"
+    api_url, api = start_api(trained[0], queue)
+    worker = spawn(
+        trained[0], "worker", "--model", "models:/iris@candidate", "--queue", queue,
+        "--max-attempts", "1", "--no-log-predictions",
+    )  # fmt: skip
+    try:
+        with httpx.Client(base_url=api_url) as client:
+            overflow = [[3.4e38, -3.4e38, 3.4e38, -3.4e38]]
+            job_id = client.post("/predict", json={"data": overflow}).json()["job_id"]
+            wait_until(
+                "the job failed",
+                lambda: client.get(f"/jobs/{job_id}").json()["state"] == "failed",
+                60,
+            )
+            body = client.get(f"/jobs/{job_id}").json()
+            assert "non-finite" in body["error"]
+            assert "result" not in body
+    finally:
+        stop(api, worker)
