@@ -20,6 +20,8 @@ from tests.support.hostile import (
     raw_request,
     recording_server,
     rss_bytes,
+    slow_body_answer,
+    slowloris_seconds,
     status_of,
     stream_chunked,
 )
@@ -129,7 +131,7 @@ def test_headers_are_bounded_in_size_and_count(setup: Setup) -> None:
     many = b"".join(b"x-h%d: v\r\n" % i for i in range(200))
     assert status_of(post("/predict", setup.port, extra=many)) == 431
     long_target = "/predict?" + "q" * 20000
-    assert status_of(post(long_target, setup.port)) == 414
+    assert status_of(post(long_target, setup.port)) == 431
     assert setup.reached() == []
     assert rss_bytes(setup.process.pid) < 200 << 20
 
@@ -175,23 +177,8 @@ def test_a_client_gone_mid_body_is_not_forwarded(setup: Setup) -> None:
 
 
 def test_slow_clients_are_cut_off(setup: Setup) -> None:
-    started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", setup.port), timeout=10) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\n")
-        closed = False
-        for _ in range(20):  # one header byte every 0.5 s: the slowloris pattern
-            try:
-                sock.sendall(b"x")
-                time.sleep(0.5)
-            except (BrokenPipeError, ConnectionResetError):
-                closed = True
-                break
-        assert closed, "the connection stayed open"
-    assert time.monotonic() - started < 6
-    with socket.create_connection(("127.0.0.1", setup.port), timeout=10) as sock:
-        sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
-        answer = sock.recv(4096)  # the body never comes: 408 after the body timeout
-        assert status_of(answer) == 408
+    assert slowloris_seconds(setup.port) < 6  # the header timeout is 2 s here
+    assert status_of(slow_body_answer(setup.port)) == 408  # the body timeout, 3 s here
     assert setup.reached() == []
 
 

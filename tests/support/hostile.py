@@ -123,3 +123,25 @@ def stream_chunked(port: int, head: bytes, total: int, chunk: int = 1 << 20) -> 
         except (BrokenPipeError, ConnectionResetError):
             pass
         return read_answer(sock, 10), sent
+
+
+def slowloris_seconds(port: int, limit: float = 10) -> float:
+    """Dribble a request's headers one byte every 0.5 s until the server closes the
+    connection (at most `limit` seconds); how long it stayed open."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\n")
+        while time.monotonic() - started < limit:
+            try:
+                sock.sendall(b"x")
+                time.sleep(0.5)
+            except (BrokenPipeError, ConnectionResetError):
+                return time.monotonic() - started
+    raise AssertionError(f"the connection stayed open for {limit:g} s")
+
+
+def slow_body_answer(port: int) -> bytes:
+    """Send the headers of a 100-byte body, then one byte, and wait for the server."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{")
+        return sock.recv(4096)

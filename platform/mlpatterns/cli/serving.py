@@ -263,9 +263,9 @@ def serve_gateway(
     from mlpatterns.routing.gateway import Gateway
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
+    from mlpatterns.server_limits import uvicorn_config
     from mlpatterns.serving.predlog import FileSink, PredictionLog
     from mlpatterns.settings import web_limits
-    from mlpatterns.web import uvicorn_config
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
     if len(upstreams) != len(upstream):

@@ -6,18 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpatterns.web import MAX_REQUEST_ID
+from mlpatterns.web import ERROR_SCHEMAS, MAX_REQUEST_ID
+from mlpatterns.web import openapi_answer as _answer
 
 __all__ = ["gateway_openapi"]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema or {"type": "object"}}},
-    }
 
 
 def _text(description: str) -> dict[str, Any]:
@@ -74,13 +68,5 @@ def gateway_openapi(service: str) -> dict[str, Any]:
                 }
             },
         },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
-                }
-            }
-        },
+        "components": {"schemas": ERROR_SCHEMAS},
     }

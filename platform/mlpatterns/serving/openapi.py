@@ -6,13 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from mlpatterns.serving.inputs import FLOAT32_MAX
+from mlpatterns.web import ERROR_SCHEMAS
+from mlpatterns.web import openapi_answer as _answer
 
 ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    content = {"application/json": {"schema": schema or {"type": "object"}}}
-    return {"description": description, "content": content}
 
 
 def _errors(*statuses: int) -> dict[str, Any]:
@@ -99,13 +96,5 @@ def openapi_document(model_name: str, n_features: int, version: str) -> dict[str
             "/metadata": get("Model metadata"),
             "/health": get("Health", 503),
         },
-        "components": {
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {"error": {"type": "string"}},
-                }
-            }
-        },
+        "components": {"schemas": ERROR_SCHEMAS},
     }

@@ -23,13 +23,13 @@ from starlette.applications import Starlette
 from mlpatterns.process import usable_cpus
 from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
+from mlpatterns.server_limits import uvicorn_config
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, ModelLoadError
 from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
 from mlpatterns.serving.remote import RemotePredictor
 from mlpatterns.settings import Settings, load_settings, web_limits
-from mlpatterns.web import uvicorn_config
 
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
 
