@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from yarl import URL
 
-from mlpatterns.routing.gateway import Outgoing, forwarded_headers, parse_upstreams, upstream_url
 from mlpatterns.routing.gateway_app import FeedbackSeen, may_reload
+from mlpatterns.routing.messages import Outgoing, forwarded_headers, parse_upstreams, upstream_url
 from mlpatterns.serving.worker import Backoff, Worker
 from mlpatterns.settings import load_settings, masked_url
 from mlpatterns.web import is_valid_request_id, request_id

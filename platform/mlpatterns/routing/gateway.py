@@ -29,32 +29,23 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from mlpatterns import web
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
+from mlpatterns.routing.messages import (
+    PASSED_OVER,
+    Answer,
+    Outgoing,
+    error_answer,
+    forwarded_headers,
+    parse_upstreams,
+    upstream_url,
+)
 from mlpatterns.routing.table import RouteTable
 
-# hop-by-hop (RFC 9110 7.6.1), plus what the gateway sets itself; so are the headers
-# a request's own Connection header names
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "host",
-    "content-length",
-}
-HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
-PASSED_OVER = HOP_BY_HOP | {"content-encoding", "date", "server"}
 log = logging.getLogger("mlpatterns.gateway")
 
 
@@ -101,56 +92,6 @@ class GatewayMetrics:
             ("service", "version"),
             registry=self.registry,
         )
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One request as the gateway sends it on (to the chosen version or the shadow)."""
-
-    method: str
-    path: str  # as the client sent it: still percent-encoded, always starting with /
-    query: str  # likewise encoded
-    headers: dict[str, str]
-    body: bytes
-
-
-def upstream_url(base: URL, out: Outgoing) -> URL:
-    """The upstream's scheme, host and port (from the route table, never from the
-    request), with the client's path and query appended exactly as they were sent."""
-    return URL.build(
-        scheme=base.scheme,
-        host=base.raw_host or "",
-        port=base.explicit_port,
-        path=base.raw_path.rstrip("/") + out.path,
-        query_string=out.query,
-        encoded=True,
-    )
-
-
-def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, URL]:
-    """`version -> http://host:port[/prefix]`; anything else is refused at start."""
-    parsed = {}
-    for version, text in upstreams.items():
-        url = URL(text)
-        if url.scheme not in ("http", "https") or not url.raw_host or url.user or url.query_string:
-            raise ValueError(f"upstream of {version} must be http(s)://host:port, not {text!r}")
-        parsed[version] = url
-    return parsed
-
-
-def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The client's headers minus hop-by-hop ones and those its Connection header names."""
-    named = {
-        token.strip().lower()
-        for key, value in raw
-        if key == b"connection"
-        for token in value.split(b",")
-    }
-    return {
-        k.decode("latin-1"): v.decode("latin-1")
-        for k, v in raw
-        if k not in HOP_BY_HOP_BYTES and k not in named
-    }
 
 
 class Gateway:
@@ -220,12 +161,12 @@ class Gateway:
         raw_path = scope.get("raw_path") or scope["path"].encode()
         if not raw_path.startswith(b"/"):  # "*@host:port/..." must never become a URL
             message = "the request target must be a path starting with /"
-            await _error(400, message, web.new_request_id(), "").send(send)
+            await error_answer(400, message, web.new_request_id(), "").send(send)
             return
         try:
             body = await web.read_body(scope, receive, self.max_body_bytes)
         except web.BodyTooLarge as error:
-            await _error(413, str(error), web.new_request_id(), "").send(send)
+            await error_answer(413, str(error), web.new_request_id(), "").send(send)
             return
         except web.ClientGone:  # nothing forwarded, nothing logged: there is no one to answer
             self.metrics.requests.labels(self.table.service, "", "", "499").inc()
@@ -319,15 +260,17 @@ class Gateway:
                 ) as answer:
                     content = await answer.read()
                     status = answer.status
+                    named = answer.headers.get("connection")  # hop-by-hop by name too
+                    dropped = PASSED_OVER
+                    if named is not None:
+                        dropped = PASSED_OVER | {t.strip().lower() for t in named.split(",")}
                     passed = {
-                        k.lower(): v
-                        for k, v in answer.headers.items()
-                        if k.lower() not in PASSED_OVER
+                        k.lower(): v for k, v in answer.headers.items() if k.lower() not in dropped
                     }
             except TimeoutError:
                 if last:
                     message = f"version {decision.version} did not answer in {timeout:g} s"
-                    return _error(504, message, request_id, decision.version)
+                    return error_answer(504, message, request_id, decision.version)
                 continue
             except aiohttp.ClientError as error:
                 if last:  # where and why for the log; the client learns neither address
@@ -339,7 +282,7 @@ class Gateway:
                         error,
                     )
                     message = f"version {decision.version} is unavailable"
-                    return _error(503, message, request_id, decision.version)
+                    return error_answer(503, message, request_id, decision.version)
                 continue
             if status >= 500 and not last:
                 continue
@@ -382,19 +325,6 @@ class Gateway:
         task.add_done_callback(self._shadows.discard)
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]  # lowercase names
-    body: bytes
-
-    async def send(self, send: Send) -> None:
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-        raw.append((b"content-length", str(len(self.body)).encode()))
-        await send({"type": "http.response.start", "status": self.status, "headers": raw})
-        await send({"type": "http.response.body", "body": self.body})
-
-
 def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
     if answer.status != 200:
         return answer
@@ -408,12 +338,3 @@ def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
     headers = {**answer.headers, "content-type": "application/json"}
     headers["x-mlpatterns-threshold"] = f"{threshold:g}" if applied else "not-binary"
     return Answer(200, headers, orjson.dumps(body))
-
-
-def _error(status: int, message: str, request_id: str, version: str) -> Answer:
-    headers = {"content-type": "application/json"}
-    if request_id:
-        headers["x-request-id"] = request_id
-    if version:
-        headers["x-mlpatterns-version"] = version
-    return Answer(status, headers, orjson.dumps({"error": message}))
