@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from typer.testing import CliRunner
 
@@ -55,3 +57,55 @@ def test_each_planned_group_has_its_own_help(runner: CliRunner) -> None:
         result = runner.invoke(app, [planned.name, "--help"], terminal_width=200)
         assert result.exit_code == 0
         assert planned.summary in result.output
+
+
+def flat(output: str) -> str:
+    """The output as one line: rich's boxes and wrapping taken out."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["train", "iris", "--model", "xgboost"], "no model type 'xgboost'; choose one of logreg"),
+        (["train", "iris", "--gate", "acc>=0.9"], "no metric 'acc'; gates can name accuracy"),
+        (["report", "ab", "iris", "--since", "yesterday"], "'yesterday' is not a time"),
+    ],
+)
+def test_mistakes_are_refused_before_any_work(
+    runner: CliRunner, arguments: list[str], message: str
+) -> None:
+    result = runner.invoke(app, arguments, terminal_width=400)
+    assert result.exit_code == 2
+    assert message in flat(result.output)
+
+
+def test_an_unknown_control_version_is_refused(
+    runner: CliRunner, tmp_path: pytest.TempPathFactory
+) -> None:
+    log = tmp_path / "logs" / "gateway" / "iris.jsonl"  # type: ignore[operator]
+    log.parent.mkdir(parents=True)
+    log.write_text(
+        '{"request_id": "r1", "version": "current", "timestamp": "2026-12-01T10:00:00"}\n'
+        '{"request_id": "r2", "version": "candidate", "timestamp": "2026-12-01T10:00:01"}\n'
+    )
+    result = runner.invoke(
+        app,
+        ["report", "ab", "iris", "--control", "nosuch"],
+        env={"MLPATTERNS_HOME": str(tmp_path)},
+        terminal_width=400,
+    )
+    assert result.exit_code == 2
+    assert "choose one of candidate, current" in flat(result.output)
+
+
+def test_the_missing_extra_hint_keeps_its_brackets(runner: CliRunner) -> None:
+    import typer
+
+    from mlpatterns.cli.planned import add_missing_extra
+
+    lonely = typer.Typer()
+    add_missing_extra(lonely, "operator", "operator", ImportError("No module named 'kopf'"))
+    lonely.command("other")(lambda: None)
+    result = runner.invoke(lonely, ["operator"], terminal_width=400)
+    assert "pip install 'mlpatterns[operator]'" in flat(result.output)

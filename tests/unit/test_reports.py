@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -99,7 +100,9 @@ def test_ab_outcomes_as_true_labels_and_since() -> None:
     labels = [{"request_id": "a0", "outcome": "x"}, {"request_id": "a1", "outcome": "x"}]
     report = ab_report("iris", decisions("a", 2), labels, predictions)
     assert (report.variants[0].outcomes, report.variants[0].successes) == (2, 1)
-    later = ab_report("iris", decisions("a", 2), labels, predictions, since="2027-01-01")
+    later = ab_report(
+        "iris", decisions("a", 2), labels, predictions, since=datetime(2027, 1, 1, tzinfo=UTC)
+    )
     assert later.variants == ()
     assert later.unmatched_feedback == 2
 

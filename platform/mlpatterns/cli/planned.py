@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 NOT_BUILT_EXIT_CODE = 2
 
@@ -51,9 +52,9 @@ def add_missing_extra(app: typer.Typer, name: str, extra: str, error: ImportErro
     """Register `name` as a command that explains which extra it needs and exits 2."""
 
     def needs_extra(ctx: typer.Context) -> None:
+        hint = escape(f"(pip install 'mlpatterns[{extra}]'): {error}")
         Console(stderr=True).print(
-            f"[yellow]`mlpatterns {name}` needs the `{extra}` extra "
-            f"(pip install 'mlpatterns[{extra}]'): {error}[/yellow]"
+            f"[yellow]`mlpatterns {name}` needs the `{extra}` extra {hint}[/yellow]"
         )
         raise typer.Exit(NOT_BUILT_EXIT_CODE)
 

@@ -12,7 +12,13 @@ from rich.table import Table
 
 from mlpatterns.monitoring import html
 from mlpatterns.monitoring.logs import decision_records, feedback_records, prediction_records
-from mlpatterns.monitoring.reports import ABReport, ShadowReport, ab_report, shadow_report
+from mlpatterns.monitoring.reports import (
+    ABReport,
+    ShadowReport,
+    ab_report,
+    shadow_report,
+    utc_time,
+)
 from mlpatterns.settings import load_settings
 
 console = Console()
@@ -120,19 +126,34 @@ def ab(
     html_path: Path | None = HTML,
 ) -> None:
     """Per variant: requests, outcomes, rates with intervals, a test and a recommendation."""
+    start = None
+    if since is not None:
+        start = utc_time(since)
+        if start is None:
+            raise typer.BadParameter(
+                f"{since!r} is not a time: write ISO 8601, e.g. 2026-11-29T10:00 (UTC) "
+                "or 2026-11-29T11:00+01:00",
+                param_hint="--since",
+            )
     home = _home()
     decisions = decision_records(home, name)
     if not decisions.items:
         where = escape(str(home / "logs"))
         console.print(f"[red]no gateway decisions for {escape(name)} under {where}[/red]")
         raise typer.Exit(1)
+    versions = sorted({str(d.get("version")) for d in decisions.items})
+    if control is not None and control not in versions:
+        raise typer.BadParameter(
+            f"no version {control!r} in {name}'s decisions; choose one of {', '.join(versions)}",
+            param_hint="--control",
+        )
     report = ab_report(
         name,
         decisions.items,
         feedback_records(home, name).items,
         prediction_records(home, name).items,
         control,
-        since,
+        start,
     )
     print_ab(report)
     _write(html_path, html.ab_page(report))

@@ -100,7 +100,7 @@ def run_tour(console: Console, home: Path, port: int, requests: int) -> list[Pat
                 f"mlpatterns traffic set {SERVICE} --no-shadow --split current=90,challenger=10 "
                 "--sticky x-user-id"
             )
-            started = datetime.now(UTC).isoformat()
+            started = datetime.now(UTC)
             changed = apply_changes(
                 service, split="current=90,challenger=10", no_shadow=True, sticky="x-user-id"
             )

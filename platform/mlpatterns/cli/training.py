@@ -125,7 +125,12 @@ def batch_training_arguments(
 ) -> dict[str, Any]:
     """The batch_training pipeline's arguments, checked: what `train` passes to kfp."""
     from mlpatterns.training.evaluation import Gate
+    from mlpatterns.training.models import ESTIMATORS
 
+    if model not in ESTIMATORS:
+        raise typer.BadParameter(
+            f"no model type {model!r}; choose one of {', '.join(ESTIMATORS)}", param_hint="--model"
+        )
     if gate:
         try:
             Gate.parse(gate)

@@ -15,6 +15,7 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 Z_95 = 1.959964
@@ -214,17 +215,32 @@ def _success(outcome: Any, predicted: list[str]) -> bool | None:
     return None
 
 
+def utc_time(value: object) -> datetime | None:
+    """An ISO 8601 time as an aware datetime (UTC when it names no offset); None when
+    it is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
 def ab_report(
     service: str,
     decisions: Sequence[dict[str, Any]],
     feedback: Sequence[dict[str, Any]],
     predictions: Sequence[dict[str, Any]] = (),
     control: str | None = None,
-    since: str | None = None,
+    since: datetime | None = None,
 ) -> ABReport:
-    """`since` (an ISO timestamp in UTC) leaves out decisions made before the test began."""
+    """`since` leaves out decisions made before the test began (and any whose time
+    cannot be read)."""
     if since is not None:
-        decisions = [d for d in decisions if str(d.get("timestamp", "")) >= since]
+        decisions = [
+            d for d in decisions if (when := utc_time(d.get("timestamp"))) and when >= since
+        ]
     answered = {d["request_id"]: str(d.get("version")) for d in decisions}
     requests = Counter(answered.values())
     labels = {p["request_id"]: _labels(p) for p in predictions if not p.get("shadow")}

@@ -60,6 +60,7 @@ def classification_metrics(
     return result
 
 
+METRICS = ("accuracy", "f1_macro", "log_loss", "roc_auc")  # what classification_metrics gives
 _COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -86,6 +87,11 @@ class Gate:
                 "(op is one of >=, >, <=, <)"
             )
         metric, comparison, value = match.groups()
+        if metric not in METRICS:
+            raise ValueError(
+                f"invalid gate {text!r}: no metric {metric!r}; gates can name "
+                f"{', '.join(METRICS)} (roc_auc when every class is in the test split)"
+            )
         return cls(metric, comparison, float(value))
 
     def __str__(self) -> str:
