@@ -452,3 +452,22 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
     by_log = {i: (first_rows[i], label) for i, (label, _) in expected(13).items()}
     assert handed == (by_log if logged else {})
     assert not list((tmp_path / "out.parquet").glob(".part-*"))  # nothing left staged
+
+
+@pytest.mark.parametrize("output", ["o.db", "o.csv", "o.parquet"])
+@pytest.mark.parametrize("source", ["nope.csv", "nope.parquet", "nope.db:flowers"])
+def test_a_refused_input_writes_nothing(
+    trained: tuple[Path, str], tmp_path: Path, source: str, output: str
+) -> None:
+    """A missing input used to leave the output database and an empty log behind."""
+    home = tmp_path / "home"
+    (home / "registry").parent.mkdir(parents=True)
+    (home / "registry").symlink_to(trained[0] / "registry")
+    work = tmp_path / "work"
+    work.mkdir()
+    refused = batch(home, "--input", str(work / source), "--output", str(work / output))
+    _, err = refused.communicate(timeout=120)
+    assert refused.returncode == 1
+    assert "does not exist" in err
+    assert list(work.iterdir()) == []
+    assert not (home / "logs").exists()

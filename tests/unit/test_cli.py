@@ -109,3 +109,11 @@ def test_the_missing_extra_hint_keeps_its_brackets(runner: CliRunner) -> None:
     lonely.command("other")(lambda: None)
     result = runner.invoke(lonely, ["operator"], terminal_width=400)
     assert "pip install 'mlpatterns[operator]'" in flat(result.output)
+
+
+def test_registry_errors_read_as_sentences(runner: CliRunner, tmp_path: object) -> None:
+    result = runner.invoke(
+        app, ["models", "show", "models:/nosuch@production"], env={"MLPATTERNS_HOME": str(tmp_path)}
+    )
+    assert result.exit_code == 1
+    assert flat(result.output) == "model nosuch has no alias production"  # no KeyError quotes

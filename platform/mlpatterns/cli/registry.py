@@ -6,6 +6,7 @@ import json
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mlpatterns.registry.registry import Registry
@@ -24,7 +25,7 @@ def _registry() -> Registry:
 
 
 def _fail(error: Exception) -> typer.Exit:
-    console.print(f"[red]{error}[/red]")
+    console.print(f"[red]{escape(str(error))}[/red]")
     return typer.Exit(1)
 
 

@@ -27,6 +27,9 @@ class StoreError(Exception):
 class NotFoundError(StoreError, KeyError):
     """The key does not exist."""
 
+    def __str__(self) -> str:  # the message as written: KeyError would quote it
+        return str(self.args[0]) if self.args else ""
+
 
 class ConflictError(StoreError):
     """A conditional write lost: someone else changed the object first."""

@@ -142,6 +142,9 @@ def read_chunks(source: str, id_column: str, features: list[str], size: int) -> 
     if source.endswith((".db", ".sqlite")) or ".db:" in source or ".sqlite:" in source:
         if ":" not in Path(source).name:
             raise BatchInputError(f"name the table of {source}: {source}:<table>")
+        database = source.rsplit(":", 1)[0]
+        if not Path(database).exists():
+            raise BatchInputError(f"{database} does not exist")
         return _sqlite_chunks(source, id_column, features, size)
     path = Path(source)
     if not path.exists():
@@ -327,11 +330,13 @@ def predict_batch(
             f"{output}: compression applies to Parquet parts only (an output named *.parquet)"
         )
     chunk_rows = chunk_rows or CHUNK_ROWS
+    features = model.metadata.feature_names
+    chunks = read_chunks(source, id_column, features, chunk_rows)  # refused: nothing written
     sink = open_sink(output, model.labels, force)
     done = sink.done_ids()
     result = BatchResult()
     try:
-        for chunk in read_chunks(source, id_column, model.metadata.feature_names, chunk_rows):
+        for chunk in chunks:
             first_row = result.read + 1
             result.read += chunk.read
             result.rejected.update(rejected_without_id(first_row + p for p in chunk.without_id))

@@ -42,13 +42,15 @@ class FileSink:
         self.path = path
         self.max_bytes = max_bytes
         self.backups = backups
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = self._open()
+        self._fd: int | None = None  # opened by the first write: no record, no file
 
     def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, lines: list[bytes]) -> None:
+        if self._fd is None:
+            self._fd = self._open()
         data = memoryview(b"".join(lines))
         start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
@@ -61,6 +63,7 @@ class FileSink:
             self._rotate()
 
     def _rotate(self) -> None:
+        assert self._fd is not None
         os.close(self._fd)
         for index in range(self.backups - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{index}")
@@ -70,7 +73,9 @@ class FileSink:
         self._fd = self._open()
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class StoreSink:
