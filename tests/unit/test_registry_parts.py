@@ -73,6 +73,9 @@ def test_version_order_is_numeric() -> None:
         ("models:/iris@production", RegistryRef("iris", alias="production")),
         ("s3://bucket/models/iris", S3Ref("bucket", "models/iris")),
         ("./model-dir", PathRef(Path("./model-dir"))),
+        ("iris@production", RegistryRef("iris", alias="production")),
+        ("./iris@production", PathRef(Path("./iris@production"))),
+        ("Iris@Prod", PathRef(Path("Iris@Prod"))),
     ],
 )
 def test_references(text: str, expected: object) -> None:

@@ -59,7 +59,8 @@ def check_alias(alias: str) -> str:
 
 
 def parse_ref(text: str) -> ModelRef:
-    """Parse a model reference; the error says which forms are accepted."""
+    """Parse a model reference; the error says which forms are accepted. `name@alias`
+    is short for `models:/name@alias` (a folder so named is `./name@alias`)."""
     if text.startswith("models:/"):
         body = text.removeprefix("models:/")
         if "@" in body:
@@ -82,4 +83,9 @@ def parse_ref(text: str) -> ModelRef:
         raise ReferenceError(
             f"unsupported reference {text!r}: use models:/..., s3://... or a local folder"
         )
+    name, at, alias = text.partition("@")
+    if at and "/" not in text and NAME.match(name) and ALIAS.match(alias):
+        return RegistryRef(
+            name, alias=alias
+        )  # `iris@production`: the registry's, as a CLI user means
     return PathRef(Path(text))
