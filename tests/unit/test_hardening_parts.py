@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from mlpatterns.routing.gateway_app import FeedbackSeen, may_reload
-from mlpatterns.routing.messages import Outgoing, forwarded_headers, parse_upstreams, upstream_url
+from mlpatterns.routing.messages import (
+    Outgoing,
+    answered_headers,
+    forwarded_headers,
+    parse_upstreams,
+    upstream_url,
+)
 from mlpatterns.serving.worker import Backoff, Worker
 from mlpatterns.settings import load_settings, masked_url
 from mlpatterns.web import is_valid_request_id, request_id
@@ -66,6 +72,8 @@ def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:
         (b"x-kept", b"yes"),
     ]
     assert forwarded_headers(raw) == {"x-kept": "yes"}
+    answer = {"Connection": "X-Internal", "X-Internal": "1", "Date": "now", "X-Kept": "yes"}
+    assert answered_headers(answer) == {"x-kept": "yes"}
 
 
 def test_reload_from_loopback_or_with_the_token() -> None:
@@ -114,7 +122,7 @@ class _ThreadKillingQueue:
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_worker_whose_threads_died_is_not_alive() -> None:
-    worker = Worker(object(), _ThreadKillingQueue(), threads=2, service="s")  # type: ignore[arg-type]
+    worker = Worker(object(), _ThreadKillingQueue(), threads=2)  # type: ignore[arg-type]
     worker.start()
     deadline = time.monotonic() + 5
     while worker.health().threads and time.monotonic() < deadline:
@@ -130,7 +138,7 @@ def test_a_worker_with_a_silent_thread_is_not_alive() -> None:
         def claim(self, worker: str) -> None:
             release.wait(5)
 
-    worker = Worker(object(), Hanging(), service="s", stale_after=0.2)  # type: ignore[arg-type]
+    worker = Worker(object(), Hanging(), stale_after=0.2)  # type: ignore[arg-type]
     worker.start()
     time.sleep(0.4)
     try:

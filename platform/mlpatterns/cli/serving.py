@@ -108,13 +108,10 @@ QUEUE_NAMESPACE = typer.Option(
 
 def _open_queue(queue: str, namespace: str, **options: Any) -> tuple[JobQueue, str, str]:
     """The queue, its URL, and how to name it in a log (a password in a URL is masked)."""
-    from mlpatterns.serving.jobs import default_queue_url, open_queue
+    from mlpatterns.serving.jobs import queue_from_settings
     from mlpatterns.settings import masked_url
 
-    settings = load_settings()
-    url = queue or default_queue_url(settings.redis_url, settings.home)
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    opened = open_queue(url, password=password, namespace=namespace or None, **options)
+    opened, url = queue_from_settings(load_settings(), queue, namespace, **options)
     return opened, url, masked_url(url)
 
 
@@ -131,8 +128,8 @@ def serve_async_api(
     from mlpatterns.serving.server import ServeOptions
 
     folder = _fetch(model)
-    opened, url, shown = _open_queue(queue, queue_namespace)
-    opened.close()
+    opened, url, shown = _open_queue(queue, queue_namespace)  # a bad URL fails before listening
+    opened.close()  # each server process opens its own
     options = ServeOptions(
         folder=str(folder),
         batching=False,

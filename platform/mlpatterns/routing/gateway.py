@@ -36,9 +36,9 @@ from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.messages import (
-    PASSED_OVER,
     Answer,
     Outgoing,
+    answered_headers,
     error_answer,
     forwarded_headers,
     parse_upstreams,
@@ -260,13 +260,7 @@ class Gateway:
                 ) as answer:
                     content = await answer.read()
                     status = answer.status
-                    named = answer.headers.get("connection")  # hop-by-hop by name too
-                    dropped = PASSED_OVER
-                    if named is not None:
-                        dropped = PASSED_OVER | {t.strip().lower() for t in named.split(",")}
-                    passed = {
-                        k.lower(): v for k, v in answer.headers.items() if k.lower() not in dropped
-                    }
+                    passed = answered_headers(answer.headers)
             except TimeoutError:
                 if last:
                     message = f"version {decision.version} did not answer in {timeout:g} s"

@@ -16,6 +16,7 @@ __all__ = [
     "PASSED_OVER",
     "Answer",
     "Outgoing",
+    "answered_headers",
     "error_answer",
     "forwarded_headers",
     "parse_upstreams",
@@ -89,6 +90,19 @@ def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
         for k, v in raw
         if k not in HOP_BY_HOP_BYTES and k not in named
     }
+
+
+def answered_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """An upstream's answer headers (lowercased) minus hop-by-hop ones, those its
+    Connection header names, and those the gateway writes itself."""
+    named = {
+        token.strip().lower()
+        for key, value in headers.items()
+        if key.lower() == "connection"
+        for token in value.split(",")
+    }
+    dropped = PASSED_OVER | named if named else PASSED_OVER
+    return {k.lower(): v for k, v in headers.items() if k.lower() not in dropped}
 
 
 @dataclass

@@ -140,6 +140,8 @@ def endpoint(
             response = await handler(request, state, request_id)
         except AnswerError as error:  # a client's mistake (4xx) or an upstream failure
             response = json_response(state, request_id, {"error": error.message}, error.status)
+            if error.retry_after is not None:
+                response.raw_headers.append((b"retry-after", str(error.retry_after).encode()))
         except web.ClientGone:  # nothing predicted or logged; counted as 499 (nginx's "closed")
             message = "the client closed the connection before sending its whole body"
             response = json_response(state, request_id, {"error": message}, CLIENT_CLOSED)

@@ -67,26 +67,20 @@ def create_async_app(
         except Exception as error:
             log.warning("request %s: the job queue failed: %r", request_id, error)
             raise QueueUnavailable(
-                503, f"the job queue is unavailable; try again (request id {request_id})"
+                503,
+                f"the job queue is unavailable; try again (request id {request_id})",
+                retry_after=1,
             ) from None
-
-    def retry_after(response: Response, seconds: int) -> Response:
-        response.raw_headers.append((b"retry-after", str(seconds).encode()))
-        return response
 
     async def submit(request: Request, state: server.ServerState, request_id: str) -> Response:
         body = await server.read_body(request, state.config.max_body_bytes)
         rows = simple_request(body, state.model.n_features)
         if waiting["depth"] >= max_depth:
             message = f"the queue holds {waiting['depth']} jobs (at most {max_depth}); try later"
-            return retry_after(server.json_response(state, request_id, {"error": message}, 429), 5)
+            raise ClientError(429, message, retry_after=5)
         job_id = uuid.uuid4().hex
         payload = orjson.dumps({"data": rows.nested(), "request_id": request_id})
-        try:
-            await on_queue(lambda: queue.submit(job_id, payload), request_id)
-        except QueueUnavailable as error:
-            refused = server.json_response(state, request_id, {"error": error.message}, 503)
-            return retry_after(refused, 1)
+        await on_queue(lambda: queue.submit(job_id, payload), request_id)
         waiting["depth"] += 1  # until the next reading
         answer = {"job_id": job_id, "state": "pending", "status_url": f"/jobs/{job_id}"}
         return server.json_response(state, request_id, answer, 202)

@@ -83,10 +83,11 @@ class Rows:
 class AnswerError(Exception):
     """A failure answered with its own status and a message, as `{"error": message}`."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.retry_after = retry_after  # seconds, sent as Retry-After when set
 
 
 class ClientError(AnswerError):

@@ -17,7 +17,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from mlpatterns.settings import Settings
 
 State = Literal["pending", "running", "done", "failed"]
 
@@ -238,3 +241,13 @@ def open_queue(
 def default_queue_url(redis_url: str | None, home: Path) -> str:
     """MLPATTERNS_REDIS_URL when set, else a SQLite file under MLPATTERNS_HOME."""
     return redis_url or f"sqlite:///{home.resolve() / 'queue' / 'jobs.db'}"
+
+
+def queue_from_settings(
+    settings: Settings, url: str = "", namespace: str = "", **options: Any
+) -> tuple[JobQueue, str]:
+    """The queue at `url` (default: `default_queue_url`), with Redis' password from the
+    settings, and the URL it opened; `options` go to `open_queue`."""
+    url = url or default_queue_url(settings.redis_url, settings.home)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    return open_queue(url, password=password, namespace=namespace or None, **options), url

@@ -52,14 +52,14 @@ class FileSink:
         if self._fd is None:
             self._fd = self._open()
         data = memoryview(b"".join(lines))
-        start = os.lseek(self._fd, 0, os.SEEK_END)
+        start, size = os.lseek(self._fd, 0, os.SEEK_END), len(data)
         try:
             while data:
                 data = data[os.write(self._fd, data) :]
         except OSError:
             os.ftruncate(self._fd, start)
             raise
-        if os.lseek(self._fd, 0, os.SEEK_END) >= self.max_bytes:
+        if start + size >= self.max_bytes:
             self._rotate()
 
     def _rotate(self) -> None:

@@ -150,14 +150,9 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     )
     if options.queue_url:
         from mlpatterns.serving.asynchronous import create_async_app
-        from mlpatterns.serving.jobs import open_queue
+        from mlpatterns.serving.jobs import queue_from_settings
 
-        password = settings.redis_password
-        queue = open_queue(
-            options.queue_url,
-            password=password.get_secret_value() if password else None,
-            namespace=options.queue_namespace or None,
-        )
+        queue, _ = queue_from_settings(settings, options.queue_url, options.queue_namespace)
         return create_async_app(state, queue, max_depth=settings.async_max_queue)
     return create_app(state)
 

@@ -72,7 +72,6 @@ class Worker:
         threads: int = 1,
         poll_interval: float = 0.05,
         log: PredictionLog | None = None,
-        service: str = "",
         stale_after: float = 60.0,
     ) -> None:
         self.model = model
@@ -80,7 +79,6 @@ class Worker:
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.poll_interval = poll_interval
         self.log = log
-        self.service = service or model.name
         self.stale_after = stale_after
         self.completed = 0
         self._stopping = threading.Event()
@@ -110,7 +108,6 @@ class Worker:
     def _loop(self, index: int) -> None:
         backoff = Backoff()
         while not self._stopping.is_set():
-            self._beats[index] = time.monotonic()
             job = self._retrying(lambda: self.queue.claim(self.name), index, backoff, "claim")
             if job is None:
                 self._stopping.wait(self.poll_interval)
@@ -163,7 +160,7 @@ class Worker:
                 self.log.submit(
                     record(
                         request_id=payload.get("request_id") or job.id,
-                        service=self.service,
+                        service=self.model.name,
                         version=self.model.version,
                         inputs=payload["data"],
                         outputs=result,
