@@ -360,6 +360,8 @@ def test_the_operator_account_has_least_privilege(platform: Platform) -> None:
     assert can("patch", "deployments", *ns)
     assert can("patch", "modelservices/status", *ns)
     assert not can("get", "secrets", *ns)
-    assert not can("list", "pods", *ns)
+    assert can("list", "pods", *ns)  # read only, for the Degraded condition's reason
+    assert not can("delete", "pods", *ns)
+    assert not can("get", "pods", "--subresource=log", *ns)
     assert not can("create", "deployments", "-n", "default")
     assert not can("get", "modelservices", "-n", "default")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlpatterns.api.load import load_model_service
+from mlpatterns.operator.pods import PodFailure
 from mlpatterns.operator.reconcile import (
     plan_changes,
     problem_status,
@@ -76,6 +77,27 @@ def test_status_reads_readiness_and_the_weights_in_force() -> None:
         generation=3,
     )
     assert {c["type"]: c["status"] for c in done["conditions"]}["Ready"] == "True"
+
+
+def test_failing_pods_make_the_service_degraded_with_their_reason() -> None:
+    failures = [
+        PodFailure("candidate", "ModelLoadFailed", f"pod p-{n}: container fetch-model exited")
+        for n in range(5)
+    ]
+    status = status_of(
+        SERVICE,
+        compile_table(SERVICE),
+        [deployment("iris-shadow-current", 1, 1), deployment("iris-shadow-candidate", 0, 1)],
+        router="gateway",
+        generation=1,
+        failures=failures,
+    )
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "False"
+    degraded = conditions["Degraded"]
+    assert (degraded["status"], degraded["reason"]) == ("True", "ModelLoadFailed")
+    assert degraded["message"].startswith("candidate: pod p-0: container fetch-model exited; ")
+    assert degraded["message"].endswith("(and 2 more pods)")
 
 
 def test_transition_times_move_only_when_a_condition_does() -> None:

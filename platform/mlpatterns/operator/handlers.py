@@ -15,6 +15,7 @@ import kopf
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
+from mlpatterns.operator.pods import pod_failures
 from mlpatterns.operator.policy import AdmissionPolicy, problems
 from mlpatterns.operator.reconcile import (
     Key,
@@ -170,6 +171,7 @@ def refresh_status(
             router=router,
             generation=meta.get("generation"),
             has_cronjob=has_cronjob,
+            failures=pod_failures(cluster.pods(namespace, name)),
         )
     old = body.get("status")
     new = with_transition_times(merged(status, old), old)
@@ -204,8 +206,10 @@ def reconcile(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
-def deployment_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-    """A Deployment's readiness moved: show it in its ModelService's status."""
+@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
+def workload_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A Deployment's readiness moved or a pod's containers changed state: show it in
+    its ModelService's status (a pod failing to load its model makes it Degraded)."""
     meta = body.get("metadata", {})
     owner = (meta.get("labels") or {}).get(SERVICE_LABEL)
     if owner is None or type is None:

@@ -71,7 +71,16 @@ class Kube:
             return [item for items in pool.map(listed, served) for item in items]
 
     def deployments(self, namespace: str, service: str) -> list[dict[str, Any]]:
-        resource = self.resource("apps/v1", "Deployment")
+        return self._labelled("apps/v1", "Deployment", namespace, service)
+
+    def pods(self, namespace: str, service: str) -> list[dict[str, Any]]:
+        return self._labelled("v1", "Pod", namespace, service)
+
+    def _labelled(
+        self, api_version: str, kind: str, namespace: str, service: str
+    ) -> list[dict[str, Any]]:
+        """Objects of `kind` labelled as this ModelService's, from the API server's cache."""
+        resource = self.resource(api_version, kind)
         assert resource is not None
         selector = f"{SERVICE_LABEL}={service},app.kubernetes.io/managed-by=mlpatterns"
         items: list[dict[str, Any]] = (

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlpatterns.api.modelservice import ModelService
+from mlpatterns.operator.pods import PodFailure
 from mlpatterns.render import object_key
 from mlpatterns.render.common import HASH_ANNOTATION
 from mlpatterns.routing.table import RouteTable
@@ -24,6 +25,8 @@ MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
     ("v1", "Service"),
     ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
     ("apps/v1", "Deployment"),
     ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("policy/v1", "PodDisruptionBudget"),
@@ -139,8 +142,10 @@ def status_of(
     router: str,
     generation: int | None,
     has_cronjob: bool = False,
+    failures: Sequence[PodFailure] = (),
 ) -> dict[str, Any]:
-    """The status a ModelService shows once its objects are applied."""
+    """The status a ModelService shows once its objects are applied; `failures` (of its
+    pods) make it Degraded with their reason and what the failing containers said."""
     counts = _ready_counts(deployments)
     ready = sum(r for r, _ in counts.values())
     desired = sum(d for _, d in counts.values())
@@ -170,7 +175,7 @@ def status_of(
             _condition(
                 "Progressing", not all_ready, "RollingOut" if not all_ready else "Stable", ""
             ),
-            _condition("Degraded", False, "AsExpected", ""),
+            _degraded(failures),
         ]
     default = table.routes[-1]
     return {
@@ -184,6 +189,14 @@ def status_of(
         "shadow": f"{table.mirror[0]}:{table.mirror[1]:g}%" if table.mirror else "-",
         "observedGeneration": generation,
     }
+
+
+def _degraded(failures: Sequence[PodFailure]) -> dict[str, Any]:
+    if not failures:
+        return _condition("Degraded", False, "AsExpected", "")
+    shown = "; ".join(f"{f.version}: {f.message}" for f in failures[:3])
+    more = f" (and {len(failures) - 3} more pods)" if len(failures) > 3 else ""
+    return _condition("Degraded", True, failures[0].reason, shown + more)
 
 
 def with_transition_times(

@@ -134,6 +134,8 @@ def container(
         spec["envFrom"] = found
     spec["resources"] = resources(version.resources)
     spec["securityContext"] = container_security()
+    # a container that fails says why in its status (the operator's Degraded reason)
+    spec["terminationMessagePolicy"] = "FallbackToLogsOnError"
     spec["volumeMounts"] = [
         {"name": "state", "mountPath": STATE},
         {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 (an emptyDir, the pod's own)
