@@ -40,9 +40,20 @@ def pods(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_every_pod_runs_with_least_privilege(name: str) -> None:
     objects = render(pattern(name), RenderOptions(namespace="ml", monitoring=True))
     assert objects
+    roles = {r["metadata"]["name"]: r["rules"] for r in objects if r["kind"] == "Role"}
     for pod in pods(objects):
         assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["automountServiceAccountToken"] is False
+        if pod["automountServiceAccountToken"]:  # only the gateway: it reads its routes
+            account = pod["serviceAccountName"]
+            assert account.endswith("-gateway")
+            assert roles[f"{account}-routes"] == [
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [f"{account.removesuffix('-gateway')}-routes"],
+                    "verbs": ["get", "list", "watch"],
+                }
+            ]
         for container in pod["containers"] + pod.get("initContainers", []):
             assert container["securityContext"]["readOnlyRootFilesystem"] is True
             assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}

@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -24,6 +24,12 @@ serve_app = typer.Typer(
 )
 
 
+def _load_failed(error: Exception) -> NoReturn:
+    """One line, never wrapped: a pod's termination message is this error's last line."""
+    console.print(f"[red]model load failed: {error}[/red]", soft_wrap=True)
+    raise typer.Exit(1) from None
+
+
 def _fetch(reference: str) -> Path:
     from mlpatterns.serving.model import ModelLoadError
     from mlpatterns.serving.server import fetch_model
@@ -31,8 +37,7 @@ def _fetch(reference: str) -> Path:
     try:
         return fetch_model(reference, load_settings())
     except ModelLoadError as error:
-        console.print(f"[red]model load failed: {error}[/red]")
-        raise typer.Exit(1) from None
+        _load_failed(error)
 
 
 def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
@@ -43,8 +48,7 @@ def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
     try:
         serve(options, host, port)
     except ModelLoadError as error:
-        console.print(f"[red]model load failed: {error}[/red]")
-        raise typer.Exit(1) from None
+        _load_failed(error)
 
 
 VARIANT = typer.Option(
@@ -252,11 +256,18 @@ def serve_gateway(
         True, help="Log each routing decision and feedback (the A/B report's input)."
     ),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
+    watch_configmap: str = typer.Option(
+        "",
+        metavar="NAME",
+        help="In a pod: also watch this ConfigMap of the pod's namespace through the "
+        "Kubernetes API (its key named like --file) and apply changes at once.",
+    ),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import uvicorn
+    import yaml
 
-    from mlpatterns.api.load import ModelServiceError, load_model_service
+    from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
     from mlpatterns.routing.gateway import Gateway
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
@@ -284,26 +295,51 @@ def serve_gateway(
         feedback_log = PredictionLog(FileSink(logs / "feedback" / f"{table.service}.jsonl"))
     seen = {"text": file.read_bytes()}
 
+    def apply(text: bytes, origin: str) -> bool:
+        """Make `text` (a ModelService) the routes in force, unless unchanged or invalid."""
+        if text == seen["text"]:
+            return False
+        try:
+            service = parse_model_service(yaml.safe_load(text), origin)
+            gateway.replace_table(compile_table(service))
+        except (ModelServiceError, RoutingError, ValueError, yaml.YAMLError) as error:
+            console.print(f"[red]kept the current routes; {origin} is invalid: {error}[/red]")
+            return False
+        seen["text"] = text
+        console.print(f"reloaded routes from {origin}")
+        return True
+
     def reload() -> bool:
         try:
             text = file.read_bytes()
         except OSError as error:
             console.print(f"[red]kept the current routes; cannot read {file}: {error}[/red]")
             return False
-        if text == seen["text"]:
-            return False
-        seen["text"] = text
-        try:
-            gateway.replace_table(compile_table(load_model_service(file)))
-        except (ModelServiceError, RoutingError, ValueError) as error:
-            console.print(f"[red]kept the current routes; the new file is invalid: {error}[/red]")
-            return False
-        console.print(f"reloaded routes from {file}")
-        return True
+        return apply(text, str(file))
+
+    watchers = []
+    if watch_configmap:
+        from mlpatterns.routing.kube_watch import ClusterAccess, watch_config_map
+
+        access = ClusterAccess.in_cluster()
+        origin = f"configmap {access.namespace}/{watch_configmap}"
+        watchers.append(
+            lambda: watch_config_map(
+                access, watch_configmap, file.name, lambda text: apply(text, origin)
+            )
+        )
 
     console.print(f"gateway for {table.service} on http://{host}:{port}")
     token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
-    app = create_gateway_app(gateway, reload, feedback_log=feedback_log, reload_token=token)
+    # a watched ConfigMap is the one source: the mounted file lags it by kubelet's sync,
+    # and polling both would put older routes back after each switch
+    app = create_gateway_app(
+        gateway,
+        None if watchers else reload,
+        feedback_log=feedback_log,
+        reload_token=token,
+        watchers=watchers,
+    )
     uvicorn.Server(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
 
 
@@ -321,8 +357,7 @@ def fetch_model(
     try:
         loaded = LoadedModel(directory)  # checks what was written, digest included
     except ModelLoadError as error:
-        console.print(f"[red]model load failed: {error}[/red]")
-        raise typer.Exit(1) from None
+        _load_failed(error)
     console.print(f"fetched {loaded.metadata.ref} (sha256 {loaded.sha256}) into {directory}")
 
 

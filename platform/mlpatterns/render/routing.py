@@ -59,6 +59,8 @@ def gateway_objects(
         "data": {"modelservice.yaml": dump_model_service(file)},
     }
     arguments = ["serve", "gateway", "-f", f"{CONFIG}/modelservice.yaml"]
+    # kubelet refreshes a mounted ConfigMap once a minute: the watch applies a switch at once
+    arguments += ["--watch-configmap", routes]
     arguments += ["--host", "0.0.0.0", "--port", "8080"]  # noqa: S104 (the pod's address)
     for version, url in upstreams.items():
         arguments += ["--upstream", f"{version}={url}"]
@@ -80,7 +82,8 @@ def gateway_objects(
         "metadata": {"labels": labels(service, "gateway", name)},
         "spec": {
             "serviceAccountName": name,  # its identity in Istio's mTLS (AuthorizationPolicy)
-            "automountServiceAccountToken": False,
+            # its token reads its routes ConfigMap, and nothing else (the Role below)
+            "automountServiceAccountToken": True,
             "securityContext": pod_security(),
             "containers": [main],
             "volumes": pod_volumes({"name": "routes", "configMap": {"name": routes}}),
@@ -109,7 +112,39 @@ def gateway_objects(
         "metadata": metadata(name, labels(service, "gateway", name), options),
         "automountServiceAccountToken": False,
     }
-    return [account, config_map, deployment, gateway_service]
+    return [account, *routes_reader(service, name, routes, options), config_map, deployment,
+            gateway_service]  # fmt: skip
+
+
+def routes_reader(
+    service: ModelService, account: str, routes: str, options: RenderOptions
+) -> Objects:
+    """A Role that reads the one routes ConfigMap, bound to the gateway's account."""
+    name, own = f"{account}-routes", labels(service, "gateway", account)
+    subject = {"kind": "ServiceAccount", "name": account}
+    if options.namespace:
+        subject["namespace"] = options.namespace
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(name, own, options),
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [routes],
+                "verbs": ["get", "list", "watch"],
+            }
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(name, own, options),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [subject],
+    }
+    return [role, binding]
 
 
 def routing_objects(service: ModelService, options: RenderOptions) -> Objects:
@@ -119,10 +154,10 @@ def routing_objects(service: ModelService, options: RenderOptions) -> Objects:
     table = compile_table(service)
     if router_of(service, options) == "gateway":
         upstreams = {v.name: f"http://{name}-{v.name}:8080" for v in service.spec.versions}
-        account, config_map, deployment, _ = gateway_objects(service, options, upstreams)
+        *gateway, _ = gateway_objects(service, options, upstreams)
         front = _front_service(service, selector(service, f"{name}-gateway"), options)
         front["metadata"]["labels"][METRICS_LABEL] = "gateway"
-        return [account, config_map, deployment, front]  # clients reach the gateway as `<name>`
+        return [*gateway, front]  # clients reach the gateway as `<name>`
     routed = {SERVICE_LABEL: name, ROUTED_LABEL: "true"}
     objects: Objects = [_front_service(service, routed, options)]
     rendered = istio.render(table, options.namespace, f"{name}-gateway")

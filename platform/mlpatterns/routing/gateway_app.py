@@ -17,7 +17,7 @@ import asyncio
 import hmac
 import ipaddress
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -108,9 +108,11 @@ def create_gateway_app(
     reload_every: float = 1.0,
     feedback_log: RecordLog | None = None,
     reload_token: str = "",
+    watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> ASGIApp:
     """The gateway's app; `reload()` re-reads the ModelService when it changed and is
-    polled every `reload_every` seconds, or called at once by `POST /-/reload`."""
+    polled every `reload_every` seconds, or called at once by `POST /-/reload`;
+    each of `watchers` runs as a task for the app's life (the routes ConfigMap's)."""
     seen = FeedbackSeen()
 
     async def routes(request: Request) -> Response:
@@ -123,7 +125,11 @@ def create_gateway_app(
             message = "reload is for this machine, or needs Authorization: Bearer <gateway token>"
             return _json({"error": message}, 403)
         if reload is None:
-            return _json({"error": "this gateway was started without a ModelService file"}, 409)
+            message = (
+                "this gateway polls no ModelService file (it has none, or follows its "
+                "routes ConfigMap through the Kubernetes API, which needs no reload)"
+            )
+            return _json({"error": message}, 409)
         changed = reload()
         return _json({"reloaded": changed, "service": gateway.table.service})
 
@@ -164,23 +170,24 @@ def create_gateway_app(
             generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
         )
 
+    async def poll() -> None:
+        assert reload is not None
+        while True:
+            await asyncio.sleep(reload_every)
+            reload()
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        watcher = None
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(watch()) for watch in watchers]
         if reload is not None:
-
-            async def watch() -> None:
-                while True:
-                    await asyncio.sleep(reload_every)
-                    reload()
-
-            watcher = asyncio.get_running_loop().create_task(watch())
+            tasks.append(loop.create_task(poll()))
         calm_garbage_collector()
         try:
             yield
         finally:
-            if watcher is not None:
-                watcher.cancel()
+            for task in tasks:
+                task.cancel()
             await gateway.close()
             if feedback_log is not None:
                 feedback_log.close()
