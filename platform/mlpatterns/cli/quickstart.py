@@ -97,8 +97,13 @@ def run(
     elif serve:
         done.append("skipped the serving tour (it needs the two trained models: run with --train)")
     console.print(f"Done: {'; '.join(done)}.")
+    registry = (
+        f"bucket {settings.s3_bucket} at {settings.s3_endpoint}"
+        if settings.uses_object_storage
+        else str(home / "registry")
+    )
     console.print(
-        f"Files: the registry is in {home / 'registry'}, kfp outputs in {home / 'kfp'}, "
+        f"Files: the registry is in {registry}, kfp outputs in {home / 'kfp'}, "
         f"logs in {home / 'logs'}."
     )
     for path in files:
