@@ -1,14 +1,14 @@
 """Test-suite wide rules.
 
-Every test declares its kind with exactly one marker (unit, integration or
-cluster), so that `pytest -m unit` is the fast everyday run and CI runs all.
+Every test declares its kind with exactly one marker (unit, integration,
+cluster or node), so that `pytest -m unit` is the fast everyday run and CI runs all.
 """
 
 from __future__ import annotations
 
 import pytest
 
-KINDS = ("unit", "integration", "cluster")
+KINDS = ("unit", "integration", "cluster", "node")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

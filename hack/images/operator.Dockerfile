@@ -1,23 +1,17 @@
 # syntax=docker/dockerfile:1
 # The operator image: the Kubernetes operator (kopf).
 # Only the `operator` extra is installed, so the image carries nothing it does not
-# run (the catalog's "training code in serving" anti-pattern). Build from the
-# repository root:  docker build -f hack/images/operator.Dockerfile -t mlpatterns-operator:0.1.0 .
+# run (the catalog's "training code in serving" anti-pattern). Its packages come
+# from .build/wheelhouse (the versions in uv.lock), so the build needs no network:
+# build it with `hack/images/build operator`, which makes the wheelhouse first.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY platform/ platform/
-COPY pipelines/ pipelines/
-RUN pip wheel --wheel-dir /wheels ".[operator]"
-
 FROM ${PYTHON_IMAGE}
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 MLPATTERNS_HOME=/var/lib/mlpatterns
-RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels "mlpatterns[operator]" \
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MLPATTERNS_HOME=/var/lib/mlpatterns \
+    PATH=/opt/mlpatterns/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+RUN --mount=type=bind,source=.build/wheelhouse,target=/wheels \
+    python3 -m venv /opt/mlpatterns \
+ && /opt/mlpatterns/bin/pip install --no-cache-dir --disable-pip-version-check --no-index \
+      --find-links /wheels "mlpatterns[operator]" \
  && groupadd --gid 10001 mlpatterns \
  && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin mlpatterns \
  && mkdir -p /var/lib/mlpatterns && chown 10001:10001 /var/lib/mlpatterns

@@ -6,9 +6,8 @@ when tests fail; its processes are tied to the test process, so none outlives it
 
 from __future__ import annotations
 
-import os
 import re
-import sys
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,16 +30,7 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
 @pytest.fixture(scope="session")
 def tool_env(control_plane: ControlPlane) -> dict[str, str]:
     """Environment for helm and kubectl subprocesses: the tools on PATH, admin kubeconfig."""
-    env = dict(os.environ)
-    # the tools, and this environment's scripts (mlpatterns, kubectl-mlpatterns), as a
-    # user who installed the package has them on PATH
-    scripts = Path(sys.executable).parent
-    env["PATH"] = os.pathsep.join([str(control_plane.bin), str(scripts), env.get("PATH", "")])
-    env["KUBECONFIG"] = str(control_plane.kubeconfig)
-    env["HELM_CACHE_HOME"] = str(control_plane.folder / "helm/cache")
-    env["HELM_CONFIG_HOME"] = str(control_plane.folder / "helm/config")
-    env["HELM_DATA_HOME"] = str(control_plane.folder / "helm/data")
-    return env
+    return control_plane.tool_environment()
 
 
 @pytest.fixture
@@ -56,6 +46,17 @@ def namespace(control_plane: ControlPlane, request: pytest.FixtureRequest) -> It
 
 def repo_path(*parts: str) -> Path:
     return Path(__file__).resolve().parents[2].joinpath(*parts)
+
+
+def run_test_cluster(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run `hack/test-cluster` as a developer does."""
+    return subprocess.run(
+        ["bash", str(repo_path("hack/test-cluster")), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")

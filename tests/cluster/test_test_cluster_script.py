@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.cluster.conftest import repo_path
+from tests.cluster.conftest import run_test_cluster as script
 from tests.support.processes import running
 
 pytestmark = pytest.mark.cluster
-
-
-def script(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["bash", str(repo_path("hack/test-cluster")), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_up_is_idempotent_and_down_stops_exactly_what_up_started(tmp_path: Path) -> None:

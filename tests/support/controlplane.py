@@ -5,19 +5,17 @@ kube-controller-manager, kube-scheduler and kwok, which stands in for the kubele
 of fake nodes so that pods become Running and Ready and Services get endpoints.
 Every port is a free port on 127.0.0.1; all state and every log live in one folder;
 `stop` ends exactly the processes `start` recorded, by pid.
-
-    python -m tests.support.controlplane up|down|status [--dir DIR]
+(`hack/test-cluster`, in tests/support/testcluster.py, starts and stops one.)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import shutil
 import ssl
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +25,10 @@ import yaml
 from tests.support.pki import CertificateAuthority, KeyPair, service_account_keys
 from tests.support.processes import (
     NotReadyError,
-    die_with_parent,
     free_port,
     http_ok,
     running,
+    spawn,
     terminate,
     wait_until,
 )
@@ -67,8 +65,13 @@ class ControlPlane:
     folder: Path
     bin: Path = field(default_factory=tools_bin)
     die_with_parent: bool = False  # for test fixtures: no process outlives the run
+    # the API server's address: loopback, or a real node's address that its pods reach
+    address: str = "127.0.0.1"
+    # with a real node beside them, the kwok nodes take no workload that does not ask
+    taint_fake_nodes: bool = False
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    _ca: CertificateAuthority | None = field(default=None, repr=False)
 
     @property
     def kubeconfig(self) -> Path:
@@ -80,7 +83,7 @@ class ControlPlane:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.address}:{self.ports['apiserver']}"
 
     # ---- lifecycle -------------------------------------------------------
 
@@ -111,7 +114,12 @@ class ControlPlane:
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def save(self) -> None:
-        state = {"ports": self.ports, "pids": self.pids, "kubeconfig": str(self.kubeconfig)}
+        state = {
+            "ports": self.ports,
+            "pids": self.pids,
+            "address": self.address,
+            "kubeconfig": str(self.kubeconfig),
+        }
         self.state_file.write_text(json.dumps(state, indent=2))
 
     @classmethod
@@ -120,7 +128,9 @@ class ControlPlane:
         if not state_file.exists():
             return None
         state = json.loads(state_file.read_text())
-        return cls(folder=folder, bin=Path(), ports=state["ports"], pids=state["pids"])
+        return cls(
+            folder=folder, ports=state["ports"], pids=state["pids"], address=state["address"]
+        )
 
     def alive(self) -> bool:
         return bool(self.pids) and all(running(pid) for pid in self.pids.values())
@@ -143,6 +153,19 @@ class ControlPlane:
         if out.returncode != 0:
             raise ControlPlaneError(f"kubectl {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
+
+    def tool_environment(self) -> dict[str, str]:
+        """Environment for helm and kubectl subprocesses: the tools on PATH, admin kubeconfig."""
+        env = dict(os.environ)
+        # the tools, and this environment's scripts (mlpatterns, kubectl-mlpatterns), as a
+        # user who installed the package has them on PATH
+        scripts = Path(sys.executable).parent
+        env["PATH"] = os.pathsep.join([str(self.bin), str(scripts), env.get("PATH", "")])
+        env["KUBECONFIG"] = str(self.kubeconfig)
+        env["HELM_CACHE_HOME"] = str(self.folder / "helm/cache")
+        env["HELM_CONFIG_HOME"] = str(self.folder / "helm/config")
+        env["HELM_DATA_HOME"] = str(self.folder / "helm/data")
+        return env
 
     def write_kubeconfig(self, path: Path, user: str, credentials: dict[str, str]) -> Path:
         """A kubeconfig for this server with the given user credentials."""
@@ -168,9 +191,16 @@ class ControlPlane:
 
     # ---- components -------------------------------------------------------
 
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The CA that signed every certificate of this plane (a real node issues more)."""
+        if self._ca is None:
+            raise ControlPlaneError("the control plane has not been started in this process")
+        return self._ca
+
     def _write_pki(self) -> dict[str, KeyPair]:
         folder = self.folder / "pki"
-        ca = CertificateAuthority(folder)
+        ca = self._ca = CertificateAuthority(folder)
         issued = {
             "ca": ca.pair,
             "sa": service_account_keys(folder),
@@ -178,7 +208,11 @@ class ControlPlane:
                 "apiserver",
                 "kube-apiserver",
                 server_names=("localhost", "kubernetes", "kubernetes.default.svc"),
-                server_ips=("127.0.0.1", "10.96.0.1"),
+                server_ips=tuple(dict.fromkeys(("127.0.0.1", self.address, "10.96.0.1"))),
+            ),
+            # kubelets accept it for logs, exec and port-forward
+            "kubelet-client": ca.issue(
+                "apiserver-kubelet-client", "kube-apiserver", organization="system:masters"
             ),
             "admin": ca.issue("admin", "mlpatterns-admin", organization="system:masters"),
             "controller-manager": ca.issue("controller-manager", "system:kube-controller-manager"),
@@ -194,17 +228,7 @@ class ControlPlane:
 
     def _spawn(self, name: str, argv: Sequence[str]) -> Path:
         log = self.folder / "logs" / f"{name}.log"
-        with log.open("ab") as sink:
-            process = subprocess.Popen(
-                argv,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.folder,
-                start_new_session=True,
-                preexec_fn=die_with_parent if self.die_with_parent else None,
-            )
-        self.pids[name] = process.pid
+        self.pids[name] = spawn(argv, log, self.folder, self.die_with_parent)
         self.save()
         return log
 
@@ -235,14 +259,18 @@ class ControlPlane:
             [
                 str(self.bin / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{self.ports['etcd']}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.ports['apiserver']}",
                 f"--cert-dir={self.folder / 'apiserver'}",
                 f"--tls-cert-file={pki['serving'].cert}",
                 f"--tls-private-key-file={pki['serving'].key}",
                 f"--client-ca-file={pki['ca'].cert}",
-                "--authorization-mode=RBAC",
+                "--authorization-mode=Node,RBAC",
+                "--enable-admission-plugins=NodeRestriction",
+                f"--kubelet-client-certificate={pki['kubelet-client'].cert}",
+                f"--kubelet-client-key={pki['kubelet-client'].key}",
+                "--kubelet-preferred-address-types=InternalIP",
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 f"--service-account-key-file={pki['sa'].cert}",
                 f"--service-account-signing-key-file={pki['sa'].key}",
@@ -311,7 +339,7 @@ class ControlPlane:
         )
 
     def _create_nodes(self) -> None:
-        nodes = [_fake_node(name) for name in NODE_NAMES]
+        nodes = [_fake_node(name, self.taint_fake_nodes) for name in NODE_NAMES]
         self.kubectl("apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(n) for n in nodes))
 
     # ---- probes -----------------------------------------------------------
@@ -330,8 +358,9 @@ class ControlPlane:
         return True
 
 
-def _fake_node(name: str) -> dict[str, object]:
+def _fake_node(name: str, tainted: bool) -> dict[str, object]:
     capacity = {"cpu": "32", "memory": "256Gi", "pods": "110"}
+    taints = [{"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}]
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -345,39 +374,6 @@ def _fake_node(name: str) -> dict[str, object]:
                 "kubernetes.io/arch": "amd64",
             },
         },
+        "spec": {"taints": taints} if tainted else {},
         "status": {"capacity": capacity, "allocatable": capacity},
     }
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="hack/test-cluster", description=__doc__)
-    parser.add_argument("command", choices=("up", "down", "status"))
-    parser.add_argument("--dir", type=Path, default=REPO / ".test-cluster", help="state folder")
-    args = parser.parse_args(argv)
-    folder: Path = args.dir.resolve()
-    existing = ControlPlane.load(folder)
-    if args.command == "status":
-        state = "running" if existing and existing.healthy() else "not running"
-        print(f"{folder}: {state}")
-        return 0 if existing and existing.healthy() else 1
-    if args.command == "down":
-        if existing:
-            existing.stop()
-        shutil.rmtree(folder, ignore_errors=True)
-        print(f"stopped; removed {folder}")
-        return 0
-    if existing and existing.healthy():
-        print(f"already running in {folder}", file=sys.stderr)
-    else:
-        if existing:
-            existing.stop()  # half-dead leftovers from an earlier run
-        started = time.monotonic()
-        control_plane = ControlPlane(folder=folder)
-        control_plane.start()
-        print(f"control plane ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
-    print(f"export KUBECONFIG={folder / 'admin.kubeconfig'}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

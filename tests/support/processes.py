@@ -7,10 +7,11 @@ import os
 import signal
 import socket
 import ssl
+import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -71,6 +72,22 @@ def terminate(name: str, pid: int, grace: float = 10) -> None:
         time.sleep(0.1)
     print(f"{name} (pid {pid}) ignored SIGTERM for {grace:.0f}s; killing it", file=sys.stderr)
     os.kill(pid, signal.SIGKILL)
+
+
+def spawn(argv: Sequence[str], log: Path, cwd: Path, tied_to_parent: bool = False) -> int:
+    """Start a long-running component in its own session, output appended to `log`;
+    with `tied_to_parent` it is killed when this process dies (test fixtures)."""
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            list(argv),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            start_new_session=True,
+            preexec_fn=die_with_parent if tied_to_parent else None,
+        )
+    return process.pid
 
 
 def die_with_parent() -> None:

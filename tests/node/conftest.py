@@ -1,0 +1,46 @@
+"""A real node for each test module marked `node`: started, used, stopped, and the
+machine checked to be as it was found (a teardown error fails the run otherwise).
+
+Each module gets its own cluster (about 15 seconds to start), so no test depends on
+what another module left behind; only one real node can be up on a machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.images import Image, build, import_into_containerd
+from tests.support.machine import differences, machine_state
+from tests.support.testcluster import RealCluster
+
+# what the platform chart runs, built from the project's Dockerfiles
+PLATFORM_IMAGES = ("serving", "operator", "redis", "minio")
+
+
+@pytest.fixture(scope="module")
+def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    before = machine_state()
+    cluster = RealCluster(folder=tmp_path_factory.mktemp("real-node"), die_with_parent=True)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+        changed = differences(before, machine_state())
+        assert not changed, f"the node left the machine changed: {json.dumps(changed, indent=2)}"
+
+
+@pytest.fixture(scope="module")
+def node_env(real_cluster: RealCluster) -> dict[str, str]:
+    return real_cluster.plane.tool_environment()
+
+
+@pytest.fixture(scope="module")
+def platform_images(real_cluster: RealCluster) -> dict[str, Image]:
+    """The platform's images, built (or found in the cache) and imported into the node."""
+    images = build(PLATFORM_IMAGES)
+    import_into_containerd(real_cluster.node.containerd_socket, images)
+    return {image.role: image for image in images}

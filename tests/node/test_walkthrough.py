@@ -1,0 +1,228 @@
+"""The README's walkthrough on a real node: `helm install`, models into the chart's
+MinIO, `kubectl apply -k` of the online and shadow A/B patterns, traffic switched
+with `kubectl patch` and the kubectl plugin, a tampered model refused, and
+`helm uninstall` leaving nothing behind. Requests go from this machine to the
+Services' ClusterIPs; the tests run in file order, each building on the last.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+from scipy.stats import chisquare
+
+from tests.support.images import Image
+from tests.support.testcluster import RealCluster
+from tests.support.walkthrough import (
+    NAMESPACE,
+    RELEASE,
+    ROW,
+    Walkthrough,
+    install_platform,
+    register_models,
+    versions_answering,
+)
+
+pytestmark = pytest.mark.node
+
+
+@pytest.fixture(scope="module")
+def walkthrough(
+    real_cluster: RealCluster, node_env: dict[str, str], platform_images: dict[str, Image]
+) -> Walkthrough:
+    walk = Walkthrough(real_cluster, node_env)
+    install_platform(walk, platform_images)
+    return walk
+
+
+@pytest.fixture(scope="module")
+def models(walkthrough: Walkthrough, tmp_path_factory: pytest.TempPathFactory) -> None:
+    register_models(walkthrough, tmp_path_factory.mktemp("user-home"))
+
+
+def assert_split(seen: Counter[str], weights: dict[str, int]) -> None:
+    total = sum(seen.values())
+    observed = [seen[v] for v in weights]
+    expected = [total * w / 100 for w in weights.values()]
+    assert sum(observed) == total, seen
+    assert chisquare(observed, expected).pvalue > 0.01, (seen, weights)
+
+
+def seconds_until(shifted: Any, ip: str, limit: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if shifted(versions_answering(ip, 50)):
+            return time.monotonic() - started
+    raise AssertionError(f"the answers did not move within {limit:.0f}s")
+
+
+def test_helm_install_runs_the_platform_on_the_node(walkthrough: Walkthrough) -> None:
+    pods = walkthrough.get("pods", "-l", f"app.kubernetes.io/instance={RELEASE}")["items"]
+    components = {p["metadata"]["labels"]["app.kubernetes.io/component"] for p in pods}
+    assert {"operator", "storage", "queue"} <= components
+    for pod in pods:
+        if pod["status"].get("phase") == "Succeeded":  # the storage-grant hook's job
+            continue
+        assert pod["spec"]["nodeName"] == "mlp-node"
+        ready = {c["type"]: c["status"] for c in pod["status"]["conditions"]}["Ready"]
+        assert ready == "True", pod["metadata"]["name"]
+    operator = walkthrough.get("deployment", f"{RELEASE}-mlpatterns-operator")
+    assert operator["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-mlpatterns"
+
+
+def test_online_ab_splits_by_weight_and_switches_with_patch_and_plugin(
+    walkthrough: Walkthrough, models: None
+) -> None:
+    ip = walkthrough.apply_pattern("online-ab", "iris-ab")
+    assert_split(versions_answering(ip, 1000), {"current": 90, "candidate": 10})
+
+    walkthrough.kubectl(
+        "patch", "modelservice", "iris-ab", "--type=merge", "-p",
+        json.dumps({"spec": {"traffic": {"split": [
+            {"version": "current", "weight": 50}, {"version": "candidate", "weight": 50}]}}}),
+    )  # fmt: skip
+    assert seconds_until(lambda seen: seen["candidate"] >= 15, ip) < 10
+    assert_split(versions_answering(ip, 1000), {"current": 50, "candidate": 50})
+
+    walkthrough.run(
+        "kubectl", "mlpatterns", "traffic", "iris-ab", "-n", NAMESPACE,
+        "--split", "current=90,candidate=10",
+    )  # fmt: skip
+    assert seconds_until(lambda seen: seen["candidate"] <= 12, ip) < 10
+    assert_split(versions_answering(ip, 1000), {"current": 90, "candidate": 10})
+
+
+def test_shadow_ab_answers_from_the_primary_and_logs_every_request_in_the_shadow(
+    walkthrough: Walkthrough, models: None
+) -> None:
+    ip = walkthrough.apply_pattern("shadow-ab", "iris-shadow")
+    ids = [f"shadow-{n}-{uuid.uuid4().hex[:8]}" for n in range(100)]
+    with httpx.Client(base_url=f"http://{ip}:8080", timeout=10) as client:
+        for request_id in ids:
+            response = client.post("/predict", json=ROW, headers={"x-request-id": request_id})
+            assert response.status_code == 200
+            assert response.headers["x-mlpatterns-version"] == "current"
+            assert response.headers["x-request-id"] == request_id
+
+    storage = walkthrough.minio()
+    logged: set[str] = set()
+    deadline = time.monotonic() + 60
+    while not set(ids) <= logged and time.monotonic() < deadline:
+        time.sleep(1)
+        for item in storage.list_objects(
+            "mlpatterns", prefix="prediction-logs/iris-shadow/candidate/", recursive=True
+        ):
+            body = storage.get_object("mlpatterns", str(item.object_name))
+            try:
+                for line in body.read().decode().splitlines():
+                    logged.add(json.loads(line)["request_id"])
+            finally:
+                body.close()
+                body.release_conn()
+    assert set(ids) <= logged, f"{len(set(ids) - logged)} requests missing from the shadow's log"
+
+
+def test_a_tampered_model_never_serves_and_the_service_says_why(
+    walkthrough: Walkthrough, models: None
+) -> None:
+    storage = walkthrough.minio()
+    listing = storage.list_objects("mlpatterns", prefix="models/iris/versions/", recursive=True)
+    key = str(next(iter(listing)).object_name)
+    response = storage.get_object("mlpatterns", key)
+    metadata = json.loads(response.read())
+    response.close()
+    metadata["name"] = "tampered"
+    for file_name, digest in metadata["files"].items():
+        blob = storage.get_object("mlpatterns", f"models/iris/blobs/{digest}")
+        data = blob.read()
+        blob.close()
+        if file_name == "model.onnx":
+            data += b"\0"  # one byte more than the digest in its metadata
+        storage.put_object(
+            "mlpatterns", f"models/tampered/blobs/{digest}", _stream(data), len(data)
+        )
+    text = json.dumps(metadata).encode()
+    storage.put_object("mlpatterns", key.replace("/iris/", "/tampered/"), _stream(text), len(text))
+
+    service = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "tampered"},
+        "spec": {
+            "pattern": "synchronous",
+            "versions": [
+                {"name": "v1", "model": {"uri": f"models:/tampered/{metadata['version']}"}}
+            ],
+        },
+    }
+    walkthrough.kubectl("apply", "-f", "-", input=json.dumps(service))
+
+    def degraded() -> dict[str, Any] | None:
+        status = walkthrough.get("modelservice", "tampered").get("status") or {}
+        conditions = {c["type"]: c for c in status.get("conditions", [])}
+        found = conditions.get("Degraded")
+        return found if found and found["status"] == "True" else None
+
+    deadline = time.monotonic() + 120
+    while degraded() is None and time.monotonic() < deadline:
+        time.sleep(1)
+    condition = degraded()
+    assert condition is not None, walkthrough.get("modelservice", "tampered").get("status")
+    assert condition["reason"] == "ModelLoadFailed"
+    assert condition["message"].startswith("v1: pod tampered-v1-")
+    assert "does not match the recorded" in condition["message"], condition["message"]
+    pods = walkthrough.get("pods", "-l", "mlpatterns.io/service=tampered,version=v1")["items"]
+    readiness = [
+        c["status"] for p in pods for c in p["status"]["conditions"] if c["type"] == "Ready"
+    ]
+    assert readiness
+    assert set(readiness) == {"False"}
+
+
+def test_helm_uninstall_leaves_no_pod_object_or_container(walkthrough: Walkthrough) -> None:
+    walkthrough.kubectl("delete", "modelservices", "--all", "--wait=true", "--timeout=120s")
+    walkthrough.run("helm", "uninstall", RELEASE, "-n", NAMESPACE, "--wait", "--timeout=120s")
+    walkthrough.kubectl("wait", "--for=delete", "pods", "--all", "--timeout=120s")
+    left = walkthrough.kubectl(
+        "get", "all,configmaps,secrets,serviceaccounts,roles,rolebindings,networkpolicies",
+        "-o", "name",
+    )  # fmt: skip
+    kept_by_kubernetes = ("configmap/kube-root-ca.crt", "serviceaccount/default")
+    assert [name for name in left.split() if name not in kept_by_kubernetes] == []
+    socket = walkthrough.cluster.node.containerd_socket
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        containers = _containers_of(socket, NAMESPACE)
+        if not containers:
+            break
+        time.sleep(1)
+    assert _containers_of(socket, NAMESPACE) == []
+
+
+def _containers_of(socket: Any, namespace: str) -> list[str]:
+    listing = subprocess.run(
+        ["ctr", f"--address={socket}", "--namespace=k8s.io", "containers", "list"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    ids = [line.split()[0] for line in listing.splitlines()[1:]]
+    found = []
+    for container in ids:
+        info = subprocess.run(
+            ["ctr", f"--address={socket}", "--namespace=k8s.io", "containers", "info", container],
+            capture_output=True, text=True, check=False,
+        ).stdout  # fmt: skip
+        if info and json.loads(info)["Labels"].get("io.kubernetes.pod.namespace") == namespace:
+            found.append(container)
+    return found
+
+
+def _stream(data: bytes) -> io.BytesIO:
+    return io.BytesIO(data)

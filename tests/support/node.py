@@ -1,0 +1,468 @@
+"""A real node for the test control plane: containerd, runc, kubelet, kube-proxy, CNI.
+
+Pods on this node run for real: containerd (its own config, root, state and socket
+in the node's folder) starts them with runc, the CNI bridge plugin gives them
+addresses on the node's bridge, kube-proxy (iptables mode) carries Service traffic,
+and CoreDNS, as a pod, resolves Service names for the cluster's domain only.
+
+`stop` removes everything `start` made: containers and their processes, mounts,
+network namespaces, cgroups, kube-proxy's iptables rules, the files kubelet and
+the CNI plugins write outside the folder. The network itself (bridge, routes,
+guard rules) belongs to `netguard.Guard`, installed before and removed after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from tests.support.controlplane import ControlPlane
+from tests.support.netguard import NodeNetwork, chains, remove_chains, run
+from tests.support.processes import free_port, spawn, terminate, wait_until
+
+__all__ = ["NODE_NAME", "OUTSIDE", "RealNode", "containerd_config", "containerd_socket"]
+
+NODE_NAME = "mlp-node"
+CNI_BIN = Path("/usr/lib/cni")
+CGROUP_ROOT = "mlpatterns-node"
+CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's fixed folder of log symlinks
+CNI_CACHE = Path("/var/lib/cni")  # libcni's fixed cache of attachments
+NETNS = Path("/var/run/netns")  # where containerd pins pod network namespaces
+SHIM_SOCKETS = Path("/run/containerd")  # containerd's fixed folder of shim sockets
+# containerd's own sockets: a socket's path has at most 107 bytes, a test folder's more
+SOCKETS = Path("/run/mlpatterns-node")
+OUTSIDE = (CONTAINER_LOGS, CNI_CACHE, SHIM_SOCKETS, SOCKETS)
+CLUSTER_DOMAIN = "cluster.local"
+
+
+def containerd_config(folder: Path, socket: Path, pause_image: str) -> str:
+    """containerd's config: everything it keeps inside `folder` but its `socket`, nothing
+    listening on TCP."""
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""version = 2
+root = "{folder}/root"
+state = "{folder}/state"
+disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper"]
+[grpc]
+  address = "{socket}"
+[ttrpc]
+  address = "{socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{folder}/opt"
+[{cri}]
+  sandbox_image = "{pause_image}"
+  # this machine forbids lowering oom_score_adj: without this every sandbox fails
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  enable_selinux = false
+  [{cri}.containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [{cri}.cni]
+    bin_dir = "{CNI_BIN}"
+    conf_dir = "{folder}/cni"
+"""
+
+
+def containerd_socket(node_folder: Path) -> Path:
+    """The socket of the containerd of the node whose folder this is."""
+    key = hashlib.sha256(str(node_folder.resolve()).encode()).hexdigest()[:12]
+    return SOCKETS / key / "containerd.sock"
+
+
+def cni_config(net: NodeNetwork, ipam_folder: Path) -> dict[str, object]:
+    """The bridge network: pod addresses from the node subnet, never masqueraded."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": "mlpatterns",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": net.bridge,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": net.node_subnet, "gateway": net.node_ip}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                    "dataDir": str(ipam_folder),
+                },
+            }
+        ],
+    }
+
+
+def kubelet_config(node: RealNode, ports: dict[str, int]) -> dict[str, object]:
+    folder, pki = node.folder, node.plane.folder / "pki"
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "cgroupfs",
+        "cgroupRoot": f"/{CGROUP_ROOT}",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "address": node.net.node_ip,
+        "port": ports["kubelet"],
+        "readOnlyPort": 0,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": ports["kubelet-healthz"],
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(pki / "ca.crt")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "clusterDNS": [node.net.dns_ip],
+        "clusterDomain": CLUSTER_DOMAIN,
+        "resolvConf": str(folder / "resolv.conf"),
+        "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
+        "podLogsDir": str(folder / "pod-logs"),
+        "podCIDR": node.net.node_subnet,
+        "serializeImagePulls": False,
+        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%"},
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "protectKernelDefaults": False,
+        "registerNode": True,
+    }
+
+
+def kube_proxy_config(node: RealNode, ports: dict[str, int]) -> dict[str, object]:
+    return {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "mode": "iptables",
+        "clientConnection": {"kubeconfig": str(node.folder / "kube-proxy.kubeconfig")},
+        "hostnameOverride": NODE_NAME,
+        "clusterCIDR": node.net.pod_range,
+        "bindAddress": node.net.node_ip,
+        "healthzBindAddress": f"127.0.0.1:{ports['proxy-healthz']}",
+        "metricsBindAddress": f"127.0.0.1:{ports['proxy-metrics']}",
+        "nodePortAddresses": [f"{node.net.node_ip}/32"],
+        # zeros leave the machine's conntrack settings as they are
+        "conntrack": {
+            "maxPerCore": 0,
+            "min": 0,
+            "tcpEstablishedTimeout": "0s",
+            "tcpCloseWaitTimeout": "0s",
+        },
+        "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
+    }
+
+
+@dataclass
+class RealNode:
+    """One real node of `plane`, whose state and logs live in `folder`."""
+
+    folder: Path
+    plane: ControlPlane
+    net: NodeNetwork = field(default_factory=NodeNetwork)
+    die_with_parent: bool = False
+    pids: dict[str, int] = field(default_factory=dict)
+    found_netns: list[str] = field(default_factory=list)
+    found_chains: list[str] = field(default_factory=list)  # kubelet's and kube-proxy's
+    # what was in the fixed folders outside `folder` before the node started (None: absent)
+    found_outside: dict[str, list[str] | None] = field(default_factory=dict)
+
+    @property
+    def containerd_socket(self) -> Path:
+        return containerd_socket(self.folder)
+
+    @property
+    def state_file(self) -> Path:
+        return self.folder / "node.json"
+
+    def ctr(self, *args: str) -> str:
+        return run(["ctr", f"--address={self.containerd_socket}", "--namespace=k8s.io", *args])
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def start(self, pause_image: str) -> None:
+        """Start containerd, kubelet and kube-proxy; the caller imports images, then DNS."""
+        for tool in ("kubelet", "kube-proxy"):
+            if not (self.plane.bin / tool).exists():
+                raise RuntimeError(f"{self.plane.bin / tool} is missing: `hack/tools build node`")
+        (self.folder / "logs").mkdir(parents=True, exist_ok=True)
+        self.found_netns = sorted(p.name for p in NETNS.glob("*")) if NETNS.exists() else []
+        self.found_outside = {str(path): _listing(path) for path in OUTSIDE}
+        self.found_chains = chains("KUBE-")
+        self._save()
+        ports = {
+            name: free_port()
+            for name in ("kubelet", "kubelet-healthz", "proxy-healthz", "proxy-metrics")
+        }
+        self._write_credentials()
+        self._start_containerd(pause_image)
+        self._cgroups("create")
+        self._start_kubelet(ports)
+        self._start_kube_proxy(ports)
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        self.plane.kubectl(
+            "wait", "--for=condition=Ready", f"node/{NODE_NAME}", f"--timeout={timeout:.0f}s"
+        )
+
+    def stop(self) -> None:
+        """Stop every process and container, then undo what the node did to the machine.
+
+        Every step runs even when an earlier one fails; the failures are raised at the end.
+        """
+        steps = [
+            lambda: self._terminate("kubelet"),
+            self._stop_containers,
+            lambda: self._terminate("kube-proxy"),
+            lambda: self._terminate("containerd"),
+            self._kill_shims,
+            self._unmount,
+            self._remove_netns,
+            lambda: self._cgroups("remove"),
+            self._remove_rules,
+            *(
+                (lambda p=Path(path), f=found: _remove_new(p, f))
+                for path, found in self.found_outside.items()
+            ),
+        ]
+        failures = []
+        for step in steps:
+            try:
+                step()
+            except (OSError, RuntimeError) as error:
+                failures.append(str(error))
+        self._save()
+        if failures:
+            raise RuntimeError("the node did not stop cleanly: " + "; ".join(failures))
+
+    def _terminate(self, name: str) -> None:
+        if name in self.pids:
+            terminate(name, self.pids.pop(name))
+
+    def _remove_rules(self) -> None:
+        """kube-proxy's rules (its own cleanup), then every chain kubelet made."""
+        kube_proxy = self.plane.bin / "kube-proxy"
+        if kube_proxy.exists():
+            run([str(kube_proxy), "--cleanup"], check=False)
+        remove_chains([c for c in chains("KUBE-") if c not in self.found_chains])
+
+    def _save(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        state = {
+            "pids": self.pids,
+            "found_netns": self.found_netns,
+            "found_outside": self.found_outside,
+            "found_chains": self.found_chains,
+        }
+        self.state_file.write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path, plane: ControlPlane, net: NodeNetwork) -> RealNode | None:
+        state_file = folder / "node.json"
+        if not state_file.exists():
+            return None
+        state = json.loads(state_file.read_text())
+        return cls(folder=folder, plane=plane, net=net, **state)
+
+    # ---- components -------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> Path:
+        log = self.folder / "logs" / f"{name}.log"
+        self.pids[name] = spawn(argv, log, self.folder, self.die_with_parent)
+        self._save()
+        return log
+
+    def _write_credentials(self) -> None:
+        ca = self.plane.ca
+        pki = self.folder / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        for stem, user, group in (
+            ("kubelet", f"system:node:{NODE_NAME}", "system:nodes"),
+            ("kube-proxy", "system:kube-proxy", None),
+        ):
+            pair = ca.issue(stem, user, organization=group)
+            self.plane.write_kubeconfig(
+                self.folder / f"{stem}.kubeconfig",
+                stem,
+                {"client-certificate": str(pair.cert), "client-key": str(pair.key)},
+            )
+        # pods get the cluster's resolver only: no upstream nameserver to forward to
+        (self.folder / "resolv.conf").write_text("")
+
+    def _start_containerd(self, pause_image: str) -> None:
+        folder = self.folder / "containerd"
+        (folder / "cni").mkdir(parents=True, exist_ok=True)
+        self.containerd_socket.parent.mkdir(parents=True, exist_ok=True)
+        config = containerd_config(folder, self.containerd_socket, pause_image)
+        (folder / "config.toml").write_text(config)
+        (folder / "cni" / "10-mlpatterns.conflist").write_text(
+            json.dumps(cni_config(self.net, self.folder / "cni-ipam"), indent=2)
+        )
+        log = self._spawn("containerd", ["containerd", f"--config={folder / 'config.toml'}"])
+        wait_until("containerd", self._containerd_ready, 30, log)
+
+    def _containerd_ready(self) -> bool:
+        if not self.containerd_socket.exists():
+            return False
+        try:
+            self.ctr("version")
+        except RuntimeError:
+            return False
+        return True
+
+    def _start_kubelet(self, ports: dict[str, int]) -> None:
+        config = self.folder / "kubelet.yaml"
+        config.write_text(yaml.safe_dump(kubelet_config(self, ports), sort_keys=False))
+        self._spawn(
+            "kubelet",
+            [
+                str(self.plane.bin / "kubelet"),
+                f"--config={config}",
+                f"--kubeconfig={self.folder / 'kubelet.kubeconfig'}",
+                f"--root-dir={self.folder / 'kubelet'}",
+                f"--cert-dir={self.folder / 'kubelet-pki'}",
+                f"--hostname-override={NODE_NAME}",
+                f"--node-ip={self.net.node_ip}",
+                "--v=1",
+            ],
+        )
+
+    def _start_kube_proxy(self, ports: dict[str, int]) -> None:
+        config = self.folder / "kube-proxy.yaml"
+        config.write_text(yaml.safe_dump(kube_proxy_config(self, ports), sort_keys=False))
+        self._spawn("kube-proxy", [str(self.plane.bin / "kube-proxy"), f"--config={config}"])
+
+    # ---- teardown ---------------------------------------------------------
+
+    def _stop_containers(self) -> None:
+        """Kill every container process in the node's cgroups, then containerd's tasks."""
+        for pid in _cgroup_pids(CGROUP_ROOT):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while _cgroup_pids(CGROUP_ROOT) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if "containerd" not in self.pids:
+            return
+        try:
+            tasks = self.ctr("tasks", "list", "--quiet").split()
+            for task in tasks:
+                run(
+                    [
+                        "ctr",
+                        f"--address={self.containerd_socket}",
+                        "--namespace=k8s.io",
+                        "tasks",
+                        "delete",
+                        "--force",
+                        task,
+                    ],
+                    check=False,
+                )
+        except RuntimeError:
+            pass
+
+    def _kill_shims(self) -> None:
+        """containerd's shims outlive it by design: end those of this node's containerd."""
+        marker = str(self.containerd_socket).encode()
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"containerd-shim" in cmdline and marker in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(proc.name), signal.SIGKILL)
+
+    def _unmount(self) -> None:
+        """Unmount everything under the node's folder (overlays, shm, volumes), deepest first."""
+        for target in sorted(_mounts_under(self.folder), key=len, reverse=True):
+            subprocess.run(["umount", "-l", target], check=False, capture_output=True)
+
+    def _remove_netns(self) -> None:
+        """The pod network namespaces containerd pinned (`ip netns delete` unmounts each)."""
+        if not NETNS.exists():
+            return
+        for path in NETNS.iterdir():
+            if path.name not in self.found_netns:
+                run(["ip", "netns", "delete", path.name], check=False)
+
+    def _cgroups(self, action: str) -> None:
+        for hierarchy in _cgroup_hierarchies():
+            root = hierarchy / CGROUP_ROOT
+            if action == "create":
+                root.mkdir(exist_ok=True)
+                if hierarchy.name == "cpuset":  # a v1 cpuset starts empty: inherit the parent's
+                    for knob in ("cpuset.cpus", "cpuset.mems"):
+                        (root / knob).write_text((hierarchy / knob).read_text())
+            elif root.exists():
+                for child in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+                    if child.is_dir():
+                        child.rmdir()
+                root.rmdir()
+
+
+def _cgroup_hierarchies() -> list[Path]:
+    base = Path("/sys/fs/cgroup")
+    return [p for p in sorted(base.iterdir()) if p.is_dir() and not p.is_symlink()]
+
+
+def _cgroup_pids(name: str) -> list[int]:
+    pids: set[int] = set()
+    pids_root = Path("/sys/fs/cgroup/pids") / name
+    if pids_root.exists():
+        for procs in pids_root.rglob("cgroup.procs"):
+            pids.update(int(line) for line in procs.read_text().split())
+    return sorted(pids)
+
+
+def _mounts_under(folder: Path) -> list[str]:
+    prefix = str(folder)
+    targets = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        target = line.split()[4].replace("\\040", " ")
+        if target == prefix or target.startswith(prefix + "/"):
+            targets.append(target)
+    return targets
+
+
+def _listing(folder: Path) -> list[str] | None:
+    if not folder.exists():
+        return None
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def _remove_new(folder: Path, found: list[str] | None) -> None:
+    """Remove what appeared under `folder` since `found` was listed (all of it if new)."""
+    if not folder.exists():
+        return
+    if found is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if str(path.relative_to(folder)) not in found:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)

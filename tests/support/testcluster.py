@@ -1,0 +1,286 @@
+"""The test cluster: the control plane alone (kwok nodes), or with a real node beside it.
+
+    python -m tests.support.testcluster up|down|status [--dir DIR] [--real-node]
+
+With `--real-node` the order is the safety argument: the network guard goes in
+before any component starts and comes out after every one has stopped; the API
+server listens on the node's address (which its pods reach) instead of loopback;
+the kwok nodes are tainted, so workloads land on the real node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.query
+import yaml
+
+from tests.support.controlplane import REPO, ControlPlane
+from tests.support.images import build, import_into_containerd
+from tests.support.netguard import Guard, NodeNetwork
+from tests.support.node import CLUSTER_DOMAIN, RealNode
+from tests.support.processes import running, wait_until
+
+__all__ = ["RealCluster", "coredns_objects", "main"]
+
+COREDNS_IMAGES = ("pause", "coredns")
+
+
+def corefile(domain: str) -> str:
+    """Answers for the cluster's own zones only: no `forward`, so nothing goes upstream."""
+    return (
+        f"{domain}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
+        "    errors\n"
+        "    health :8080\n"
+        "    ready :8181\n"
+        f"    kubernetes {domain} in-addr.arpa ip6.arpa {{\n"
+        "        pods insecure\n"
+        "        ttl 5\n"
+        "    }\n"
+        "    cache 5\n"
+        "    loop\n"
+        "}\n"
+    )
+
+
+def coredns_objects(image: str, net: NodeNetwork) -> list[dict[str, object]]:
+    """Cluster DNS as kind runs it: a Deployment behind the kube-dns Service."""
+    labels = {"k8s-app": "kube-dns"}
+    meta = {"name": "coredns", "namespace": "kube-system"}
+    container = {
+        "name": "coredns",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": ["-conf", "/etc/coredns/Corefile"],
+        "ports": [
+            {"name": "dns", "containerPort": 53, "protocol": "UDP"},
+            {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+        ],
+        # a busy two-core machine answers a probe late now and then: tolerate it
+        "readinessProbe": {
+            "httpGet": {"path": "/ready", "port": 8181},
+            "periodSeconds": 2,
+            "timeoutSeconds": 5,
+            "failureThreshold": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"path": "/health", "port": 8080},
+            "timeoutSeconds": 5,
+            "failureThreshold": 6,
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
+    }
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "system:coredns"},
+            "rules": [
+                {
+                    "apiGroups": [""],
+                    "resources": ["services", "pods", "namespaces"],
+                    "verbs": ["list", "watch"],
+                },
+                {
+                    "apiGroups": ["discovery.k8s.io"],
+                    "resources": ["endpointslices"],
+                    "verbs": ["list", "watch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": "system:coredns"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "system:coredns",
+            },
+            "subjects": [{"kind": "ServiceAccount", **meta}],
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": meta,
+            "data": {"Corefile": corefile(CLUSTER_DOMAIN)},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {**meta, "labels": labels},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "serviceAccountName": "coredns",
+                        "dnsPolicy": "Default",
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                            # port 53 without any capability
+                            "sysctls": [
+                                {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
+                            ],
+                        },
+                        "containers": [container],
+                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
+                    },
+                },
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
+            "spec": {
+                "selector": labels,
+                "clusterIP": net.dns_ip,
+                "ports": [
+                    {"name": "dns", "port": 53, "protocol": "UDP"},
+                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                ],
+            },
+        },
+    ]
+
+
+@dataclass
+class RealCluster:
+    """The control plane, a real node and the guard around them, in one folder."""
+
+    folder: Path
+    die_with_parent: bool = False
+    net: NodeNetwork = field(default_factory=NodeNetwork)
+
+    def __post_init__(self) -> None:
+        self.guard = Guard(self.net, self.folder / "guard.json")
+        self.plane = ControlPlane(
+            folder=self.folder,
+            die_with_parent=self.die_with_parent,
+            address=self.net.node_ip,
+            taint_fake_nodes=True,
+        )
+        self.node = RealNode(
+            self.folder / "node", self.plane, self.net, die_with_parent=self.die_with_parent
+        )
+
+    def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        images = {image.role: image for image in build(COREDNS_IMAGES)}
+        self.guard.install()
+        try:
+            self.plane.start()
+            self.node.start(images["pause"].containerd_name)
+            import_into_containerd(self.node.containerd_socket, images.values())
+            self.node.wait_ready()
+            objects = coredns_objects(images["coredns"].reference, self.net)
+            self.plane.kubectl(
+                "apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in objects)
+            )
+            self.plane.kubectl(
+                "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s"
+            )
+            # ready once kube-proxy has the endpoint too, which trails the pod by a second
+            wait_until("cluster DNS through its Service", self._dns_answers, 60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Stop the node, then the control plane, then take the guard out; keep no state."""
+        try:
+            self.node.stop()
+        finally:
+            try:
+                self.plane.stop()
+            finally:
+                self.guard.remove()
+                shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _dns_answers(self) -> bool:
+        query = dns.message.make_query(f"kubernetes.default.svc.{CLUSTER_DOMAIN}", "A")
+        try:
+            answer = dns.query.udp(query, self.net.dns_ip, timeout=1)
+        except (OSError, dns.exception.DNSException):
+            return False
+        return bool(answer.answer)
+
+    @classmethod
+    def load(cls, folder: Path) -> RealCluster | None:
+        guard = Guard.load(folder / "guard.json")
+        plane = ControlPlane.load(folder)
+        if guard is None:
+            return None
+        cluster = cls(folder=folder, net=guard.net)
+        cluster.guard = guard
+        if plane is not None:
+            cluster.plane = plane
+        node = RealNode.load(folder / "node", cluster.plane, guard.net)
+        if node is not None:
+            cluster.node = node
+        return cluster
+
+    def healthy(self) -> bool:
+        return self.plane.healthy() and all(running(pid) for pid in self.node.pids.values())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hack/test-cluster", description=__doc__)
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--dir", type=Path, default=REPO / ".test-cluster", help="state folder")
+    parser.add_argument(
+        "--real-node", action="store_true", help="add a real node (containerd, kubelet, DNS)"
+    )
+    args = parser.parse_args(argv)
+    folder: Path = args.dir.resolve()
+    real = RealCluster.load(folder)
+    plane = real.plane if real else ControlPlane.load(folder)
+    healthy = real.healthy() if real else plane is not None and plane.healthy()
+    if args.command == "status":
+        print(f"{folder}: {'running' if healthy else 'not running'}")
+        return 0 if healthy else 1
+    if args.command == "down":
+        if real:
+            real.stop()
+        elif plane:
+            plane.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"stopped; removed {folder}")
+        return 0
+    if healthy and (real is not None) == args.real_node:
+        print(f"already running in {folder}", file=sys.stderr)
+    else:
+        if real:
+            real.stop()  # half-dead leftovers from an earlier run, or the other kind
+        elif plane:
+            plane.stop()
+        started = time.monotonic()
+        if args.real_node:
+            RealCluster(folder=folder).start()
+        else:
+            ControlPlane(folder=folder).start()
+        print(f"cluster ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+    print(f"export KUBECONFIG={folder / 'admin.kubeconfig'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

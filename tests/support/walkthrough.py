@@ -1,0 +1,128 @@
+"""The README's walkthrough steps on a real node, shared by its tests and benchmarks:
+the platform chart installed with images built here, models registered into its
+MinIO, and predictions sent to a Service's ClusterIP from this machine."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+from minio import Minio
+
+from tests.support.images import Image, chart_values
+from tests.support.testcluster import RealCluster
+
+__all__ = [
+    "NAMESPACE",
+    "RELEASE",
+    "ROW",
+    "Walkthrough",
+    "install_platform",
+    "register_models",
+    "versions_answering",
+]
+
+NAMESPACE = "mlpatterns"
+RELEASE = "mlp"
+ROW = {"data": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+@dataclass
+class Walkthrough:
+    cluster: RealCluster
+    env: dict[str, str]
+
+    def run(self, *argv: str, input: str | None = None, timeout: float = 300) -> str:
+        out = subprocess.run(
+            list(argv), env=self.env, input=input, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )  # fmt: skip
+        assert out.returncode == 0, f"{' '.join(argv)}:\n{out.stderr}"
+        return out.stdout
+
+    def kubectl(self, *args: str, input: str | None = None) -> str:
+        return self.run("kubectl", "-n", NAMESPACE, *args, input=input)
+
+    def get(self, *args: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.kubectl("get", *args, "-o", "json"))
+        return found
+
+    def cluster_ip(self, service: str) -> str:
+        return str(self.get("service", service)["spec"]["clusterIP"])
+
+    def s3_env(self, user: str = "training") -> dict[str, str]:
+        secret = self.get("secret", f"{RELEASE}-mlpatterns-storage-{user}")["data"]
+        key = base64.b64decode(secret["MLPATTERNS_S3_SECRET_KEY"]).decode()
+        access = base64.b64decode(secret["MLPATTERNS_S3_ACCESS_KEY"]).decode()
+        return {
+            "MLPATTERNS_S3_ENDPOINT": f"{self.cluster_ip(f'{RELEASE}-mlpatterns-minio')}:9000",
+            "MLPATTERNS_S3_SECURE": "false",
+            "MLPATTERNS_S3_ACCESS_KEY": access,
+            "MLPATTERNS_S3_SECRET_KEY": key,
+        }
+
+    def minio(self) -> Minio:
+        env = self.s3_env()
+        return Minio(
+            env["MLPATTERNS_S3_ENDPOINT"],
+            access_key=env["MLPATTERNS_S3_ACCESS_KEY"],
+            secret_key=env["MLPATTERNS_S3_SECRET_KEY"],
+            secure=False,
+        )
+
+    def apply_pattern(self, pattern: str, name: str) -> str:
+        """`kubectl apply -k manifests/patterns/<pattern>`, wait until Ready; its ClusterIP."""
+        self.run("kubectl", "apply", "-n", NAMESPACE, "-k", f"manifests/patterns/{pattern}")
+        self.wait_ready(name)
+        return self.cluster_ip(name)
+
+    def wait_ready(self, name: str, timeout: int = 240) -> None:
+        self.kubectl(
+            "wait", "--for=condition=Ready", f"modelservice/{name}", f"--timeout={timeout}s"
+        )
+
+
+def install_platform(walk: Walkthrough, images: Mapping[str, Image]) -> None:
+    """`helm install` of the platform chart with the images built here, as the docs run it
+    (the values file is what `hack/images/build --values` writes)."""
+    values = walk.cluster.folder / "images.yaml"
+    values.write_text(yaml.safe_dump(chart_values(images.values())))
+    walk.run(
+        "helm", "install", RELEASE, "charts/mlpatterns", "-n", NAMESPACE, "--create-namespace",
+        "-f", str(values), "--set", "minio.enabled=true", "--set", "redis.enabled=true",
+        # the test node has no volume provisioner: emptyDirs (the chart's documented 0)
+        "--set", "minio.storageSize=0", "--set", "redis.storageSize=0",
+        "--wait", "--timeout=240s",
+    )  # fmt: skip
+
+
+def register_models(walk: Walkthrough, home: Path) -> None:
+    """Train and register iris@production and iris@candidate into the chart's MinIO,
+    as the README does: `mlpatterns quickstart --no-serve` with the training user's keys."""
+    env = {**walk.env, **walk.s3_env(), "MLPATTERNS_HOME": str(home)}
+    subprocess.run(
+        ["mlpatterns", "quickstart", "--no-serve"], env=env, check=True, capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+
+
+def versions_answering(ip: str, count: int, headers: dict[str, str] | None = None) -> Counter[str]:
+    """Send `count` predictions, each from a new user; which version answered each."""
+    seen: Counter[str] = Counter()
+    with httpx.Client(base_url=f"http://{ip}:8080", timeout=10) as client:
+        for _ in range(count):
+            user = {"x-user-id": uuid.uuid4().hex, **(headers or {})}
+            response = client.post("/predict", json=ROW, headers=user)
+            if response.status_code != 200:
+                raise AssertionError(f"{response.status_code} from the gateway: {response.text}")
+            seen[response.headers["x-mlpatterns-version"]] += 1
+    return seen
