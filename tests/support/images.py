@@ -390,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown image {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
     images = build(roles, args.kind)
     if args.test_cluster:
-        from tests.support.node import containerd_socket
+        from tests.support.node_config import containerd_socket
 
         args.containerd = containerd_socket(args.test_cluster / "node")
     if args.containerd:

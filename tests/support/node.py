@@ -14,7 +14,6 @@ guard rules) belongs to `netguard.Guard`, installed before and removed after.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -28,148 +27,25 @@ import yaml
 
 from tests.support.controlplane import ControlPlane
 from tests.support.netguard import NodeNetwork, chains, remove_chains, run
+from tests.support.node_config import (
+    CGROUP_ROOT,
+    NODE_NAME,
+    SOCKETS,
+    cni_config,
+    containerd_config,
+    containerd_socket,
+    kube_proxy_config,
+    kubelet_config,
+)
 from tests.support.processes import free_port, spawn, terminate, wait_until
 
-__all__ = ["NODE_NAME", "OUTSIDE", "RealNode", "containerd_config", "containerd_socket"]
+__all__ = ["CGROUP_ROOT", "NODE_NAME", "OUTSIDE", "RealNode", "containerd_socket"]
 
-NODE_NAME = "mlp-node"
-CNI_BIN = Path("/usr/lib/cni")
-CGROUP_ROOT = "mlpatterns-node"
 CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's fixed folder of log symlinks
 CNI_CACHE = Path("/var/lib/cni")  # libcni's fixed cache of attachments
 NETNS = Path("/var/run/netns")  # where containerd pins pod network namespaces
 SHIM_SOCKETS = Path("/run/containerd")  # containerd's fixed folder of shim sockets
-# containerd's own sockets: a socket's path has at most 107 bytes, a test folder's more
-SOCKETS = Path("/run/mlpatterns-node")
 OUTSIDE = (CONTAINER_LOGS, CNI_CACHE, SHIM_SOCKETS, SOCKETS)
-CLUSTER_DOMAIN = "cluster.local"
-
-
-def containerd_config(folder: Path, socket: Path, pause_image: str) -> str:
-    """containerd's config: everything it keeps inside `folder` but its `socket`, nothing
-    listening on TCP."""
-    cri = 'plugins."io.containerd.grpc.v1.cri"'
-    return f"""version = 2
-root = "{folder}/root"
-state = "{folder}/state"
-disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = "{socket}"
-[ttrpc]
-  address = "{socket}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{folder}/opt"
-[{cri}]
-  sandbox_image = "{pause_image}"
-  # this machine forbids lowering oom_score_adj: without this every sandbox fails
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  enable_selinux = false
-  [{cri}.containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runc"
-    [{cri}.containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      [{cri}.containerd.runtimes.runc.options]
-        SystemdCgroup = false
-  [{cri}.cni]
-    bin_dir = "{CNI_BIN}"
-    conf_dir = "{folder}/cni"
-"""
-
-
-def containerd_socket(node_folder: Path) -> Path:
-    """The socket of the containerd of the node whose folder this is."""
-    key = hashlib.sha256(str(node_folder.resolve()).encode()).hexdigest()[:12]
-    return SOCKETS / key / "containerd.sock"
-
-
-def cni_config(net: NodeNetwork, ipam_folder: Path) -> dict[str, object]:
-    """The bridge network: pod addresses from the node subnet, never masqueraded."""
-    return {
-        "cniVersion": "1.0.0",
-        "name": "mlpatterns",
-        "plugins": [
-            {
-                "type": "bridge",
-                "bridge": net.bridge,
-                "isGateway": True,
-                "ipMasq": False,
-                "hairpinMode": True,
-                "ipam": {
-                    "type": "host-local",
-                    "ranges": [[{"subnet": net.node_subnet, "gateway": net.node_ip}]],
-                    "routes": [{"dst": "0.0.0.0/0"}],
-                    "dataDir": str(ipam_folder),
-                },
-            }
-        ],
-    }
-
-
-def kubelet_config(node: RealNode, ports: dict[str, int]) -> dict[str, object]:
-    folder, pki = node.folder, node.plane.folder / "pki"
-    return {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1",
-        "kind": "KubeletConfiguration",
-        "cgroupDriver": "cgroupfs",
-        "cgroupRoot": f"/{CGROUP_ROOT}",
-        "failCgroupV1": False,
-        "failSwapOn": False,
-        "address": node.net.node_ip,
-        "port": ports["kubelet"],
-        "readOnlyPort": 0,
-        "healthzBindAddress": "127.0.0.1",
-        "healthzPort": ports["kubelet-healthz"],
-        "authentication": {
-            "anonymous": {"enabled": False},
-            "webhook": {"enabled": True},
-            "x509": {"clientCAFile": str(pki / "ca.crt")},
-        },
-        "authorization": {"mode": "Webhook"},
-        "clusterDNS": [node.net.dns_ip],
-        "clusterDomain": CLUSTER_DOMAIN,
-        "resolvConf": str(folder / "resolv.conf"),
-        "containerRuntimeEndpoint": f"unix://{node.containerd_socket}",
-        "podLogsDir": str(folder / "pod-logs"),
-        "podCIDR": node.net.node_subnet,
-        "serializeImagePulls": False,
-        "evictionHard": {"memory.available": "200Mi", "nodefs.available": "2%"},
-        "imageGCHighThresholdPercent": 100,
-        "imageGCLowThresholdPercent": 99,
-        "protectKernelDefaults": False,
-        "registerNode": True,
-    }
-
-
-def kube_proxy_config(node: RealNode, ports: dict[str, int]) -> dict[str, object]:
-    return {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
-        "kind": "KubeProxyConfiguration",
-        "mode": "iptables",
-        "clientConnection": {"kubeconfig": str(node.folder / "kube-proxy.kubeconfig")},
-        "hostnameOverride": NODE_NAME,
-        "clusterCIDR": node.net.pod_range,
-        "bindAddress": node.net.node_ip,
-        "healthzBindAddress": f"127.0.0.1:{ports['proxy-healthz']}",
-        "metricsBindAddress": f"127.0.0.1:{ports['proxy-metrics']}",
-        "nodePortAddresses": [f"{node.net.node_ip}/32"],
-        # zeros leave the machine's conntrack settings as they are
-        "conntrack": {
-            "maxPerCore": 0,
-            "min": 0,
-            "tcpEstablishedTimeout": "0s",
-            "tcpCloseWaitTimeout": "0s",
-        },
-        "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
-    }
 
 
 @dataclass
@@ -331,7 +207,10 @@ class RealNode:
 
     def _start_kubelet(self, ports: dict[str, int]) -> None:
         config = self.folder / "kubelet.yaml"
-        config.write_text(yaml.safe_dump(kubelet_config(self, ports), sort_keys=False))
+        pki = self.plane.folder / "pki" / "ca.crt"
+        config.write_text(
+            yaml.safe_dump(kubelet_config(self.folder, pki, self.net, ports), sort_keys=False)
+        )
         self._spawn(
             "kubelet",
             [
@@ -348,7 +227,8 @@ class RealNode:
 
     def _start_kube_proxy(self, ports: dict[str, int]) -> None:
         config = self.folder / "kube-proxy.yaml"
-        config.write_text(yaml.safe_dump(kube_proxy_config(self, ports), sort_keys=False))
+        settings = kube_proxy_config(self.folder, self.net, ports)
+        config.write_text(yaml.safe_dump(settings, sort_keys=False))
         self._spawn("kube-proxy", [str(self.plane.bin / "kube-proxy"), f"--config={config}"])
 
     # ---- teardown ---------------------------------------------------------

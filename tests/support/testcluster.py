@@ -26,7 +26,8 @@ import yaml
 from tests.support.controlplane import REPO, ControlPlane
 from tests.support.images import build, import_into_containerd
 from tests.support.netguard import Guard, NodeNetwork
-from tests.support.node import CLUSTER_DOMAIN, RealNode
+from tests.support.node import RealNode
+from tests.support.node_config import CLUSTER_DOMAIN
 from tests.support.processes import running, wait_until
 
 __all__ = ["RealCluster", "coredns_objects", "main"]

@@ -9,7 +9,12 @@ import pytest
 
 from tests.support.images import Image, chart_values, for_image_pythons
 from tests.support.netguard import NodeNetwork, guard_rules
-from tests.support.node import containerd_config, containerd_socket
+from tests.support.node_config import (
+    containerd_config,
+    containerd_socket,
+    kube_proxy_config,
+    kubelet_config,
+)
 from tests.support.testcluster import corefile
 
 pytestmark = pytest.mark.unit
@@ -89,3 +94,29 @@ def test_cluster_dns_serves_the_cluster_zones_and_forwards_nothing() -> None:
     text = corefile("cluster.local")
     assert text.startswith("cluster.local:53 in-addr.arpa:53 ip6.arpa:53 {")
     assert "forward" not in text
+
+
+def test_kubelet_and_kube_proxy_listen_on_loopback_or_the_node_address(tmp_path: Path) -> None:
+    net = NodeNetwork()
+    ports = {"kubelet": 1, "kubelet-healthz": 2, "proxy-healthz": 3, "proxy-metrics": 4}
+    kubelet = kubelet_config(tmp_path, tmp_path / "ca.crt", net, ports)
+    assert (kubelet["address"], kubelet["healthzBindAddress"], kubelet["readOnlyPort"]) == (
+        "10.244.0.1",
+        "127.0.0.1",
+        0,
+    )
+    assert kubelet["authentication"] == {
+        "anonymous": {"enabled": False},
+        "webhook": {"enabled": True},
+        "x509": {"clientCAFile": str(tmp_path / "ca.crt")},
+    }
+    proxy = kube_proxy_config(tmp_path, net, ports)
+    assert proxy["healthzBindAddress"] == "127.0.0.1:3"
+    assert proxy["metricsBindAddress"] == "127.0.0.1:4"
+    assert proxy["nodePortAddresses"] == ["10.244.0.1/32"]
+    assert proxy["conntrack"] == {  # the machine's conntrack settings stay as they are
+        "maxPerCore": 0,
+        "min": 0,
+        "tcpEstablishedTimeout": "0s",
+        "tcpCloseWaitTimeout": "0s",
+    }
