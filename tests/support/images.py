@@ -78,9 +78,15 @@ RECIPES = {
     ),
     "redis": Recipe("mlpatterns-redis", "redis.Dockerfile", base_arg="DEBIAN_IMAGE"),
     "minio": Recipe("mlpatterns-minio", "minio.Dockerfile", binary="minio"),
-    # the real node's own: kind brings both
+    # the real node's own: kind brings them all
     "coredns": Recipe("mlpatterns-coredns", "coredns.Dockerfile", binary="coredns"),
     "pause": Recipe("mlpatterns-pause", "pause.Dockerfile", binary="pause"),
+    "local-path": Recipe(
+        "mlpatterns-local-path", "local-path.Dockerfile", binary="local-path-provisioner"
+    ),
+    "local-path-helper": Recipe(
+        "mlpatterns-local-path-helper", "local-path-helper.Dockerfile", base_arg="DEBIAN_IMAGE"
+    ),
 }
 USER_ROLES = ("serving", "operator", "training", "redis", "minio")
 
@@ -142,6 +148,7 @@ def tools_bin() -> Path:
 
 def stage_binary(name: str) -> Path:
     """Put `name` into .build/bin: a tool hack/tools built, or pause compiled from source."""
+    tool = {"local-path-provisioner": "local-path"}.get(name, name)
     target = STAGE / "bin" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     if name == "pause":
@@ -150,7 +157,7 @@ def stage_binary(name: str) -> Path:
             _run(["gcc", "-Os", "-static", "-Wall", "-o", str(target), str(source)])
             _run(["strip", str(target)])
         return target
-    _run(["bash", str(REPO / "hack/tools"), "build", name])
+    _run(["bash", str(REPO / "hack/tools"), "build", tool])
     built = (tools_bin() / name).resolve()
     if not target.exists() or target.read_bytes() != built.read_bytes():
         shutil.copy2(built, target)

@@ -23,6 +23,7 @@ import dns.message
 import dns.query
 import yaml
 
+from tests.support.addons import ADDON_DEPLOYMENTS, coredns_objects, local_path_objects
 from tests.support.controlplane import REPO, ControlPlane
 from tests.support.images import build, import_into_containerd
 from tests.support.netguard import Guard, NodeNetwork
@@ -30,137 +31,9 @@ from tests.support.node import RealNode
 from tests.support.node_config import CLUSTER_DOMAIN
 from tests.support.processes import running, wait_until
 
-__all__ = ["RealCluster", "coredns_objects", "main"]
+__all__ = ["RealCluster", "main"]
 
-COREDNS_IMAGES = ("pause", "coredns")
-
-
-def corefile(domain: str) -> str:
-    """Answers for the cluster's own zones only: no `forward`, so nothing goes upstream."""
-    return (
-        f"{domain}:53 in-addr.arpa:53 ip6.arpa:53 {{\n"
-        "    errors\n"
-        "    health :8080\n"
-        "    ready :8181\n"
-        f"    kubernetes {domain} in-addr.arpa ip6.arpa {{\n"
-        "        pods insecure\n"
-        "        ttl 5\n"
-        "    }\n"
-        "    cache 5\n"
-        "    loop\n"
-        "}\n"
-    )
-
-
-def coredns_objects(image: str, net: NodeNetwork) -> list[dict[str, object]]:
-    """Cluster DNS as kind runs it: a Deployment behind the kube-dns Service."""
-    labels = {"k8s-app": "kube-dns"}
-    meta = {"name": "coredns", "namespace": "kube-system"}
-    container = {
-        "name": "coredns",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "args": ["-conf", "/etc/coredns/Corefile"],
-        "ports": [
-            {"name": "dns", "containerPort": 53, "protocol": "UDP"},
-            {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
-        ],
-        # a busy two-core machine answers a probe late now and then: tolerate it
-        "readinessProbe": {
-            "httpGet": {"path": "/ready", "port": 8181},
-            "periodSeconds": 2,
-            "timeoutSeconds": 5,
-            "failureThreshold": 5,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/health", "port": 8080},
-            "timeoutSeconds": 5,
-            "failureThreshold": 6,
-        },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/coredns", "readOnly": True}],
-    }
-    return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta},
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": "system:coredns"},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["services", "pods", "namespaces"],
-                    "verbs": ["list", "watch"],
-                },
-                {
-                    "apiGroups": ["discovery.k8s.io"],
-                    "resources": ["endpointslices"],
-                    "verbs": ["list", "watch"],
-                },
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": "system:coredns"},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": "system:coredns",
-            },
-            "subjects": [{"kind": "ServiceAccount", **meta}],
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": meta,
-            "data": {"Corefile": corefile(CLUSTER_DOMAIN)},
-        },
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {**meta, "labels": labels},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "serviceAccountName": "coredns",
-                        "dnsPolicy": "Default",
-                        "securityContext": {
-                            "runAsNonRoot": True,
-                            "runAsUser": 65532,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                            # port 53 without any capability
-                            "sysctls": [
-                                {"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}
-                            ],
-                        },
-                        "containers": [container],
-                        "volumes": [{"name": "config", "configMap": {"name": "coredns"}}],
-                    },
-                },
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kube-dns", "namespace": "kube-system", "labels": labels},
-            "spec": {
-                "selector": labels,
-                "clusterIP": net.dns_ip,
-                "ports": [
-                    {"name": "dns", "port": 53, "protocol": "UDP"},
-                    {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
-                ],
-            },
-        },
-    ]
+ADDON_IMAGES = ("pause", "coredns", "local-path", "local-path-helper")
 
 
 @dataclass
@@ -185,20 +58,28 @@ class RealCluster:
 
     def start(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        images = {image.role: image for image in build(COREDNS_IMAGES)}
+        images = {image.role: image for image in build(ADDON_IMAGES)}
         self.guard.install()
         try:
             self.plane.start()
             self.node.start(images["pause"].containerd_name)
             import_into_containerd(self.node.containerd_socket, images.values())
             self.node.wait_ready()
-            objects = coredns_objects(images["coredns"].reference, self.net)
+            volumes = self.node.folder / "volumes"
+            volumes.mkdir(parents=True, exist_ok=True)
+            objects = [
+                *coredns_objects(images["coredns"].reference, self.net),
+                *local_path_objects(
+                    images["local-path"].reference, images["local-path-helper"].reference, volumes
+                ),
+            ]
             self.plane.kubectl(
                 "apply", "-f", "-", input="\n---\n".join(yaml.safe_dump(o) for o in objects)
             )
-            self.plane.kubectl(
-                "-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=120s"
-            )
+            for namespace, deployment in ADDON_DEPLOYMENTS:
+                self.plane.kubectl(
+                    "-n", namespace, "rollout", "status", deployment, "--timeout=120s"
+                )
             # ready once kube-proxy has the endpoint too, which trails the pod by a second
             wait_until("cluster DNS through its Service", self._dns_answers, 60)
         except BaseException:

@@ -99,8 +99,6 @@ def install_platform(walk: Walkthrough, images: Mapping[str, Image]) -> None:
     walk.run(
         "helm", "install", RELEASE, "charts/mlpatterns", "-n", NAMESPACE, "--create-namespace",
         "-f", str(values), "--set", "minio.enabled=true", "--set", "redis.enabled=true",
-        # the test node has no volume provisioner: emptyDirs (the chart's documented 0)
-        "--set", "minio.storageSize=0", "--set", "redis.storageSize=0",
         "--wait", "--timeout=240s",
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.addons import corefile, local_path_objects
 from tests.support.images import Image, chart_values, for_image_pythons
 from tests.support.netguard import NodeNetwork, guard_rules
 from tests.support.node_config import (
@@ -15,7 +16,6 @@ from tests.support.node_config import (
     kube_proxy_config,
     kubelet_config,
 )
-from tests.support.testcluster import corefile
 
 pytestmark = pytest.mark.unit
 
@@ -120,3 +120,19 @@ def test_kubelet_and_kube_proxy_listen_on_loopback_or_the_node_address(tmp_path:
         "tcpEstablishedTimeout": "0s",
         "tcpCloseWaitTimeout": "0s",
     }
+
+
+def test_claims_get_folders_of_the_node_through_the_default_storage_class(tmp_path: Path) -> None:
+    objects = {o["kind"]: o for o in local_path_objects("p:1", "h:1", tmp_path / "volumes")}
+    storage_class = objects["StorageClass"]
+    assert storage_class["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "true"
+    }
+    assert (storage_class["provisioner"], storage_class["volumeBindingMode"]) == (
+        "rancher.io/local-path",
+        "WaitForFirstConsumer",
+    )
+    config = objects["ConfigMap"]["data"]
+    assert str(tmp_path / "volumes") in config["config.json"]
+    assert 'mkdir -m 0777 -p "$VOL_DIR"' in config["setup"]
+    assert "h:1" in config["helperPod.yaml"]
