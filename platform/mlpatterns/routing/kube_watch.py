@@ -19,7 +19,7 @@ import logging
 import os
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ async def watch_config_map(
                 delay = min(delay * 2, backoff[1])
 
 
-async def _lines(response: httpx.Response) -> Any:
+async def _lines(response: httpx.Response) -> AsyncIterator[bytes]:
     """The stream's lines, each bounded: a longer one is not a ConfigMap event."""
     buffer = b""
     async for chunk in response.aiter_bytes():
