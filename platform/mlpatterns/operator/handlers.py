@@ -152,8 +152,10 @@ def refresh_status(
     *,
     router: str,
     problem: tuple[str, str] | None = None,
+    pod: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write the status when it changed; `problem` (reason, message) keeps the rest."""
+    """Write the status when it changed; `problem` (reason, message) keeps the rest;
+    `pod`, from an event, stands in for its possibly older copy in the listed pods."""
     cluster = kube()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -171,12 +173,19 @@ def refresh_status(
             router=router,
             generation=meta.get("generation"),
             has_cronjob=has_cronjob,
-            failures=pod_failures(cluster.pods(namespace, name)),
+            failures=pod_failures(_with_pod(cluster.pods(namespace, name), pod)),
         )
     old = body.get("status")
     new = with_transition_times(merged(status, old), old)
     if status_changed(new, old):
         cluster.patch_status(namespace, name, new)
+
+
+def _with_pod(pods: list[dict[str, Any]], pod: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    if pod is None:
+        return list(pods)
+    name = pod.get("metadata", {}).get("name")
+    return [p for p in pods if p.get("metadata", {}).get("name") != name] + [pod]
 
 
 def _event_target(body: Mapping[str, Any]) -> Any:
@@ -206,10 +215,21 @@ def reconcile(body: kopf.Body, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
+def deployment_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A Deployment's readiness moved: show it in its ModelService's status."""
+    show_workload(body, type)
+
+
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
-def workload_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
-    """A Deployment's readiness moved or a pod's containers changed state: show it in
-    its ModelService's status (a pod failing to load its model makes it Degraded)."""
+def pod_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A pod's containers changed state: one that cannot run makes its ModelService
+    Degraded. The event's pod is newer than a list from the API server's cache."""
+    show_workload(body, type, pod=body)
+
+
+def show_workload(
+    body: Mapping[str, Any], type: str | None, pod: Mapping[str, Any] | None = None
+) -> None:
     meta = body.get("metadata", {})
     owner = (meta.get("labels") or {}).get(SERVICE_LABEL)
     if owner is None or type is None:
@@ -222,7 +242,8 @@ def workload_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
     except InvalidSpecError:
         return  # its Degraded status was written when the spec was handled
     status = found.get("status") or {}
-    refresh_status(found, service, compile_table(service), router=status.get("router", "-"))
+    table = compile_table(service)
+    refresh_status(found, service, table, router=status.get("router", "-"), pod=pod)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)  # optional: no finalizer is added
