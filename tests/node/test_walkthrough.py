@@ -187,7 +187,13 @@ def test_a_tampered_model_never_serves_and_the_service_says_why(
     while degraded() is None and time.monotonic() < deadline:
         time.sleep(1)
     condition = degraded()
-    assert condition is not None, walkthrough.get("modelservice", "tampered").get("status")
+    if condition is None:  # say what the operator and the pods saw
+        pods = walkthrough.get("pods", "-l", "mlpatterns.io/service=tampered")["items"]
+        raise AssertionError(
+            f"not Degraded: {walkthrough.get('modelservice', 'tampered').get('status')}\n"
+            f"pods: {[p['status'].get('initContainerStatuses') for p in pods]}\n"
+            + walkthrough.kubectl("logs", f"deployment/{RELEASE}-mlpatterns-operator", "--tail=40")
+        )
     assert condition["reason"] == "ModelLoadFailed"
     assert condition["message"].startswith("v1: pod tampered-v1-")
     assert "does not match the recorded" in condition["message"], condition["message"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
@@ -80,10 +81,22 @@ class Walkthrough:
         )
 
     def apply_pattern(self, pattern: str, name: str) -> str:
-        """`kubectl apply -k manifests/patterns/<pattern>`, wait until Ready; its ClusterIP."""
+        """`kubectl apply -k manifests/patterns/<pattern>`, wait until Ready and until its
+        Service answers (kube-proxy programs the endpoints a moment after the pods are
+        Ready); its ClusterIP."""
         self.run("kubectl", "apply", "-n", NAMESPACE, "-k", f"manifests/patterns/{pattern}")
         self.wait_ready(name)
-        return self.cluster_ip(name)
+        ip = self.cluster_ip(name)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.post(f"http://{ip}:8080/predict", json=ROW, timeout=2).status_code == 200:
+                    return ip
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{name} is Ready but its Service did not answer in 30 s")
+            time.sleep(0.2)
 
     def wait_ready(self, name: str, timeout: int = 240) -> None:
         self.kubectl(
