@@ -91,3 +91,15 @@ def test_only_the_last_line_is_kept_without_colours() -> None:
     said = "loading\n\x1b[31mTraceback ...\x1b[0m\nValueError: bad \x07input\n\n"
     failures = pod_failures([pod("p", main=[crashed("server", 1, said)])])
     assert failures[0].message == "pod p: container server exited with 1: ValueError: bad input"
+
+
+def test_an_init_container_retrying_after_a_failure_is_failing() -> None:
+    retrying = {
+        "name": "fetch-model",
+        "state": {"running": {}},
+        "lastState": {"terminated": {"exitCode": 1, "message": "digest mismatch"}},
+    }
+    failures = pod_failures([pod("p", init=[retrying])])
+    assert [(f.reason, f.message) for f in failures] == [
+        ("ModelLoadFailed", "pod p: container fetch-model exited with 1: digest mismatch")
+    ]

@@ -42,8 +42,11 @@ def _failure(status: Mapping[str, Any], init: bool) -> tuple[str, str] | None:
     """(reason, message) when this container is failing, else None."""
     state = status.get("state") or {}
     waiting = (state.get("waiting") or {}).get("reason")
-    # a container running again after a crash is not failing; one waiting to restart is
-    last = (status.get("lastState") or {}).get("terminated") if waiting else None
+    # a server running again after a crash may have recovered; one waiting to restart has
+    # not, nor has an init container retrying after a failure (it must succeed once)
+    done = (state.get("terminated") or {}).get("exitCode") == 0
+    retrying = init and not done
+    last = (status.get("lastState") or {}).get("terminated") if waiting or retrying else None
     terminated = state.get("terminated") or last
     name = status.get("name", "?")
     if waiting in PULL_REASONS | CONFIG_REASONS:
