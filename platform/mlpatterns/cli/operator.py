@@ -52,17 +52,21 @@ def run(
         raise typer.BadParameter("give --namespace NS (repeatable) or --all-namespaces")
     if router not in ("auto", "istio", "gateway"):
         raise typer.BadParameter("auto, istio or gateway", param_hint="--router")
-    handlers.CONFIG.router = router  # type: ignore[assignment]
-    handlers.CONFIG.image = image or handlers.CONFIG.image
-    handlers.CONFIG.image_pull_policy = image_pull_policy
-    handlers.CONFIG.storage_secret = storage_secret
-    handlers.CONFIG.redis_url = redis_url or handlers.CONFIG.redis_url
-    handlers.CONFIG.redis_secret = redis_secret
-    handlers.CONFIG.admission = AdmissionPolicy(tuple(allow_registry), tuple(allow_secret))
+    defaults = handlers.OperatorConfig()
+    config = handlers.OperatorConfig(
+        router="istio" if router == "istio" else "gateway" if router == "gateway" else "auto",
+        image=image or defaults.image,
+        image_pull_policy=image_pull_policy,
+        storage_secret=storage_secret,
+        redis_url=redis_url or defaults.redis_url,
+        redis_secret=redis_secret,
+        admission=AdmissionPolicy(tuple(allow_registry), tuple(allow_secret)),
+    )
     kopf.configure(verbose=verbose)  # INFO by default: what was handled, and how it went
     kopf.run(
         standalone=True,
         clusterwide=all_namespaces,
         namespaces=namespace,
         liveness_endpoint=liveness,
+        memo=kopf.Memo(operator=handlers.Operator(config)),
     )

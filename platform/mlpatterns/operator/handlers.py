@@ -1,7 +1,11 @@
 """The kopf handlers: thin. Each reads what changed, calls `sync` (render, compare,
 apply, status) and lets kopf retry on transient failures. An invalid spec is a
 Degraded condition and a Warning event, never a crash loop: it is not retried
-until the spec changes."""
+until the spec changes.
+
+The process's configuration and state (`Operator`: the options it was started with,
+its API client, what it last applied) reach every handler as kopf's memo, which
+`mlpatterns operator run` passes to `kopf.run`; nothing is kept in module globals."""
 
 from __future__ import annotations
 
@@ -34,8 +38,10 @@ from mlpatterns.routing.table import RouteTable, RoutingError, compile_table
 ANNOTATIONS = "operator.mlpatterns.io"
 
 
-@dataclass
+@dataclass(frozen=True)
 class OperatorConfig:
+    """What `mlpatterns operator run` was told."""
+
     router: Literal["auto", "istio", "gateway"] = "auto"
     image: str = RenderOptions().image
     image_pull_policy: str = "IfNotPresent"
@@ -45,16 +51,29 @@ class OperatorConfig:
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
 
 
-CONFIG = OperatorConfig()
-_state: dict[str, Kube] = {}
-# what this process last applied, per ModelService: the cache may lag behind it
-_applied: dict[tuple[str, str], dict[Key, str]] = {}
+@dataclass
+class Operator:
+    """One operator process: its configuration, its API client (made on first use,
+    inside kopf's loop), and what it last applied per ModelService (the informer's
+    cache may lag behind its own writes)."""
+
+    config: OperatorConfig
+    applied: dict[tuple[str, str], dict[Key, str]] = field(default_factory=dict)
+    _kube: Kube | None = None
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube()
+        return self._kube
 
 
-def kube() -> Kube:
-    if "kube" not in _state:
-        _state["kube"] = Kube()
-    return _state["kube"]
+def operator_of(memo: Any) -> Operator:
+    """The `Operator` that `mlpatterns operator run` put in kopf's memo."""
+    found = getattr(memo, "operator", None)
+    if not isinstance(found, Operator):
+        raise kopf.PermanentError("run the operator with `mlpatterns operator run`")
+    return found
 
 
 class InvalidSpecError(Exception):
@@ -64,7 +83,7 @@ class InvalidSpecError(Exception):
         self.message = message
 
 
-def parse(body: Mapping[str, Any]) -> ModelService:
+def parse(body: Mapping[str, Any], admission: AdmissionPolicy) -> ModelService:
     data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
     meta = dict(data.get("metadata") or {})
     data["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
@@ -73,14 +92,14 @@ def parse(body: Mapping[str, Any]) -> ModelService:
         compile_table(service)
     except (ModelServiceError, RoutingError) as error:
         raise InvalidSpecError("InvalidSpec", str(error)) from None
-    refused = problems(service, CONFIG.admission)
+    refused = problems(service, admission)
     if refused:
         raise InvalidSpecError("NotAllowed", "; ".join(refused))
     return service
 
 
-def resolve_router(cluster: Kube, service: ModelService) -> str:
-    wanted = service.spec.router or CONFIG.router
+def resolve_router(cluster: Kube, service: ModelService, default: str) -> str:
+    wanted = service.spec.router or default
     has_istio = cluster.serves("networking.istio.io/v1", "VirtualService")
     if wanted == "auto":
         return "istio" if has_istio else "gateway"
@@ -93,16 +112,17 @@ def resolve_router(cluster: Kube, service: ModelService) -> str:
     return wanted
 
 
-def sync(body: Mapping[str, Any]) -> int:
+def sync(body: Mapping[str, Any], operator: Operator) -> int:
     """Make the cluster match one ModelService; the number of objects written or deleted."""
-    cluster = kube()
+    cluster, config = operator.kube, operator.config
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     try:
-        service = parse(body)
-        router = resolve_router(cluster, service)
+        service = parse(body, config.admission)
+        router = resolve_router(cluster, service, config.router)
     except InvalidSpecError as error:
-        refresh_status(body, None, None, router="-", problem=(error.reason, error.message))
+        problem = (error.reason, error.message)
+        refresh_status(cluster, body, None, None, router="-", problem=problem)
         kopf.warn(_event_target(body), reason=error.reason, message=error.message)
         raise kopf.PermanentError(error.message) from None
     owner = {
@@ -115,22 +135,23 @@ def sync(body: Mapping[str, Any]) -> int:
     }
     options = RenderOptions(
         namespace=namespace,
-        image=CONFIG.image,
-        image_pull_policy=CONFIG.image_pull_policy,
+        image=config.image,
+        image_pull_policy=config.image_pull_policy,
         router="gateway" if router == "gateway" else "istio",
         monitoring=cluster.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
-        redis_url=CONFIG.redis_url,
-        redis_secret=CONFIG.redis_secret,
-        storage_secret=CONFIG.storage_secret,
+        redis_url=config.redis_url,
+        redis_secret=config.redis_secret,
+        storage_secret=config.storage_secret,
         owner=owner,
     )
     desired = render(service, options)
-    memory = _applied.setdefault((namespace, name), {})
+    memory = operator.applied.setdefault((namespace, name), {})
     changes = plan_changes(desired, cluster.owned(namespace, name), memory)
     try:
         cluster.apply(namespace, changes)
     except LookupError as error:
-        refresh_status(body, service, None, router=router, problem=("ApplyFailed", str(error)))
+        problem = ("ApplyFailed", str(error))
+        refresh_status(cluster, body, service, None, router=router, problem=problem)
         kopf.warn(_event_target(body), reason="ApplyFailed", message=str(error))
         raise kopf.TemporaryError(str(error), delay=30) from None
     memory.clear()
@@ -141,11 +162,12 @@ def sync(body: Mapping[str, Any]) -> int:
             reason="Applied",
             message=f"wrote {len(changes.apply)} objects, deleted {len(changes.delete)}",
         )
-    refresh_status(body, service, compile_table(service), router=router)
+    refresh_status(cluster, body, service, compile_table(service), router=router)
     return len(changes.apply) + len(changes.delete)
 
 
 def refresh_status(
+    cluster: Kube,
     body: Mapping[str, Any],
     service: ModelService | None,
     table: RouteTable | None,
@@ -156,7 +178,6 @@ def refresh_status(
 ) -> None:
     """Write the status when it changed; `problem` (reason, message) keeps the rest;
     `pod`, from an event, stands in for its possibly older copy in the listed pods."""
-    cluster = kube()
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if problem is not None or service is None or table is None:
@@ -210,43 +231,48 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-def reconcile(body: kopf.Body, **_: Any) -> None:
-    sync(body)
+def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    sync(body, operator_of(memo))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
-def deployment_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+def deployment_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A Deployment's readiness moved: show it in its ModelService's status."""
-    show_workload(body, type)
+    show_workload(operator_of(memo), body, type)
 
 
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "mlpatterns"})
-def pod_changed(body: kopf.Body, type: str | None, **_: Any) -> None:
+def pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A pod's containers changed state: one that cannot run makes its ModelService
     Degraded. The event's pod is newer than a list from the API server's cache."""
-    show_workload(body, type, pod=body)
+    show_workload(operator_of(memo), body, type, pod=body)
 
 
 def show_workload(
-    body: Mapping[str, Any], type: str | None, pod: Mapping[str, Any] | None = None
+    operator: Operator,
+    body: Mapping[str, Any],
+    type: str | None,
+    pod: Mapping[str, Any] | None = None,
 ) -> None:
     meta = body.get("metadata", {})
     owner = (meta.get("labels") or {}).get(SERVICE_LABEL)
     if owner is None or type is None:
         return
-    found = kube().get_model_service(meta["namespace"], owner)
+    cluster = operator.kube
+    found = cluster.get_model_service(meta["namespace"], owner)
     if found is None:
         return
     try:
-        service = parse(found)
+        service = parse(found, operator.config.admission)
     except InvalidSpecError:
         return  # its Degraded status was written when the spec was handled
     status = found.get("status") or {}
     table = compile_table(service)
-    refresh_status(found, service, table, router=status.get("router", "-"), pod=pod)
+    refresh_status(cluster, found, service, table, router=status.get("router", "-"), pod=pod)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)  # optional: no finalizer is added
-def forget(body: kopf.Body, **_: Any) -> None:
+def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Its objects go with it (owner references); only this process's memory stays."""
-    _applied.pop((body["metadata"]["namespace"], body["metadata"]["name"]), None)
+    key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    operator_of(memo).applied.pop(key, None)
