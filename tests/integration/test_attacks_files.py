@@ -46,7 +46,7 @@ def test_an_edited_model_cache_is_replaced_by_the_registrys_bytes(tmp_path: Path
 WRITER = """
 import resource, signal, sys
 from pathlib import Path
-from mlpatterns.serving.predlog import FileSink
+from mlpatterns.logstreams import FileSink
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the write fails with EFBIG instead
 sink = FileSink(Path(sys.argv[1]))

@@ -43,7 +43,7 @@ def port_of(server: Server) -> int:
 
 def logged(server: Server) -> list[str]:
     folder = server.home / "logs" / "predictions"
-    return [line for path in folder.glob("*.jsonl") for line in path.read_text().splitlines()]
+    return [line for path in folder.glob("*/*.jsonl") for line in path.read_text().splitlines()]
 
 
 def test_headers_are_bounded(server: Server) -> None:

@@ -142,7 +142,7 @@ def test_csv_output_bad_rows_and_prediction_log(trained: tuple[Path, str], tmp_p
         "p_virginica",
         "model_version",
     }
-    log = home / "logs" / "predictions" / "iris-batch.jsonl"
+    log = home / "logs" / "predictions" / "iris" / "iris.batch.jsonl"
     assert len(log.read_text().splitlines()) == 10
     # a crash mid-append leaves half a line: the rerun drops it and redoes that row
     text = output.read_text()

@@ -244,7 +244,7 @@ def test_sigterm_flushes_every_prediction_record(trained: tuple[Path, str], tmp_
                 "/predict", json={"data": [ROWS[index % 3]]}, headers={"x-request-id": f"r{index}"}
             )
     assert running.stop() == 0
-    log = home / "logs" / "predictions" / "flush-test.jsonl"
+    log = home / "logs" / "predictions" / "flush-test" / "flush-test.jsonl"
     records = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(records) == requests
     assert {r["request_id"] for r in records} == {f"r{i}" for i in range(requests)}
@@ -252,7 +252,7 @@ def test_sigterm_flushes_every_prediction_record(trained: tuple[Path, str], tmp_
         "request_id",
         "service",
         "version",
-        "variant",
+        "model",
         "shadow",
         "input",
         "output",

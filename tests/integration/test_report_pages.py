@@ -34,7 +34,7 @@ def fill_logs(home: Path) -> None:
         primary.append(
             {
                 **common,
-                "variant": "a",
+                "version": "a",
                 "shadow": False,
                 "output": {"labels": [label]},
                 "latency_seconds": draw.uniform(1e-4, 9e-4),
@@ -43,7 +43,7 @@ def fill_logs(home: Path) -> None:
         shadow.append(
             {
                 **common,
-                "variant": "b",
+                "version": "b",
                 "shadow": True,
                 "output": {"labels": [other]},
                 "latency_seconds": draw.uniform(2e-4, 2e-3),
@@ -56,9 +56,9 @@ def fill_logs(home: Path) -> None:
         feedback.append({"request_id": f"r{i}", "outcome": draw.random() < (0.5 if i % 2 else 0.7)})
     write_lines(logs / "predictions" / "iris" / "a.jsonl", primary)
     write_lines(logs / "predictions" / "iris" / "b.jsonl", shadow)
-    write_lines(logs / "gateway" / "iris.jsonl", decisions)
-    write_lines(logs / "feedback" / "iris.jsonl", feedback)
-    with (logs / "gateway" / "iris.jsonl").open("ab") as torn:
+    write_lines(logs / "decisions" / "iris" / "gateway.jsonl", decisions)
+    write_lines(logs / "feedback" / "iris" / "gateway.jsonl", feedback)
+    with (logs / "decisions" / "iris" / "gateway.jsonl").open("ab") as torn:
         torn.write(b'{"request_id": "half')  # a line still being written is skipped
 
 

@@ -52,7 +52,7 @@ def test_serving_reads_and_logs_training_writes(s3_server: S3Server) -> None:
     put(training, "models/iris/1.0.0/model.onnx")
     assert serving.get_object("granted", "models/iris/1.0.0/model.onnx").read() == b"x"
     assert [o.object_name for o in serving.list_objects("granted", "models/", recursive=True)]
-    put(serving, "prediction-logs/iris/v1/part.jsonl")
+    put(serving, "logs/predictions/iris/v1/2026-12-06/10/part.jsonl")
     for key in ("models/iris/1.0.0/model.onnx", "aliases/iris/production"):
         with pytest.raises(S3Error) as refused:
             put(serving, key)

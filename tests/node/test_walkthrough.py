@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -129,7 +130,7 @@ def test_shadow_ab_answers_from_the_primary_and_logs_every_request_in_the_shadow
     while not set(ids) <= logged and time.monotonic() < deadline:
         time.sleep(1)
         for item in storage.list_objects(
-            "mlpatterns", prefix="prediction-logs/iris-shadow/candidate/", recursive=True
+            "mlpatterns", prefix="logs/predictions/iris-shadow/candidate/", recursive=True
         ):
             body = storage.get_object("mlpatterns", str(item.object_name))
             try:
@@ -140,6 +141,16 @@ def test_shadow_ab_answers_from_the_primary_and_logs_every_request_in_the_shadow
                 body.release_conn()
     missing = len(set(ids) - logged)
     assert not missing, f"{missing} requests missing from the shadow's log; the gateway: {dropped}"
+    # the report reads every pod's records from the bucket, as a user with serving's rights
+    shown = subprocess.run(
+        ["mlpatterns", "report", "shadow", "iris-shadow", "--from", "s3://mlpatterns"],
+        env={**walkthrough.env, **walkthrough.s3_env("serving"), "COLUMNS": "200"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    pairs = re.search(r"agreement [\d.]+% over \d+ rows in (\d+) requests", shown.stdout)
+    assert pairs is not None, shown.stdout
+    assert int(pairs.group(1)) >= len(ids)
 
 
 def test_a_tampered_model_never_serves_and_the_service_says_why(

@@ -83,7 +83,7 @@ def test_mistakes_are_refused_before_any_work(
 def test_an_unknown_control_version_is_refused(
     runner: CliRunner, tmp_path: pytest.TempPathFactory
 ) -> None:
-    log = tmp_path / "logs" / "gateway" / "iris.jsonl"  # type: ignore[operator]
+    log = tmp_path / "logs" / "decisions" / "iris" / "gateway.jsonl"  # type: ignore[operator]
     log.parent.mkdir(parents=True)
     log.write_text(
         '{"request_id": "r1", "version": "current", "timestamp": "2026-12-01T10:00:00"}\n'

@@ -52,7 +52,7 @@ def test_synchronous_is_a_server_per_version_behind_the_gateway(tmp_path: Path) 
     assert result.upstreams == {"a": "http://127.0.0.1:9001", "b": "http://127.0.0.1:9002"}
     server = result.processes[0]
     assert server.argv[:3] == ("mlpatterns", "serve", "model")
-    assert server.argv[server.argv.index("--variant") :][:2] == ("--variant", "a")
+    assert server.argv[server.argv.index("--version") :][:2] == ("--version", "a")
     assert server.ready_url == "http://127.0.0.1:9001/v2/health/ready"
     gateway = result.processes[-1].argv
     assert "a=http://127.0.0.1:9001" in gateway

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 def prediction(request_id: str, label: str, shadow: bool, latency: float) -> dict[str, Any]:
     return {
         "request_id": request_id,
-        "variant": "b" if shadow else "a",
+        "version": "b" if shadow else "a",
         "shadow": shadow,
         "input": [[1.0, 2.0]],
         "output": {"labels": [label]},
@@ -89,7 +89,7 @@ def test_ab_recommends_by_the_test() -> None:
         decisions("a", 200) + decisions("b", 200),
         feedback("a", 100, 100) + feedback("b", 102, 98),
     )
-    assert flat.recommendation.startswith("keep a: no variant differs")
+    assert flat.recommendation.startswith("keep a: no version differs")
     early = ab_report("iris", decisions("a", 50) + decisions("b", 5), feedback("b", 5, 0))
     assert early.recommendation.startswith("not enough data yet")
     assert "rate" in html.ab_page(clear) or "Success" in html.ab_page(clear)
@@ -99,11 +99,11 @@ def test_ab_outcomes_as_true_labels_and_since() -> None:
     predictions = [prediction("a0", "x", False, 0.001), prediction("a1", "y", False, 0.001)]
     labels = [{"request_id": "a0", "outcome": "x"}, {"request_id": "a1", "outcome": "x"}]
     report = ab_report("iris", decisions("a", 2), labels, predictions)
-    assert (report.variants[0].outcomes, report.variants[0].successes) == (2, 1)
+    assert (report.versions[0].outcomes, report.versions[0].successes) == (2, 1)
     later = ab_report(
         "iris", decisions("a", 2), labels, predictions, since=datetime(2027, 1, 1, tzinfo=UTC)
     )
-    assert later.variants == ()
+    assert later.versions == ()
     assert later.unmatched_feedback == 2
 
 

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from mlpatterns import __version__
 from mlpatterns.cli import registry as registry_cli
+from mlpatterns.logstreams import place
 from mlpatterns.settings import Settings, load_settings
 
 console = Console()
@@ -89,7 +90,8 @@ def run(
     if serve and roles["serving"] and roles["training"] and _has_both_aliases():
         from mlpatterns.cli import tour
 
-        files = [str(p) for p in tour.run_tour(console, home, port, requests)]
+        where = place(settings)
+        files = [str(p) for p in tour.run_tour(console, home, where, port, requests)]
         done.append(
             "served them as a ModelService with a shadow, then a 90/10 sticky A/B test with "
             "feedback, and reported on both; everything is stopped again"
@@ -104,7 +106,7 @@ def run(
     )
     console.print(
         f"Files: the registry is in {registry}, kfp outputs in {home / 'kfp'}, "
-        f"logs in {home / 'logs'}."
+        f"logs in {place(settings).describe()}."
     )
     for path in files:
         console.print(f"  wrote {path}")

@@ -1,5 +1,6 @@
-"""`mlpatterns report shadow|ab`: the QA patterns' reports from the embedded mode's
-logs under MLPATTERNS_HOME, as rich tables and optionally a self-contained HTML page."""
+"""`mlpatterns report shadow|ab`: the QA patterns' reports from the log streams,
+where this runtime keeps them (the configured object store, else MLPATTERNS_HOME) or
+where `--from` says, as rich tables and optionally a self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from mlpatterns.logstreams import Place, Stream, place, place_from
 from mlpatterns.monitoring import html
-from mlpatterns.monitoring.logs import decision_records, feedback_records, prediction_records
 from mlpatterns.monitoring.reports import (
     ABReport,
     ShadowReport,
@@ -27,8 +28,27 @@ report_app = typer.Typer(help="Shadow and A/B reports from the prediction logs."
 HTML = typer.Option(None, "--html", help="Also write a self-contained HTML page with plots.")
 
 
-def _home() -> Path:
-    return load_settings().home.resolve()
+SOURCE = typer.Option(
+    None,
+    "--from",
+    metavar="s3://BUCKET | DIR",
+    help="Read the logs from this bucket (the configured endpoint and credentials) or "
+    "this folder of an embedded mode's logs (default: where this machine writes them).",
+)
+
+
+def _place(source: str | None) -> Place:
+    settings = load_settings()
+    if source is None:
+        return place(settings)
+    try:
+        return place_from(source, settings)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--from") from None
+
+
+def _missing(what: str, name: str, where: Place) -> None:
+    console.print(f"[red]no {what} for {escape(name)} in {escape(where.describe())}[/red]")
 
 
 def _write(path: Path | None, page: str) -> None:
@@ -81,10 +101,10 @@ def print_ab(report: ABReport) -> None:
         f"(control {escape(report.control)})"
     )
     table = Table()
-    for column in ("variant", "requests", "outcomes", "successes", "rate", "95% interval", "p"):
+    for column in ("version", "requests", "outcomes", "successes", "rate", "95% interval", "p"):
         table.add_column(column, justify="right")
     p_values = {c.challenger: f"{c.p_value:.3g}" for c in report.comparisons}
-    for v in report.variants:
+    for v in report.versions:
         low, high = v.interval
         table.add_row(
             escape(v.name),
@@ -104,12 +124,13 @@ def print_ab(report: ABReport) -> None:
 def shadow(
     name: str = typer.Argument(..., help="The ModelService's name."),
     html_path: Path | None = HTML,
+    source: str | None = SOURCE,
 ) -> None:
     """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
-    records = prediction_records(_home(), name)
+    where = _place(source)
+    records = where.read(Stream.PREDICTIONS, name)
     if not records.items:
-        where = escape(str(_home() / "logs"))
-        console.print(f"[red]no prediction records for {escape(name)} under {where}[/red]")
+        _missing("prediction records", name, where)
         raise typer.Exit(1)
     report = shadow_report(name, records.items)
     print_shadow(report)
@@ -119,13 +140,14 @@ def shadow(
 @report_app.command("ab")
 def ab(
     name: str = typer.Argument(..., help="The ModelService's name."),
-    control: str | None = typer.Option(None, help="The control variant (default: most traffic)."),
+    control: str | None = typer.Option(None, help="The control version (default: most traffic)."),
     since: str | None = typer.Option(
         None, help="Count only requests from this UTC time on, e.g. 2026-11-29T10:00."
     ),
     html_path: Path | None = HTML,
+    source: str | None = SOURCE,
 ) -> None:
-    """Per variant: requests, outcomes, rates with intervals, a test and a recommendation."""
+    """Per version: requests, outcomes, rates with intervals, a test and a recommendation."""
     start = None
     if since is not None:
         start = utc_time(since)
@@ -135,11 +157,10 @@ def ab(
                 "or 2026-11-29T11:00+01:00",
                 param_hint="--since",
             )
-    home = _home()
-    decisions = decision_records(home, name)
+    where = _place(source)
+    decisions = where.read(Stream.DECISIONS, name, start)
     if not decisions.items:
-        where = escape(str(home / "logs"))
-        console.print(f"[red]no gateway decisions for {escape(name)} under {where}[/red]")
+        _missing("gateway decisions", name, where)
         raise typer.Exit(1)
     versions = sorted({str(d.get("version")) for d in decisions.items})
     if control is not None and control not in versions:
@@ -150,8 +171,8 @@ def ab(
     report = ab_report(
         name,
         decisions.items,
-        feedback_records(home, name).items,
-        prediction_records(home, name).items,
+        where.read(Stream.FEEDBACK, name, start).items,
+        where.read(Stream.PREDICTIONS, name, start).items,
         control,
         start,
     )

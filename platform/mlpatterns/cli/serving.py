@@ -51,8 +51,9 @@ def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
         _load_failed(error)
 
 
-VARIANT = typer.Option(
-    "", help="The ModelService version this server is; its prediction log gets its own file."
+SERVICE = typer.Option("", help="Service name in metrics and logs (default: the model's).")
+VERSION = typer.Option(
+    "", "--version", help="The ModelService version this is; its prediction log says so."
 )
 
 
@@ -64,9 +65,7 @@ def serve_model(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     workers: int = typer.Option(1, min=1, help="Server processes (each loads the model)."),
-    service: str = typer.Option(
-        "", help="Service name in metrics and logs (default: the model's)."
-    ),
+    service: str = SERVICE,
     batching: bool = typer.Option(True, help="Merge concurrent requests into one onnxruntime run."),
     max_batch_rows: int = typer.Option(256, min=1, help="Largest merged batch, in rows."),
     max_batch_wait: float = typer.Option(
@@ -78,7 +77,7 @@ def serve_model(
         False, help="Run inference on its own thread (for slow models with a core to spare)."
     ),
     file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
-    variant: str = VARIANT,
+    version: str = VERSION,
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
     from mlpatterns.serving.server import ServeOptions
@@ -88,7 +87,7 @@ def serve_model(
         folder=str(folder),
         workers=workers,
         service=service,
-        variant=variant,
+        version=version,
         batching=batching,
         max_batch_rows=max_batch_rows,
         max_batch_wait=max_batch_wait,
@@ -160,14 +159,16 @@ def serve_worker(
     health_port: int = typer.Option(
         0, min=0, help="Port of GET /health, the liveness probe's (0: none)."
     ),
+    service: str = SERVICE,
+    version: str = VERSION,
 ) -> None:
     """A worker of the asynchronous pattern: predicts queued jobs until SIGTERM; exits 1
     if every worker thread has died."""
     import signal
     import threading
 
+    from mlpatterns.logstreams import Stream, open_log, place
     from mlpatterns.serving.model import LoadedModel
-    from mlpatterns.serving.predlog import FileSink, PredictionLog
     from mlpatterns.serving.worker import Worker, serve_health
 
     loaded = LoadedModel(_fetch(model))
@@ -178,11 +179,12 @@ def serve_worker(
         visibility_timeout=visibility_timeout,
         max_attempts=max_attempts,
     )
+    service = service or loaded.name
     log = None
-    if log_predictions:
-        folder = settings.home.resolve() / "logs" / "predictions"
-        log = PredictionLog(FileSink(folder / f"{loaded.name}-worker.{os.getpid()}.jsonl"))
-    worker = Worker(loaded, jobs, threads=threads, log=log)
+    if log_predictions:  # a worker's own file: its version's API may write one too
+        where = place(settings)
+        log = open_log(where, Stream.PREDICTIONS, service, version, writer=f"worker.{os.getpid()}")
+    worker = Worker(loaded, jobs, threads=threads, log=log, service=service, version=version)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
@@ -217,10 +219,8 @@ def serve_preprocess(
     timeout: float = typer.Option(5.0, min=0.01, help="Seconds to wait for the prediction server."),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
-    service: str = typer.Option(
-        "", help="Service name in metrics and logs (default: the model's)."
-    ),
-    variant: str = VARIANT,
+    service: str = SERVICE,
+    version: str = VERSION,
 ) -> None:
     """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
     from mlpatterns.serving.server import ServeOptions
@@ -232,7 +232,7 @@ def serve_preprocess(
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
         service=service,
-        variant=variant,
+        version=version,
         predictor_url=predictor_url,
         predictor_timeout=timeout,
     )
@@ -268,11 +268,11 @@ def serve_gateway(
     import yaml
 
     from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
+    from mlpatterns.logstreams import Stream, open_log, place
     from mlpatterns.routing.gateway import Gateway
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
     from mlpatterns.server_limits import uvicorn_config
-    from mlpatterns.serving.predlog import FileSink, PredictionLog
     from mlpatterns.settings import web_limits
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
@@ -290,9 +290,9 @@ def serve_gateway(
     settings = load_settings()
     feedback_log = None
     if log_decisions:
-        logs = settings.home.resolve() / "logs"
-        gateway.decision_log = PredictionLog(FileSink(logs / "gateway" / f"{table.service}.jsonl"))
-        feedback_log = PredictionLog(FileSink(logs / "feedback" / f"{table.service}.jsonl"))
+        where, name = place(settings), table.service
+        gateway.decision_log = open_log(where, Stream.DECISIONS, name, "gateway")
+        feedback_log = open_log(where, Stream.FEEDBACK, name, "gateway")
     seen = {"text": file.read_bytes()}
 
     def apply(text: bytes, origin: str) -> bool:
@@ -441,10 +441,13 @@ def batch_predict(
     log_predictions: bool = typer.Option(
         True, help="Write every prediction to the prediction log."
     ),
+    service: str = SERVICE,
+    version: str = VERSION,
 ) -> None:
     """Predict the rows that have no prediction yet; a rerun redoes only what is missing."""
     from rich.progress import Progress
 
+    from mlpatterns.logstreams import Stream, open_log, place
     from mlpatterns.serving.batch import (
         BatchInputError,
         BatchResult,
@@ -452,14 +455,13 @@ def batch_predict(
         predict_batch,
     )
     from mlpatterns.serving.model import LoadedModel
-    from mlpatterns.serving.predlog import FileSink, PredictionLog
 
     loaded = LoadedModel(_fetch(model))
-    settings = load_settings()
+    service = service or loaded.name
     log = None
     if log_predictions:
-        path = settings.home.resolve() / "logs" / "predictions" / f"{loaded.name}-batch.jsonl"
-        log = PredictionLog(FileSink(path))
+        where = place(load_settings())
+        log = open_log(where, Stream.PREDICTIONS, service, version, writer="batch")
 
     with Progress(console=console) as progress:
         bar = progress.add_task(f"batch {loaded.metadata.ref}", total=None)
@@ -484,7 +486,7 @@ def batch_predict(
                 force=force,
                 compression=compression,
                 on_chunk=show,
-                on_prediction=log_each_prediction(log, loaded) if log else None,
+                on_prediction=log_each_prediction(log, loaded, service, version) if log else None,
             )
         except BatchInputError as error:
             console.print(f"[red]{error}[/red]")

@@ -7,7 +7,7 @@ the same parts a user runs (`up`'s runtime, `traffic set`'s edits, the gateway's
 from __future__ import annotations
 
 import random
-import shutil
+import time
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from mlpatterns.api.edits import apply_changes
 from mlpatterns.api.load import dump_model_service, parse_model_service
 from mlpatterns.cli.report import print_ab, print_shadow
+from mlpatterns.logstreams import Place, Stream
 from mlpatterns.monitoring import html
-from mlpatterns.monitoring.logs import decision_records, feedback_records, prediction_records
-from mlpatterns.monitoring.reports import ab_report, shadow_report
+from mlpatterns.monitoring.reports import ab_report, shadow_report, utc_time
 
 SERVICE = "iris-quickstart"
 
@@ -74,13 +74,14 @@ def _send(
     return answers
 
 
-def run_tour(console: Console, home: Path, port: int, requests: int) -> list[Path]:
-    """Run both QA patterns end to end; the files it wrote."""
+def run_tour(console: Console, home: Path, where: Place, port: int, requests: int) -> list[Path]:
+    """Run both QA patterns end to end, the servers writing their logs to `where`;
+    the files it wrote. Records of earlier tours are left out by their time."""
     from mlpatterns.local.runtime import embedded
 
     folder = home / "quickstart"
     folder.mkdir(parents=True, exist_ok=True)
-    _forget_earlier_runs(home)
+    began = datetime.now(UTC)
     file = folder / "iris-modelservice.yaml"
     service = parse_model_service(tour_service())
     file.write_text(dump_model_service(service))
@@ -92,8 +93,8 @@ def run_tour(console: Console, home: Path, port: int, requests: int) -> list[Pat
         with httpx.Client(base_url=url, timeout=30) as client:
             _send(console, client, "shadow traffic", iris_rows(requests, seed=1))
             # the model servers flush their logs in batches; give the last one time
-            _wait_for_records(home, requests)
-            shadow = shadow_report(SERVICE, prediction_records(home, SERVICE).items)
+            predictions = _wait_for_records(where, began, requests)
+            shadow = shadow_report(SERVICE, predictions)
             print_shadow(shadow)
             console.rule("5. online A/B: 90/10 with sticky users, feedback per answer")
             console.print(
@@ -118,9 +119,9 @@ def run_tour(console: Console, home: Path, port: int, requests: int) -> list[Pat
             console.print(f"{len(seen)} users; users who saw more than one version: {moved}")
     ab = ab_report(
         SERVICE,
-        decision_records(home, SERVICE).items,
-        feedback_records(home, SERVICE).items,
-        prediction_records(home, SERVICE).items,
+        where.read(Stream.DECISIONS, SERVICE, started).items,
+        where.read(Stream.FEEDBACK, SERVICE, started).items,
+        where.read(Stream.PREDICTIONS, SERVICE, started).items,
         control="current",
         since=started,
     )
@@ -131,20 +132,20 @@ def run_tour(console: Console, home: Path, port: int, requests: int) -> list[Pat
     return [file, shadow_html, ab_html]
 
 
-def _forget_earlier_runs(home: Path) -> None:
-    logs = home / "logs"
-    shutil.rmtree(logs / "predictions" / SERVICE, ignore_errors=True)
-    for kind in ("gateway", "feedback"):
-        for path in (logs / kind).glob(f"{SERVICE}.jsonl*"):
-            path.unlink()
-
-
-def _wait_for_records(home: Path, requests: int, timeout: float = 10.0) -> None:
-    import time
-
+def _wait_for_records(
+    where: Place, began: datetime, requests: int, timeout: float = 10.0
+) -> list[dict[str, object]]:
+    """This tour's prediction records, once the shadow's are all written (the servers
+    flush their logs in batches), or whatever is there after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        records = prediction_records(home, SERVICE).items
+    while True:
+        records = [
+            r
+            for r in where.read(Stream.PREDICTIONS, SERVICE, began).items
+            if (when := utc_time(r.get("timestamp"))) is not None and when >= began
+        ]
         if sum(1 for r in records if r.get("shadow")) >= requests:
-            return
+            return records
+        if time.monotonic() > deadline:
+            return records
         time.sleep(0.2)

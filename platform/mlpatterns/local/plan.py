@@ -1,13 +1,8 @@
-"""What `mlpatterns up` runs for a ModelService: one list of local processes, decided
-here without side effects (ports are handed in), so a test can read the plan.
-
-Per version, by pattern:
-- web-single, synchronous: a model server;
-- preprocess-prediction: a prediction server (predictor.onnx) and a preprocess
-  server in front of it;
-- asynchronous: an async API and a worker sharing the version's own SQLite queue;
-- batch: no server: the batch job, run at start and then on `spec.batch.schedule`.
-A gateway in front of every served version executes the route table.
+"""What `mlpatterns up` runs for a ModelService: the components of
+`mlpatterns.topology` as local processes, decided here without side effects (ports
+are handed in), so a test can read the plan. Only places are filled in: a model's
+reference, 127.0.0.1 and a free port, a predictor's URL, the version's own SQLite
+queue under MLPATTERNS_HOME, and the gateway's upstreams.
 
 A model-in-image version (`image:`) runs from a local build context of that image
 (`mlpatterns build-context ... -o DIR`), since there is no container runtime here.
@@ -21,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpatterns.api.modelservice import ModelService, Version
+from mlpatterns.topology import Slot, components, expand, gateway, served_versions, upstream_options
 
 
 class PlanError(ValueError):
@@ -63,12 +59,6 @@ def model_reference(version: Version, home: Path, images: Mapping[str, Path]) ->
     return str(folder / "model")
 
 
-def _server(name: str, command: tuple[str, ...], port: int, *options: str) -> ProcessSpec:
-    url = f"http://127.0.0.1:{port}"
-    argv = (*command, "--host", "127.0.0.1", "--port", str(port), *options)
-    return ProcessSpec(name, argv, f"{url}/v2/health/ready")
-
-
 def _version_processes(
     service: ModelService,
     version: Version,
@@ -77,90 +67,29 @@ def _version_processes(
     next_port: Callable[[], int],
     cli: tuple[str, ...],
 ) -> tuple[list[ProcessSpec], str | None]:
-    name = service.metadata.name
-    spec = service.spec
-    logs = () if spec.logging.predictions else ("--no-log-predictions",)
-    tag = ("--service", name, "--variant", version.name)
-    if spec.pattern in ("web-single", "synchronous"):
-        port = next_port()
-        server = _server(
-            f"model-{version.name}",
-            (*cli, "serve", "model"),
-            port,
-            "--model",
-            reference,
-            *tag,
-            *logs,
-        )
-        return [server], f"http://127.0.0.1:{port}"
-    if spec.pattern == "preprocess-prediction":
-        predictor_port, preprocess_port = next_port(), next_port()
-        predictor = _server(
-            f"predictor-{version.name}",
-            (*cli, "serve", "model"),
-            predictor_port,
-            "--model",
-            reference,
-            "--file",
-            "predictor.onnx",
-            "--service",
-            f"{name}-predictor",
-            "--variant",
-            version.name,
-            "--no-log-predictions",
-        )
-        preprocess = _server(
-            f"preprocess-{version.name}",
-            (*cli, "serve", "preprocess"),
-            preprocess_port,
-            "--preprocessor",
-            reference,
-            "--predictor-url",
-            f"http://127.0.0.1:{predictor_port}",
-            *tag,
-            *logs,
-        )
-        return [predictor, preprocess], f"http://127.0.0.1:{preprocess_port}"
-    if spec.pattern == "asynchronous":
-        queue = f"sqlite:///{home / 'queue' / f'{name}-{version.name}.db'}"
-        port = next_port()
-        api = _server(
-            f"async-api-{version.name}",
-            (*cli, "serve", "async-api"),
-            port,
-            "--model",
-            reference,
-            "--queue",
-            queue,
-        )
-        worker = ProcessSpec(
-            f"worker-{version.name}",
-            (*cli, "serve", "worker", "--model", reference, "--queue", queue, *logs),
-            None,
-        )
-        return [api, worker], f"http://127.0.0.1:{port}"
-    assert spec.batch is not None  # the batch pattern: validated on load
-    batch = spec.batch
-    job = ProcessSpec(
-        f"batch-{version.name}",
-        (
-            *cli,
-            "batch",
-            "predict",
-            "--model",
-            reference,
-            "--input",
-            batch.input,
-            "--output",
-            batch.output,
-            "--id-column",
-            batch.id_column,
-            *logs,
-        ),
-        None,
-        schedule=batch.schedule,
-    )
-    return [job], None
+    processes: list[ProcessSpec] = []
+    urls: dict[str, str] = {}
+    upstream = None
+    queue = home / "queue" / f"{service.metadata.name}-{version.name}.db"
+    for part in components(service, version):
+        port = next_port() if part.port is not None else 0
+        url = f"http://127.0.0.1:{port}"
+        places = {
+            Slot.MODEL: [reference],
+            Slot.HOST: ["127.0.0.1"],
+            Slot.PORT: [str(port)],
+            Slot.PREDICTOR: [urls.get("predictor", "")],
+            Slot.QUEUE: ["--queue", f"sqlite:///{queue}"],
+        }
+        argv = (*cli, *expand(part.args, places.__getitem__))
+        ready = None  # a job: ready once started
+        if part.port is not None:  # no readiness of its own: alive is ready
+            ready = f"{url}{part.port.ready or part.port.live}"
+        processes.append(ProcessSpec(f"{part.name}-{version.name}", argv, ready, part.schedule))
+        urls[part.name] = url
+        if part.routed:
+            upstream = url
+    return processes, upstream
 
 
 def plan(
@@ -176,11 +105,7 @@ def plan(
     """The processes that run `service` (loaded from `file`) on this machine."""
     processes: list[ProcessSpec] = []
     upstreams: dict[str, str] = {}
-    versions = service.spec.versions
-    if service.spec.pattern == "batch":  # one job, by the version that takes the traffic
-        answering = service.spec.default_route()[0].version
-        versions = [v for v in versions if v.name == answering]
-    for version in versions:
+    for version in served_versions(service):
         reference = model_reference(version, home, images or {})
         started, upstream = _version_processes(service, version, reference, home, next_port, cli)
         processes.extend(started)
@@ -189,8 +114,14 @@ def plan(
     gateway_url = None
     if upstreams:
         gateway_url = f"http://127.0.0.1:{gateway_port}"
-        argv = [*cli, "serve", "gateway", "-f", str(file), "--port", str(gateway_port)]
-        for name, url in upstreams.items():
-            argv += ["--upstream", f"{name}={url}"]
-        processes.append(ProcessSpec("gateway", tuple(argv), f"{gateway_url}/-/health"))
+        front = gateway()
+        places = {
+            Slot.ROUTES: [str(file)],
+            Slot.HOST: ["127.0.0.1"],
+            Slot.PORT: [str(gateway_port)],
+            Slot.UPSTREAMS: upstream_options(upstreams),
+        }
+        argv = (*cli, *expand(front.args, places.__getitem__))
+        assert front.port is not None
+        processes.append(ProcessSpec(front.name, argv, f"{gateway_url}{front.port.live}"))
     return Plan(service.metadata.name, tuple(processes), upstreams, gateway_url)

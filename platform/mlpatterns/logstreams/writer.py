@@ -1,9 +1,10 @@
-"""The prediction log: one JSON record per prediction, written off the request path.
+"""Writing a log stream: one JSON record per line, off the request path.
 
 Requests put records in a bounded buffer and never wait: when it is full the record
-is dropped and counted. A background thread writes the buffer in batches to
-a sink (JSON lines in rotated files, or objects in S3). `close` drains and flushes
-everything, which a server calls on SIGTERM so that no record is lost on a stop.
+is dropped and counted. A background thread writes the buffer in batches to a sink
+(JSON lines in rotated files, or one object per batch in an object store). `close`
+drains and flushes everything, which a server calls on SIGTERM so that no record is
+lost on a stop.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-import orjson
-
 from mlpatterns.registry.store import ArtifactStore, StoreError
+
+__all__ = ["FileSink", "RecordLog", "Sink", "StoreSink"]
 
 _ROOM_POLL_SECONDS = 0.005  # how often a waiting submitter looks for room
 
@@ -79,7 +81,8 @@ class FileSink:
 
 
 class StoreSink:
-    """Each batch as one JSON-lines object under `prefix/<date>/` in an artifact store."""
+    """Each batch as one JSON-lines object under `prefix/<date>/<hour>/`, so that a
+    reader can list one hour's records without listing the stream's whole history."""
 
     def __init__(self, store: ArtifactStore, prefix: str) -> None:
         self.store = store
@@ -87,40 +90,14 @@ class StoreSink:
 
     def write(self, lines: list[bytes]) -> None:
         now = datetime.now(UTC)
-        key = f"{self.prefix}/{now:%Y-%m-%d}/{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.jsonl"
-        self.store.put(key, b"".join(lines))
+        name = f"{now:%H%M%S%f}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.store.put(f"{self.prefix}/{now:%Y-%m-%d}/{now:%H}/{name}", b"".join(lines))
 
     def close(self) -> None:
         return
 
 
-def record(
-    *,
-    request_id: str,
-    service: str,
-    version: str,
-    inputs: Any,
-    outputs: Any,
-    latency: float,
-    variant: str = "",
-    shadow: bool = False,
-) -> dict[str, Any]:
-    """`version` is the model's; `variant` the ModelService version that served it;
-    `shadow` marks a mirrored copy whose answer no client saw."""
-    return {
-        "request_id": request_id,
-        "service": service,
-        "version": version,
-        "variant": variant,
-        "shadow": shadow,
-        "input": inputs,
-        "output": outputs,
-        "latency_seconds": round(latency, 6),
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-
-
-class PredictionLog:
+class RecordLog:
     """Records are appended to a bounded buffer; a thread writes them in batches every
     `flush_interval`, or sooner once `batch_size` are waiting. The thread is woken once
     per batch, not once per record: a wake-up per request made the GIL change hands
@@ -135,6 +112,9 @@ class PredictionLog:
         flush_interval: float = 0.2,
         on_drop: Callable[[], None] = lambda: None,
     ) -> None:
+        import orjson  # the serving extra's: the core roles import this package's names only
+
+        self._dumps = partial(orjson.dumps, option=orjson.OPT_SERIALIZE_NUMPY)
         self._sink = sink
         self._pending: deque[bytes] = deque()  # appends and pops are atomic under the GIL
         self._capacity = capacity
@@ -151,7 +131,7 @@ class PredictionLog:
     def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool:
         """Queue a record; False (and counted) when the buffer is full. Servers never wait;
         a batch job, which must not lose records, waits for room (`wait=True`)."""
-        line = orjson.dumps(entry, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+        line = self._dumps(entry) + b"\n"
         while len(self._pending) >= self._capacity:
             if not wait or not self._thread.is_alive():
                 self.dropped += 1

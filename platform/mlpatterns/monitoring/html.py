@@ -115,18 +115,18 @@ def heatmap_svg(classes: Sequence[str], cells: dict[tuple[str, str], int]) -> st
 
 def rates_svg(report: ABReport) -> str:
     width, row, pad = 640, 46, 120
-    height = pad // 2 + row * len(report.variants)
+    height = pad // 2 + row * len(report.versions)
     scale = width - pad - 40
     parts = []
-    for i, (variant, colour) in enumerate(zip(report.variants, COLOURS * 8, strict=False)):
+    for i, (version, colour) in enumerate(zip(report.versions, COLOURS * 8, strict=False)):
         y = 20 + i * row
-        low, high = variant.interval
+        low, high = version.interval
         parts.append(
-            f'<text x="4" y="{y + 18}">{escape(variant.name)}</text>'
-            f'<rect x="{pad}" y="{y}" width="{max(1.0, scale * variant.rate):.1f}" height="24" '
+            f'<text x="4" y="{y + 18}">{escape(version.name)}</text>'
+            f'<rect x="{pad}" y="{y}" width="{max(1.0, scale * version.rate):.1f}" height="24" '
             f'fill="{colour}"/><line x1="{pad + scale * low:.1f}" y1="{y + 12}" '
             f'x2="{pad + scale * high:.1f}" y2="{y + 12}" stroke="#111" stroke-width="2"/>'
-            f'<text x="{pad + scale * high + 6:.1f}" y="{y + 18}">{variant.rate:.1%}</text>'
+            f'<text x="{pad + scale * high + 6:.1f}" y="{y + 18}">{version.rate:.1%}</text>'
         )
     return (
         f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
@@ -176,8 +176,8 @@ def shadow_page(report: ShadowReport) -> str:
 
 
 def ab_page(report: ABReport) -> str:
-    variants = _table(
-        ("variant", "requests", "outcomes", "successes", "rate", "95% interval"),
+    versions = _table(
+        ("version", "requests", "outcomes", "successes", "rate", "95% interval"),
         [
             (
                 v.name,
@@ -187,7 +187,7 @@ def ab_page(report: ABReport) -> str:
                 f"{v.rate:.1%}",
                 f"{v.interval[0]:.1%} to {v.interval[1]:.1%}",
             )
-            for v in report.variants
+            for v in report.versions
         ],
     )
     tests = _table(
@@ -195,7 +195,7 @@ def ab_page(report: ABReport) -> str:
         [(c.challenger, f"{c.difference:+.1%}", f"{c.p_value:.3g}") for c in report.comparisons],
     )
     body = (
-        f'<p class="big">{escape(report.recommendation)}</p>{variants}'
+        f'<p class="big">{escape(report.recommendation)}</p>{versions}'
         f"<h2>Success rate (bar) and 95% interval (line)</h2>{rates_svg(report)}"
         f"<h2>Test</h2><p>{escape(report.test)}</p>{tests}"
     )

@@ -4,7 +4,7 @@ in, a report out; printing and HTML are elsewhere.
 - Shadow: the primary's and the shadow's predictions joined by request id;
   agreement, a primary-vs-shadow confusion table, both latency distributions,
   and examples where they disagree.
-- A/B: per variant, requests (gateway decisions) and outcomes (feedback); success
+- A/B: per version, requests (gateway decisions) and outcomes (feedback); success
   rates with Wilson 95% intervals; each challenger against the control with a
   two-sided two-proportion z-test; a plain recommendation.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 Z_95 = 1.959964
 ALPHA = 0.05
-MIN_OUTCOMES = 100  # per variant, before a recommendation other than "wait"
+MIN_OUTCOMES = 100  # per version, before a recommendation other than "wait"
 
 
 # ---- shared --------------------------------------------------------------------
@@ -132,8 +132,8 @@ def shadow_report(
                 mismatches.append(Mismatch(request_id, example, mine, theirs))
     return ShadowReport(
         service=service,
-        primary_versions=tuple(sorted({str(r.get("variant", "")) for r in primaries.values()})),
-        shadow_versions=tuple(sorted({str(r.get("variant", "")) for r in shadows.values()})),
+        primary_versions=tuple(sorted({str(r.get("version", "")) for r in primaries.values()})),
+        shadow_versions=tuple(sorted({str(r.get("version", "")) for r in shadows.values()})),
         pairs=pairs,
         rows=rows,
         agreeing_rows=agreeing,
@@ -171,7 +171,7 @@ def two_proportion_p_value(s1: int, n1: int, s2: int, n2: int) -> float:
 
 
 @dataclass(frozen=True)
-class Variant:
+class VersionResult:
     name: str
     requests: int
     outcomes: int
@@ -197,7 +197,7 @@ class Comparison:
 class ABReport:
     service: str
     control: str
-    variants: tuple[Variant, ...]
+    versions: tuple[VersionResult, ...]
     comparisons: tuple[Comparison, ...]
     recommendation: str
     test: str = "two-sided two-proportion z-test, alpha 0.05; Wilson 95% intervals"
@@ -258,32 +258,34 @@ def ab_report(
         outcomes[version] += 1
         successes[version] += int(verdict)
     names = sorted(set(requests) | set(outcomes), key=lambda n: (-requests[n], n))
-    variants = tuple(Variant(n, requests[n], outcomes[n], successes[n]) for n in names)
+    versions = tuple(VersionResult(n, requests[n], outcomes[n], successes[n]) for n in names)
     chosen = control if control in names else (names[0] if names else "")
-    base = next((v for v in variants if v.name == chosen), None)
+    base = next((v for v in versions if v.name == chosen), None)
     comparisons = tuple(
         Comparison(
             v.name,
             v.rate - base.rate,
             two_proportion_p_value(v.successes, v.outcomes, base.successes, base.outcomes),
         )
-        for v in variants
+        for v in versions
         if base is not None and v.name != chosen
     )
     return ABReport(
         service,
         chosen,
-        variants,
+        versions,
         comparisons,
-        recommend(chosen, variants, comparisons),
+        recommend(chosen, versions, comparisons),
         unmatched_feedback=unmatched,
     )
 
 
-def recommend(control: str, variants: Sequence[Variant], comparisons: Sequence[Comparison]) -> str:
-    if len(variants) < 2:
-        return "not enough data yet: only one variant has answered"
-    short = [v.name for v in variants if v.outcomes < MIN_OUTCOMES]
+def recommend(
+    control: str, versions: Sequence[VersionResult], comparisons: Sequence[Comparison]
+) -> str:
+    if len(versions) < 2:
+        return "not enough data yet: only one version has answered"
+    short = [v.name for v in versions if v.outcomes < MIN_OUTCOMES]
     if short:
         return (
             f"not enough data yet: {', '.join(short)} "
@@ -299,4 +301,4 @@ def recommend(control: str, variants: Sequence[Variant], comparisons: Sequence[C
     worse = [c.challenger for c in comparisons if c.p_value < ALPHA]
     if worse:
         return f"keep {control}: {', '.join(worse)} did significantly worse"
-    return f"keep {control}: no variant differs significantly (p >= {ALPHA}) so far"
+    return f"keep {control}: no version differs significantly (p >= {ALPHA}) so far"

@@ -1,5 +1,5 @@
 """Who may do what in the object store: serving reads the registry and appends
-prediction logs; training reads and writes everything in the bucket. `grant` makes
+to the log streams; training reads and writes everything in the bucket. `grant` makes
 both MinIO users with those policies (idempotent), so that no pod holds the root
 credentials. The policies are pure data; only `grant` talks to MinIO."""
 
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROLES", "Credentials", "grant", "policy"]
+__all__ = ["LOGS", "ROLES", "Credentials", "grant", "policy"]
 
 ROLES = ("serving", "training")
-LOGS = "prediction-logs"
+LOGS = "logs"  # the log streams' prefix, the one place serving may write
 
 
 @dataclass(frozen=True)

@@ -6,37 +6,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from typing import Any
 
-from mlpatterns.api.modelservice import ModelService, Version
+from mlpatterns.api.modelservice import ModelService
 from mlpatterns.render import workloads
 from mlpatterns.render.common import HASH_ANNOTATION, RenderOptions
 from mlpatterns.render.routing import monitoring_objects, routing_objects
+from mlpatterns.topology import served_versions
 
 __all__ = ["RenderOptions", "object_key", "render", "with_hash"]
-
-Renderer = Callable[[ModelService, Version, RenderOptions], list[dict[str, Any]]]
-BY_PATTERN: dict[str, Renderer] = {
-    "web-single": workloads.synchronous,
-    "synchronous": workloads.synchronous,
-    "asynchronous": workloads.asynchronous,
-    "preprocess-prediction": workloads.preprocess_prediction,
-    "batch": workloads.batch,
-}
 
 
 def render(service: ModelService, options: RenderOptions | None = None) -> list[dict[str, Any]]:
     """Every object `service` needs, in the order they are best applied."""
     options = options or RenderOptions()
-    spec = service.spec
-    versions = spec.versions
-    if spec.pattern == "batch":  # one job, by the version that takes the traffic
-        answering = spec.default_route()[0].version
-        versions = [v for v in versions if v.name == answering]
     objects: list[dict[str, Any]] = []
-    for version in versions:
-        objects.extend(BY_PATTERN[spec.pattern](service, version, options))
+    for version in served_versions(service):
+        objects.extend(workloads.version_objects(service, version, options))
     objects.extend(routing_objects(service, options))
     objects.extend(monitoring_objects(service, options))
     return [with_hash(item) for item in objects]

@@ -88,16 +88,19 @@ def resources(wanted: Resources) -> dict[str, Any]:
     }
 
 
-def probes(ready: str, live: str) -> dict[str, Any]:
+def probes(port: str, ready: str | None, live: str) -> dict[str, Any]:
+    """Probes on the named port: readiness (when the component has one) and liveness."""
+
     def probe(path: str, period: int) -> dict[str, Any]:
         return {
-            "httpGet": {"path": path, "port": "http"},
+            "httpGet": {"path": path, "port": port},
             "periodSeconds": period,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         }
 
-    return {"readinessProbe": probe(ready, 5), "livenessProbe": probe(live, 10)}
+    found = {"readinessProbe": probe(ready, 5)} if ready else {}
+    return {**found, "livenessProbe": probe(live, 10)}
 
 
 def env_from(service: ModelService, options: RenderOptions) -> list[dict[str, Any]]:
@@ -116,8 +119,8 @@ def container(
     *,
     command: list[str] | None = None,
     mounts: list[dict[str, Any]] | None = None,
-    serves: bool = True,
 ) -> dict[str, Any]:
+    """A container of the pod's common shape; the caller adds its ports and probes."""
     spec: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -126,8 +129,6 @@ def container(
     if command is not None:
         spec["command"] = command
     spec["args"] = arguments
-    if serves:
-        spec["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
     spec["env"] = [{"name": "MLPATTERNS_HOME", "value": STATE}]
     found = env_from(service, options)
     if found:

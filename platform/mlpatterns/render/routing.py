@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlpatterns import topology
 from mlpatterns.api.load import dump_model_service
 from mlpatterns.api.modelservice import ModelService, Version
 from mlpatterns.render.common import (
     METRICS_LABEL,
+    PORT,
     ROUTED_LABEL,
     SERVICE_LABEL,
     RenderOptions,
@@ -33,6 +35,7 @@ from mlpatterns.render.common import (
 )
 from mlpatterns.routing import istio
 from mlpatterns.routing.table import compile_table
+from mlpatterns.topology import Slot
 
 Objects = list[dict[str, Any]]
 CONFIG = "/etc/mlpatterns"
@@ -58,26 +61,29 @@ def gateway_objects(
         "metadata": metadata(routes, labels(service, "gateway", name), options),
         "data": {"modelservice.yaml": dump_model_service(file)},
     }
-    arguments = ["serve", "gateway", "-f", f"{CONFIG}/modelservice.yaml"]
-    # kubelet refreshes a mounted ConfigMap once a minute: the watch applies a switch at once
-    arguments += ["--watch-configmap", routes]
-    arguments += ["--host", "0.0.0.0", "--port", "8080"]  # noqa: S104 (the pod's address)
-    for version, url in upstreams.items():
-        arguments += ["--upstream", f"{version}={url}"]
+    front = topology.gateway()
+    places = {
+        # kubelet refreshes a mounted ConfigMap once a minute: the watch applies a switch
+        Slot.ROUTES: [f"{CONFIG}/modelservice.yaml", "--watch-configmap", routes],
+        Slot.HOST: ["0.0.0.0"],  # noqa: S104 (the pod's own address)
+        Slot.PORT: [str(PORT)],
+        Slot.UPSTREAMS: topology.upstream_options(upstreams),
+    }
     # the gateway's own resources are the first version's; it is light next to a model
     first: Version = service.spec.versions[0]
     main = container(
-        "gateway",
+        front.name,
         options.image,
-        arguments,
+        topology.expand(front.args, places.__getitem__),
         service,
         first,
         options,
         command=["mlpatterns"],
         mounts=[{"name": "routes", "mountPath": CONFIG, "readOnly": True}],
     )
-    main.pop("envFrom", None)  # the gateway needs no storage credentials
-    main.update(probes("/-/health", "/-/health"))
+    assert front.port is not None
+    main["ports"] = [{"name": front.port.name, "containerPort": PORT, "protocol": "TCP"}]
+    main.update(probes(front.port.name, front.port.ready, front.port.live))
     pod = {
         "metadata": {"labels": labels(service, "gateway", name)},
         "spec": {

@@ -1,6 +1,8 @@
-"""The serving patterns' workloads, one function per pattern: Deployments and
-Services per version (with an HPA and a PDB when asked), the async API and its
-workers, the preprocess server in front of its predictor, and the batch CronJob.
+"""The workloads of a ModelService's versions: each component of
+`mlpatterns.topology` as a Deployment and its Service (with an HPA and a PDB when
+the version asks), or as a CronJob for the batch job. Only places are filled in:
+the model's path in the pod, the pod's address and port, the predictor's Service,
+and the queue's namespace (its address and password come as environment).
 
 Model load is an init container running `mlpatterns fetch-model` into an emptyDir
 (digest checked there, so a pod whose model fails never starts its server);
@@ -15,6 +17,7 @@ from mlpatterns.api.modelservice import ModelService, Version
 from mlpatterns.render.common import (
     METRICS_LABEL,
     MODELS,
+    PORT,
     ROUTED_LABEL,
     RenderOptions,
     container,
@@ -26,6 +29,7 @@ from mlpatterns.render.common import (
     selector,
     service_object,
 )
+from mlpatterns.topology import Component, Slot, components, expand
 
 Objects = list[dict[str, Any]]
 BAKED = "/model"  # where `mlpatterns build-context` puts the model in an image
@@ -55,7 +59,6 @@ def _fetch(service: ModelService, version: Version, options: RenderOptions) -> d
         options,
         command=["mlpatterns"],
         mounts=[{"name": "models", "mountPath": MODELS}],
-        serves=False,
     )
 
 
@@ -78,26 +81,6 @@ def _pod(
         main["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
         spec["volumes"].append({"name": "models", "emptyDir": {}})
     return {"metadata": {"labels": pod_labels}, "spec": spec}
-
-
-def _server(
-    name: str, service: ModelService, version: Version, options: RenderOptions, verb: list[str]
-) -> dict[str, Any]:
-    """A server container of this version, probed on the Open Inference Protocol's health."""
-    tags = ["--service", service.metadata.name, "--variant", version.name]
-    logs = [] if service.spec.logging.predictions else ["--no-log-predictions"]
-    where = ["--host", "0.0.0.0", "--port", "8080"]  # noqa: S104 (a pod's own address)
-    main = container(
-        name,
-        _image(version, options),
-        [*verb, *where, *tags, *logs],
-        service,
-        version,
-        options,
-        command=["mlpatterns"],
-    )
-    main.update(probes("/v2/health/ready", "/v2/health/live"))
-    return main
 
 
 def deployment(
@@ -129,7 +112,7 @@ def deployment(
             "spec": spec,
         }
     ]
-    if "ports" in main:
+    if any(port["name"] == "http" for port in main.get("ports", ())):
         service_labels = {**labels(service, component, name), METRICS_LABEL: "model"}
         objects.append(
             service_object(service, name, service_labels, selector(service, name), options)
@@ -183,52 +166,9 @@ def _scaling(
     return found
 
 
-def synchronous(service: ModelService, version: Version, options: RenderOptions) -> Objects:
-    """Web single and synchronous: one model server per version."""
-    main = _server(
-        "server", service, version, options, ["serve", "model", "--model", _model_path(version)]
-    )
-    return deployment(
-        service, version, options, _name(service, version), "model-server", main, routed=True
-    )
-
-
-def preprocess_prediction(
-    service: ModelService, version: Version, options: RenderOptions
-) -> Objects:
-    predictor_name = _name(service, version, "-predictor")
-    path = _model_path(version)
-    predictor = _server(
-        "predictor",
-        service,
-        version,
-        options,
-        ["serve", "model", "--model", path, "--file", "predictor.onnx"],
-    )
-    url = f"http://{predictor_name}:8080"
-    front = _server(
-        "preprocess",
-        service,
-        version,
-        options,
-        ["serve", "preprocess", "--preprocessor", path, "--predictor-url", url],
-    )
-    return [
-        *deployment(
-            service, version, options, predictor_name, "predictor", predictor, routed=False
-        ),
-        *deployment(
-            service, version, options, _name(service, version), "preprocess", front, routed=True
-        ),
-    ]
-
-
-def queue_settings(
-    service: ModelService, version: Version, options: RenderOptions
-) -> tuple[list[str], list[dict[str, Any]]]:
-    """The version's queue: its own namespace in the Redis (an argument), and the
-    environment that carries the Redis' address and password (never an argument)."""
-    arguments = ["--queue-namespace", f"{service.metadata.name}-{version.name}"]
+def queue_settings(service: ModelService, options: RenderOptions) -> list[dict[str, Any]]:
+    """The environment that carries the Redis' address and password (never an
+    argument; the version's namespace in it is)."""
     queue = service.spec.queue
 
     def from_secret(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
@@ -238,7 +178,7 @@ def queue_settings(
         return {"name": name, "valueFrom": {"secretKeyRef": ref}}
 
     if queue is not None and queue.secret_name:
-        return arguments, [
+        return [
             from_secret("MLPATTERNS_REDIS_URL", queue.secret_name, "MLPATTERNS_REDIS_URL"),
             from_secret(
                 "MLPATTERNS_REDIS_PASSWORD",
@@ -253,119 +193,89 @@ def queue_settings(
     ]
     if not own and options.redis_secret:  # the platform chart's Redis and its password
         env.append(from_secret("MLPATTERNS_REDIS_PASSWORD", options.redis_secret, "redis-password"))
-    return arguments, env
+    return env
 
 
-WORKER_HEALTH_PORT = 8081
+PORTS = {"http": PORT, "health": 8081}
 
 
-def asynchronous(service: ModelService, version: Version, options: RenderOptions) -> Objects:
-    queue, env = queue_settings(service, version, options)
-    model = ["--model", _model_path(version), *queue]
-    api = container(
-        "api",
-        _image(version, options),
-        ["serve", "async-api", *model, "--host", "0.0.0.0", "--port", "8080"],  # noqa: S104
-        service,
-        version,
-        options,
-        command=["mlpatterns"],
-    )
-    api.update(probes("/v2/health/ready", "/v2/health/live"))
-    worker = container(
-        "worker",
-        _image(version, options),
-        [
-            "serve",
-            "worker",
-            *model,
-            *("--health-host", "0.0.0.0", "--health-port", str(WORKER_HEALTH_PORT)),  # noqa: S104
-        ],
-        service,
-        version,
-        options,
-        command=["mlpatterns"],
-        serves=False,
-    )
-    worker["ports"] = [{"name": "health", "containerPort": WORKER_HEALTH_PORT, "protocol": "TCP"}]
-    # its threads beat a heartbeat; a worker stuck or without threads is restarted
-    worker["livenessProbe"] = {
-        "httpGet": {"path": "/health", "port": "health"},
-        "periodSeconds": 10,
-        "timeoutSeconds": 2,
-        "failureThreshold": 3,
+def _places(service: ModelService, version: Version, part: Component) -> dict[Slot, list[str]]:
+    return {
+        Slot.MODEL: [_model_path(version)],
+        Slot.HOST: ["0.0.0.0"],  # noqa: S104 (the pod's own address)
+        Slot.PORT: [str(PORTS[part.port.name] if part.port else PORT)],
+        Slot.PREDICTOR: [f"http://{_name(service, version, '-predictor')}:{PORT}"],
+        Slot.QUEUE: ["--queue-namespace", f"{service.metadata.name}-{version.name}"],
     }
-    for part in (api, worker):
-        part["env"].extend(env)
-    return [
-        *deployment(
-            service, version, options, _name(service, version), "async-api", api, routed=True
-        ),
-        *deployment(
-            service,
-            version,
-            options,
-            _name(service, version, "-worker"),
-            "worker",
-            worker,
-            routed=False,
-        ),
-    ]
 
 
-def batch(service: ModelService, version: Version, options: RenderOptions) -> Objects:
-    """The batch pattern: a CronJob, never two runs at once, a failed run retried."""
-    assert service.spec.batch is not None
-    job = service.spec.batch
-    name = service.metadata.name
-    logs = [] if service.spec.logging.predictions else ["--no-log-predictions"]
+def _container(
+    service: ModelService, version: Version, part: Component, options: RenderOptions
+) -> dict[str, Any]:
     main = container(
-        "batch",
+        part.name,
         _image(version, options),
-        [
-            "batch",
-            "predict",
-            "--model",
-            _model_path(version),
-            "--input",
-            job.input,
-            "--output",
-            job.output,
-            "--id-column",
-            job.id_column,
-            *logs,
-        ],
+        expand(part.args, _places(service, version, part).__getitem__),
         service,
         version,
         options,
         command=["mlpatterns"],
-        mounts=[{"name": "data", "mountPath": "/data"}],
-        serves=False,
+        mounts=[{"name": "data", "mountPath": "/data"}] if part.schedule else None,
     )
+    if part.port is not None:
+        port = PORTS[part.port.name]
+        main["ports"] = [{"name": part.port.name, "containerPort": port, "protocol": "TCP"}]
+        main.update(probes(part.port.name, part.port.ready, part.port.live))
+    if part.queue:
+        main["env"].extend(queue_settings(service, options))
+    return main
+
+
+def version_objects(service: ModelService, version: Version, options: RenderOptions) -> Objects:
+    """Every workload of `version`, in the order of its components."""
+    objects: Objects = []
+    for part in components(service, version):
+        main = _container(service, version, part, options)
+        if part.schedule is not None:
+            objects.append(cron_job(service, version, options, main, part.schedule))
+            continue
+        name = _name(service, version, part.object_suffix)
+        objects.extend(
+            deployment(service, version, options, name, part.role, main, routed=part.routed)
+        )
+    return objects
+
+
+def cron_job(
+    service: ModelService, version: Version, options: RenderOptions, main: dict[str, Any],
+    schedule: str,
+) -> dict[str, Any]:  # fmt: skip
+    """A job on `schedule`: never two runs at once, a failed run retried."""
+    assert service.spec.batch is not None
+    claim = service.spec.batch.volume_claim
+    name = service.metadata.name
     main["workingDir"] = "/data"
     data = (
-        {"name": "data", "persistentVolumeClaim": {"claimName": job.volume_claim}}
-        if job.volume_claim
+        {"name": "data", "persistentVolumeClaim": {"claimName": claim}}
+        if claim
         else {"name": "data", "emptyDir": {}}
     )
     pod_labels = {**labels(service, "batch", name), "version": version.name}
     template = _pod(service, version, options, main, pod_labels, (data,))
     template["spec"]["restartPolicy"] = "Never"
-    return [
-        {
-            "apiVersion": "batch/v1",
-            "kind": "CronJob",
-            "metadata": metadata(name, labels(service, "batch", name), options),
-            "spec": {
-                "schedule": job.schedule,
-                "timeZone": "Etc/UTC",
-                "concurrencyPolicy": "Forbid",
-                "successfulJobsHistoryLimit": 3,
-                "failedJobsHistoryLimit": 3,
-                "jobTemplate": {
-                    "metadata": {"labels": pod_labels},
-                    "spec": {"backoffLimit": 3, "template": template},
-                },
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": metadata(name, labels(service, "batch", name), options),
+        "spec": {
+            "schedule": schedule,
+            "timeZone": "Etc/UTC",
+            "concurrencyPolicy": "Forbid",
+            "successfulJobsHistoryLimit": 3,
+            "failedJobsHistoryLimit": 3,
+            "jobTemplate": {
+                "metadata": {"labels": pod_labels},
+                "spec": {"backoffLimit": 3, "template": template},
             },
-        }
-    ]
+        },
+    }

@@ -23,7 +23,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 import aiohttp
 import orjson
@@ -31,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from mlpatterns import web
+from mlpatterns.logstreams import RecordLog
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
@@ -47,14 +47,6 @@ from mlpatterns.routing.messages import (
 from mlpatterns.routing.table import RouteTable
 
 log = logging.getLogger("mlpatterns.gateway")
-
-
-class RecordLog(Protocol):
-    """Where records go off the request path (the serving room's PredictionLog)."""
-
-    def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool: ...
-
-    def close(self, timeout: float = 30) -> None: ...
 
 
 @dataclass

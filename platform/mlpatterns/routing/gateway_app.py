@@ -31,8 +31,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlpatterns import web
+from mlpatterns.logstreams import RecordLog
 from mlpatterns.process import calm_garbage_collector
-from mlpatterns.routing.gateway import Gateway, RecordLog
+from mlpatterns.routing.gateway import Gateway
 from mlpatterns.routing.openapi import gateway_openapi
 
 MAX_FEEDBACK_BYTES = 16 << 10

@@ -25,12 +25,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlpatterns import web
+from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.serving.batching import MicroBatcher
 from mlpatterns.serving.inputs import AnswerError, ClientError, Rows, simple_request, v2_request
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
-from mlpatterns.serving.predlog import PredictionLog, record
 from mlpatterns.serving.remote import RemotePredictor
 
 log = logging.getLogger("mlpatterns.serving")
@@ -42,7 +42,7 @@ JSON = "application/json"
 @dataclass
 class ServerConfig:
     service: str = ""  # defaults to the model's name
-    variant: str = ""  # the ModelService version this server is, for the logs
+    version: str = ""  # the ModelService version this server is, for the logs
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     batching: bool = True
     max_batch_rows: int = 256
@@ -56,7 +56,7 @@ class ServerState:
     model: LoadedModel
     config: ServerConfig
     metrics: ServerMetrics
-    prediction_log: PredictionLog | None = None
+    prediction_log: RecordLog | None = None
     batcher: MicroBatcher | None = None
     remote: RemotePredictor | None = None  # set: this is a preprocess server
     ready: bool = False
@@ -190,14 +190,14 @@ async def _run(state: ServerState, request: Request, request_id: str, rows: Rows
     state.metrics.count_classes(result.labels)
     if state.prediction_log is not None:
         state.prediction_log.submit(
-            record(
+            prediction_record(
                 request_id=request_id,
                 service=state.service,
-                version=state.model.version,
+                version=state.config.version,
+                model=state.model.version,
                 inputs=rows.nested() if state.config.log_inputs else None,
                 outputs={"labels": result.labels, "probabilities": result.probabilities},
                 latency=time.perf_counter() - started,
-                variant=state.config.variant,
                 shadow=is_shadow_copy(request),
             )
         )

@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.model import LoadedModel, Prediction
-from mlpatterns.serving.predlog import PredictionLog, record
 
 CHUNK_ROWS = 10_000
 COLUMNAR_CHUNK_ROWS = 100_000
@@ -367,18 +367,21 @@ def predict_batch(
     return result
 
 
-def log_each_prediction(log: PredictionLog, model: LoadedModel) -> OnPrediction:
+def log_each_prediction(
+    log: RecordLog, model: LoadedModel, service: str = "", version: str = ""
+) -> OnPrediction:
     """A callback that writes one prediction-log record per row, waiting for room."""
-    service = f"{model.name}-batch"
+    service = service or model.name
 
     def write(ids: list[str], rows: npt.NDArray[np.float32], prediction: Prediction) -> None:
         for row_id, features, label, probabilities in zip(
             ids, rows.tolist(), prediction.labels, prediction.probabilities, strict=True
         ):
-            entry = record(
+            entry = prediction_record(
                 request_id=f"batch:{row_id}",
                 service=service,
-                version=model.version,
+                version=version,
+                model=model.version,
                 inputs=features,
                 outputs={"label": label, "probabilities": probabilities},
                 latency=0.0,

@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from mlpatterns.logstreams import Stream, open_log, place
 from mlpatterns.process import usable_cpus
 from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
@@ -27,7 +28,6 @@ from mlpatterns.server_limits import uvicorn_config
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, ModelLoadError
-from mlpatterns.serving.predlog import FileSink, PredictionLog, Sink, StoreSink
 from mlpatterns.serving.remote import RemotePredictor
 from mlpatterns.settings import Settings, load_settings, web_limits
 
@@ -80,7 +80,7 @@ class ServeOptions:
     folder: str
     workers: int = 1
     service: str = ""
-    variant: str = ""  # the ModelService version this server is (the embedded mode sets it)
+    version: str = ""  # the ModelService version this server is, if any
     batching: bool = True
     max_batch_rows: int = 256
     max_batch_wait: float = 0.0
@@ -105,21 +105,6 @@ def _threads(workers: int) -> int:
     return max(1, usable_cpus() // max(1, workers))
 
 
-def _prediction_sink(settings: Settings, service: str, variant: str, workers: int) -> Sink:
-    if settings.uses_object_storage:
-        from mlpatterns.registry.s3 import S3Store
-
-        # no request to S3 at start: an unreachable store must not keep the model from
-        # serving; failed writes are retried, then counted as dropped records
-        store = S3Store.from_settings(settings, create_bucket=False)
-        return StoreSink(store, "/".join(filter(None, ("prediction-logs", service, variant))))
-    suffix = f".{os.getpid()}" if workers > 1 else ""  # one file per worker process
-    folder = settings.home.resolve() / "logs" / "predictions"
-    if variant:  # one file per version of a ModelService, in the service's folder
-        return FileSink(folder / service / f"{variant}{suffix}.jsonl")
-    return FileSink(folder / f"{service}{suffix}.jsonl")
-
-
 def build_app(options: ServeOptions, settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     preprocessing = bool(options.predictor_url)
@@ -127,7 +112,7 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     model = LoadedModel(Path(options.folder), file_name, threads=_threads(options.workers))
     config = ServerConfig(
         service=options.service,
-        variant=options.variant,
+        version=options.version,
         max_body_bytes=options.max_body_bytes,
         batching=options.batching,
         max_batch_rows=options.max_batch_rows,
@@ -138,8 +123,13 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     metrics = ServerMetrics(service, model.version)
     log = None
     if options.log_predictions:
-        log = PredictionLog(
-            _prediction_sink(settings, service, options.variant, options.workers),
+        writer = str(os.getpid()) if options.workers > 1 else ""  # a file per process
+        log = open_log(
+            place(settings),
+            Stream.PREDICTIONS,
+            service,
+            options.version,
+            writer=writer,
             on_drop=metrics.dropped.inc,
         )
     remote = None

@@ -23,9 +23,9 @@ from typing import TypeVar
 import numpy as np
 import orjson
 
+from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.jobs import Job, JobQueue
 from mlpatterns.serving.model import LoadedModel
-from mlpatterns.serving.predlog import PredictionLog, record
 
 __all__ = ["Backoff", "Health", "Worker", "serve_health"]
 
@@ -71,10 +71,14 @@ class Worker:
         name: str = "",
         threads: int = 1,
         poll_interval: float = 0.05,
-        log: PredictionLog | None = None,
+        log: RecordLog | None = None,
         stale_after: float = 60.0,
+        service: str = "",
+        version: str = "",
     ) -> None:
         self.model = model
+        self.service = service  # in the prediction log; the model's name if empty
+        self.version = version
         self.queue = queue
         self.name = name or f"worker-{uuid.uuid4().hex[:8]}"
         self.poll_interval = poll_interval
@@ -158,10 +162,11 @@ class Worker:
             self.completed += 1
             if self.log is not None:
                 self.log.submit(
-                    record(
+                    prediction_record(
                         request_id=payload.get("request_id") or job.id,
-                        service=self.model.name,
-                        version=self.model.version,
+                        service=self.service or self.model.name,
+                        version=self.version,
+                        model=self.model.version,
                         inputs=payload["data"],
                         outputs=result,
                         latency=time.perf_counter() - started,

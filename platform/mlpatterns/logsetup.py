@@ -1,0 +1,67 @@
+"""One logging setup for every mlpatterns process.
+
+Records go to standard error: as JSON lines when it is not a terminal (a pod's log,
+a supervisor's file: one object per line for a collector to parse), as plain lines
+on a terminal. The level is `MLPATTERNS_LOG_LEVEL` (INFO by default). uvicorn's
+loggers are routed through the same handler, and a record's `request_id` (passed as
+`extra={"request_id": ...}`) becomes a field of its own, so that every failed request
+can be found by the id its client was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import IO
+
+import orjson
+
+__all__ = ["FIELDS", "JsonLines", "configure_logging", "wants_json"]
+
+FIELDS = ("request_id", "service", "version")  # `extra` keys that become fields
+UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonLines(logging.Formatter):
+    """A record as one JSON object: time, level, logger, message, the known extra
+    fields, and the traceback as `error` when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in FIELDS:
+            value = getattr(record, name, None)
+            if value is not None:
+                entry[name] = value
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def wants_json(stream: IO[str]) -> bool:
+    """JSON lines unless a person is reading: off a terminal."""
+    try:
+        return not stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream: a machine reads it
+        return True
+
+
+def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> None:
+    """Make the root logger write `level` and above to `stream` (standard error), and
+    uvicorn's loggers write through it; calling it again replaces the handler."""
+    stream = stream or sys.stderr
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonLines() if wants_json(stream) else logging.Formatter(PLAIN))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in UVICORN:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
