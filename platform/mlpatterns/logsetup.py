@@ -10,16 +10,26 @@ can be found by the id its client was given.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import IO
 
-import orjson
-
-__all__ = ["FIELDS", "JsonLines", "configure_logging", "wants_json"]
+__all__ = [
+    "FIELDS",
+    "LEVELS",
+    "JsonLines",
+    "configure_logging",
+    "level_from",
+    "request_fields",
+    "wants_json",
+]
 
 FIELDS = ("request_id", "service", "version")  # `extra` keys that become fields
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LEVEL_ENV = "MLPATTERNS_LOG_LEVEL"
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
 PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -41,7 +51,12 @@ class JsonLines(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+        return json.dumps(entry, default=str)
+
+
+def request_fields(request_id: str) -> dict[str, str]:
+    """The `extra` of a record about one request: `log.warning(..., extra=...)`."""
+    return {"request_id": request_id}
 
 
 def wants_json(stream: IO[str]) -> bool:
@@ -50,6 +65,17 @@ def wants_json(stream: IO[str]) -> bool:
         return not stream.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream: a machine reads it
         return True
+
+
+def level_from(environ: Mapping[str, str]) -> str:
+    """The level `MLPATTERNS_LOG_LEVEL` asks for (INFO when unset), or a ValueError that
+    says which levels there are."""
+    wanted = environ.get(LEVEL_ENV, "INFO").strip().upper() or "INFO"
+    if wanted not in LEVELS:
+        raise ValueError(
+            f"{LEVEL_ENV}={environ[LEVEL_ENV]!r} is not a level; use one of {', '.join(LEVELS)}"
+        )
+    return wanted
 
 
 def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> None:

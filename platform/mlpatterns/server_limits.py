@@ -177,6 +177,7 @@ def uvicorn_config(app: Any, host: str, port: int, limits: WebLimits, **options:
         port=port,
         loop="uvloop",
         access_log=False,
+        log_config=None,  # the process's own setup (mlpatterns.logsetup) stays in force
         log_level="warning",
         proxy_headers=False,  # nothing here reads the client's address
         limit_concurrency=limits.max_connections,

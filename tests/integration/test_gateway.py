@@ -3,6 +3,7 @@ isolation, and routes reloaded live under load."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -69,9 +70,14 @@ def write(path: Path, traffic: dict[str, object], rf_active: bool = True) -> Non
 
 
 def start_gateway(
-    spec: Path, upstreams: dict[str, str], home: Path, env: dict[str, str] | None = None
+    spec: Path,
+    upstreams: dict[str, str],
+    home: Path,
+    env: dict[str, str] | None = None,
+    stderr: Path | None = None,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """`mlpatterns serve gateway` for `spec`, its logs under `home`."""
+    """`mlpatterns serve gateway` for `spec`, its logs under `home`, its own log (standard
+    error) in `stderr` if given."""
     port = free_port()
     command = [MLPATTERNS, "serve", "gateway", "-f", str(spec), "--port", str(port)]
     for version, url in upstreams.items():
@@ -80,7 +86,7 @@ def start_gateway(
         command,
         env={**os.environ, "MLPATTERNS_HOME": str(home), **(env or {})},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr.open("wb") if stderr else subprocess.DEVNULL,
         preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
@@ -238,3 +244,29 @@ def test_oversized_bodies_query_strings_and_unknown_paths(gateway: tuple[str, Pa
     missing = httpx.get(f"{url}/no/such/path")
     assert missing.status_code == 404  # the model server's answer, passed on
     assert missing.headers["x-mlpatterns-version"] in {"svc", "rf"}
+
+
+def test_a_failed_request_is_logged_as_json_with_its_request_id(tmp_path: Path) -> None:
+    spec = tmp_path / "iris.yaml"
+    write(spec, {"split": [{"version": "svc", "weight": 100}]})
+    nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    log = tmp_path / "gateway.log"
+    url, process = start_gateway(spec, {"svc": nobody, "rf": nobody}, tmp_path, stderr=log)
+    try:
+        answer = httpx.post(f"{url}/predict", json=ROW, headers={"x-request-id": "req-42"})
+        assert answer.status_code == 503
+        assert "127.0.0.1" not in answer.text  # the client learns no address; the log does
+
+        def logged() -> list[dict[str, object]]:
+            lines = log.read_text().splitlines()
+            return [json.loads(line) for line in lines if line.startswith("{")]
+
+        wait_until("the failure logged", lambda: any(r.get("request_id") for r in logged()), 10)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    [record] = [r for r in logged() if r.get("request_id") == "req-42"]
+    assert record["level"] == "warning"
+    assert record["logger"] == "mlpatterns.gateway"
+    assert "version svc" in str(record["message"])
+    assert nobody in str(record["message"])

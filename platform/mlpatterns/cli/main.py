@@ -8,6 +8,7 @@ A command whose room is not built yet is registered as *planned*: it shows in
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from mlpatterns.cli import quickstart
 from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
 from mlpatterns.cli.registry import datasets_app, models_app, storage_app
+from mlpatterns.logsetup import configure_logging, level_from
 
 app = typer.Typer(
     name="mlpatterns",
@@ -92,6 +94,10 @@ def root(
     ),
 ) -> None:
     """mlpatterns: ML system design patterns as a Kubernetes-native platform."""
+    try:
+        configure_logging(level_from(os.environ))
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="MLPATTERNS_LOG_LEVEL") from None
 
 
 app.command("quickstart")(quickstart.run)

@@ -3,6 +3,9 @@ against the current kubeconfig."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 
 operator_app = typer.Typer(help="Run the Kubernetes operator (kopf).", no_args_is_help=True)
@@ -45,6 +48,7 @@ def run(
     """Reconcile ModelServices into Deployments, Services, routes and monitors."""
     import kopf
 
+    from mlpatterns.logsetup import level_from, wants_json
     from mlpatterns.operator import handlers
     from mlpatterns.operator.policy import AdmissionPolicy
 
@@ -62,7 +66,11 @@ def run(
         redis_secret=redis_secret,
         admission=AdmissionPolicy(tuple(allow_registry), tuple(allow_secret)),
     )
-    kopf.configure(verbose=verbose)  # INFO by default: what was handled, and how it went
+    # INFO by default: what was handled, and how it went; JSON lines off a terminal, as
+    # every mlpatterns process writes them (kopf's own setup, which owns its loggers)
+    debug = level_from(os.environ) == "DEBUG"
+    log_format = kopf.LogFormat.JSON if wants_json(sys.stderr) else kopf.LogFormat.FULL
+    kopf.configure(debug=debug, verbose=verbose, log_format=log_format)
     kopf.run(
         standalone=True,
         clusterwide=all_namespaces,

@@ -30,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
 
 from mlpatterns import web
+from mlpatterns.logsetup import request_fields
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
@@ -256,6 +257,8 @@ class Gateway:
             except TimeoutError:
                 if last:
                     message = f"version {decision.version} did not answer in {timeout:g} s"
+                    fields = request_fields(request_id)
+                    log.warning("request %s: %s", request_id, message, extra=fields)
                     return error_answer(504, message, request_id, decision.version)
                 continue
             except aiohttp.ClientError as error:
@@ -266,12 +269,21 @@ class Gateway:
                         decision.version,
                         url.origin(),
                         error,
+                        extra=request_fields(request_id),
                     )
                     message = f"version {decision.version} is unavailable"
                     return error_answer(503, message, request_id, decision.version)
                 continue
-            if status >= 500 and not last:
-                continue
+            if status >= 500:
+                if not last:
+                    continue
+                log.warning(
+                    "request %s: version %s answered %d",
+                    request_id,
+                    decision.version,
+                    status,
+                    extra=request_fields(request_id),
+                )
             return Answer(status, passed, content)
         raise AssertionError("the loop always returns")
 

@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlpatterns import web
+from mlpatterns.logsetup import request_fields
 from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.process import calm_garbage_collector
 from mlpatterns.serving.batching import MicroBatcher
@@ -146,7 +147,8 @@ def endpoint(
             message = "the client closed the connection before sending its whole body"
             response = json_response(state, request_id, {"error": message}, CLIENT_CLOSED)
         except Exception:  # a fault of ours, never the client's: the detail goes to the log
-            log.exception("request %s to %s failed", request_id, name)
+            fields = request_fields(request_id)
+            log.exception("request %s to %s failed", request_id, name, extra=fields)
             message = (
                 f"internal error; the server's log has the detail under request id {request_id}"
             )

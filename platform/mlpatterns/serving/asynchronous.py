@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mlpatterns.logsetup import request_fields
 from mlpatterns.serving import app as server
 from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request
 from mlpatterns.serving.jobs import JobQueue
@@ -65,7 +66,12 @@ def create_async_app(
         try:
             return await asyncio.get_running_loop().run_in_executor(executor, call)
         except Exception as error:
-            log.warning("request %s: the job queue failed: %r", request_id, error)
+            log.warning(
+                "request %s: the job queue failed: %r",
+                request_id,
+                error,
+                extra=request_fields(request_id),
+            )
             raise QueueUnavailable(
                 503,
                 f"the job queue is unavailable; try again (request id {request_id})",

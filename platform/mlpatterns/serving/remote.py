@@ -10,6 +10,7 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from mlpatterns.logsetup import request_fields
 from mlpatterns.serving.inputs import AnswerError
 from mlpatterns.serving.model import Prediction
 
@@ -65,7 +66,12 @@ class RemotePredictor:
         """The client is told what happened; the log also gets where and why (the
         prediction server's address is not the client's business)."""
         log.warning(
-            "request %s: the prediction server at %s %s: %s", request_id, self.url, what, detail
+            "request %s: the prediction server at %s %s: %s",
+            request_id,
+            self.url,
+            what,
+            detail,
+            extra=request_fields(request_id),
         )
         return UpstreamError(status, f"the prediction server {what} (request id {request_id})")
 

@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from mlpatterns.logsetup import configure_logging, level_from
 from mlpatterns.logstreams import Stream, open_log, place
 from mlpatterns.process import usable_cpus
 from mlpatterns.registry.references import PathRef, parse_ref
@@ -148,7 +149,9 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
 
 
 def app_from_environment() -> Starlette:
-    """The uvicorn factory: each worker process builds its app from CONFIG_ENV."""
+    """The uvicorn factory: each worker process builds its app from CONFIG_ENV (and,
+    started afresh by uvicorn's supervisor, sets up its logging again)."""
+    configure_logging(level_from(os.environ))
     return build_app(ServeOptions.from_env())
 
 
