@@ -19,7 +19,7 @@ def queue(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> Ite
     url = f"sqlite:///{tmp_path / 'jobs.db'}" if request.param == "sqlite" else redis_url
     options = {"visibility_timeout": 0.5, "max_attempts": 2, "ttl": 60}
     if request.param == "redis":  # a namespace per test on the shared server
-        from mlpatterns.serving.jobs_redis import RedisQueue
+        from mlpatterns.serving.jobs.redis_queue import RedisQueue
 
         opened: JobQueue = RedisQueue(url, namespace=f"t-{uuid.uuid4().hex[:8]}", **options)
     else:
@@ -90,7 +90,7 @@ def test_results_are_deleted_once_their_ttl_has_passed(
 ) -> None:
     queue: JobQueue
     if backend == "redis":
-        from mlpatterns.serving.jobs_redis import RedisQueue
+        from mlpatterns.serving.jobs.redis_queue import RedisQueue
 
         queue = RedisQueue(redis_url, namespace=f"t-{uuid.uuid4().hex[:8]}", ttl=1)
     else:

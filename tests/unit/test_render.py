@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
+from mlpatterns.cli.generated import expected_files
 from mlpatterns.render import RenderOptions, render
-from mlpatterns.render.generated import expected_files
 
 pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,9 @@ from typing import cast
 
 import redis
 
-from mlpatterns.serving.jobs import Job, JobStatus, State
+from mlpatterns.serving.jobs.base import Job, JobStatus, State
+
+__all__ = ["RedisQueue"]
 
 # KEYS: pending list, leases zset, job key prefix. ARGV: now, lease, until, max_attempts, ttl
 _CLAIM = """
