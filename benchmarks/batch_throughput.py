@@ -12,7 +12,7 @@ chunks: the stricter reference.
 
 The bare loop runs the registered graph as it is, asking for the class names as
 strings; the batch path asks the same classifier for class indices instead
-(`mlpatterns.serving.class_indices`). The cost of the names is printed apart, as a
+(`mlpatterns.serving.batch.class_indices`). The cost of the names is printed apart, as a
 bare loop with indices, so that the ratio can be read against either.
 
     .venv/bin/python benchmarks/batch_throughput.py MODEL_FOLDER [--rows 1000000]
@@ -39,7 +39,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from mlpatterns.serving.batch import columnar_chunk_rows, predict_batch
-from mlpatterns.serving.class_indices import with_class_indices
+from mlpatterns.serving.batch.class_indices import with_class_indices
 from mlpatterns.serving.model import LoadedModel, new_session
 
 BARE_CHUNKS = (10_000, 25_000, 50_000, 100_000)

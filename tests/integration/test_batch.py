@@ -196,9 +196,9 @@ def test_parquet_parts_resume_and_reject_like_the_row_path(
     home = trained[0]
     rows = 400_000
     source, output = tmp_path / "rows.csv", tmp_path / "predictions.parquet"
-    # ids in key order, so that each part is committed as soon as it is written: ids out
-    # of it ("r10" before "r2") keep a first run's parts staged until every id is sorted,
-    # on a file this small near the end, and the run was often over before the kill
+    # ids in key order, so that each chunk is selected, predicted and written as soon as
+    # it is read: ids out of it ("r10" before "r2") are all read and sorted first, and on
+    # a file this small the run would often be over before the kill
     write_rows(source, rows, id_format="r{:09d}")
     first = batch(
         home,
@@ -371,41 +371,32 @@ def test_rows_without_an_id_are_rejected_alike_on_both_paths(
 
 
 @pytest.mark.parametrize("logged", [True, False])
-def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
+def test_parts_hold_each_ids_first_prediction_on_a_first_run_and_a_rerun(
     trained: tuple[Path, str], tmp_path: Path, logged: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A first run predicts each chunk before its rows are decided and stages its part,
-    then drops what a repeated id predicted (from the chunk kept in memory for the
-    prediction log, or from the staged part on disk without one); a rerun decides first.
-    Either way, each id's row in the parts holds the prediction of that id's first
-    row, every row's features different."""
+    """Ids out of key order are all read and sorted before the first chunk is selected;
+    each chunk waits for its selection, and each id's row in the parts holds the
+    prediction of that id's first row (every row's features different), on a first
+    run and on a rerun that finds some done; the prediction log is handed the same."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from mlpatterns.registry.registry import Registry
-    from mlpatterns.serving import batch_ids
+    from mlpatterns.serving.batch import ids as batch_ids
     from mlpatterns.serving.batch import predict_batch
-    from mlpatterns.serving.batch_sink import PartsSink
     from mlpatterns.serving.model import LoadedModel, Prediction
     from mlpatterns.settings import load_settings
 
-    # Timing, which no input can set: on a file this small the ids are decided before a
-    # writing thread looks, and no part would be staged. Deciding is held back a little,
-    # and staging counted, so that the staged path is the one taken.
-    decide, stage = batch_ids.first_occurrences, PartsSink.stage
-    staged: list[int] = []
+    # Timing, which no input can set: selecting is held back, so that the features are
+    # read well ahead of their selection, and predicting must wait for it.
+    decide = batch_ids.first_occurrences
 
     def slow_decide(ids: object) -> object:
         time.sleep(0.2)
         return decide(ids)  # type: ignore[arg-type]
 
-    def counted_stage(self: PartsSink, ids: object, *rest: object) -> object:
-        staged.append(len(ids))  # type: ignore[arg-type]
-        return stage(self, ids, *rest)  # type: ignore[arg-type]
-
     monkeypatch.setattr(batch_ids, "first_occurrences", slow_decide)
-    monkeypatch.setattr(PartsSink, "stage", counted_stage)
     registry = Registry.from_settings(load_settings(home=trained[0]))
     registry.fetch(f"models:/iris/{trained[1]}", tmp_path / "model")
     model = LoadedModel(tmp_path / "model")
@@ -439,19 +430,17 @@ def test_parts_hold_each_ids_first_prediction_predicted_ahead_or_decided_first(
         first = {row_id: ids.index(row_id) for row_id in ids[:count]}
         return {i: (str(labels[at]), probabilities[at].tolist()) for i, at in first.items()}
 
-    assert run(10) == (10, 7, 3)  # a first run: predicted ahead, every chunk staged
-    assert staged == [3, 3, 3, 1]
+    assert run(10) == (10, 7, 3)  # a first run
     assert written().keys() == expected(10).keys()
     for row_id, (label, probabilities) in expected(10).items():
         assert written()[row_id][0] == label
         assert written()[row_id][1] == pytest.approx(probabilities, abs=1e-6)
-    assert run(13) == (13, 2, 11)  # a rerun: h and i are new, decided before predicting
-    assert staged == [3, 3, 3, 1, 1, 1]  # and written at once (a write stages, commits)
+    assert run(13) == (13, 2, 11)  # a rerun: h and i are new
     assert {k: v[0] for k, v in written().items()} == {k: v[0] for k, v in expected(13).items()}
     first_rows = {row_id: rows[ids.index(row_id)].tolist() for row_id in ids}
     by_log = {i: (first_rows[i], label) for i, (label, _) in expected(13).items()}
     assert handed == (by_log if logged else {})
-    assert not list((tmp_path / "out.parquet").glob(".part-*"))  # nothing left staged
+    assert not list((tmp_path / "out.parquet").glob(".part-*"))  # no temporary part left
 
 
 @pytest.mark.parametrize("output", ["o.db", "o.csv", "o.parquet"])

@@ -15,10 +15,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mlpatterns.serving.batch import columnar_chunk_rows
-from mlpatterns.serving.batch_columnar import _Prepared, _prepared
-from mlpatterns.serving.batch_ids import decide_rows, first_occurrences
-from mlpatterns.serving.batch_reading import Features, decisions, feature_chunks
-from mlpatterns.serving.batch_sink import PartsSink
+from mlpatterns.serving.batch.columnar import Prepared, prepared
+from mlpatterns.serving.batch.ids import decide_rows, first_occurrences
+from mlpatterns.serving.batch.parts import PartsSink
+from mlpatterns.serving.batch.reading import Features, feature_chunks, selections
 from mlpatterns.serving.prefetch import prefetched
 
 pytestmark = pytest.mark.unit
@@ -62,7 +62,7 @@ def test_first_occurrences_by_keys_agree_with_a_set_sliced_or_not(
 
 
 def test_equal_ids_have_equal_keys_wherever_they_are() -> None:
-    from mlpatterns.serving.batch_ids import id_keys
+    from mlpatterns.serving.batch.ids import id_keys
 
     ids = ["r1", "a-much-longer-identifier", "", None, "r1", "a-much-longer-identifier", None]
     keys = id_keys(pa.array(["x" * 13, *ids], pa.string()).slice(1)).tolist()
@@ -179,7 +179,7 @@ def test_first_occurrences_of_nothing() -> None:
 def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
     sizes: list[int], size: int
 ) -> None:
-    from mlpatterns.serving.batch_reading import exactly
+    from mlpatterns.serving.batch.reading import exactly
 
     values = iter(range(1000))
     column = [pa.array([next(values) for _ in range(n)], pa.int64()) for n in sizes]
@@ -191,17 +191,15 @@ def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
     assert flat == list(range(sum(sizes)))
 
 
-def prepared_csv(source: Path, size: int) -> list[_Prepared]:
+def prepared_csv(source: Path, size: int) -> list[Prepared]:
     """The features' and the ids' streams of a CSV file with one feature, paired as the
     pipeline pairs them, the trailing decision (broken rows at the end) included."""
     read = list(feature_chunks(source, ["f"], size))
-    decided = list(decisions(source, "id", size, pa.array([], pa.string())))
+    decided = list(selections(source, "id", size, pa.array([], pa.string())))
     assert len(decided) in (len(read), len(read) + 1)
     nothing = Features(pa.record_batch({}), np.empty((0, 1), np.float32), 0)
     read += [nothing] * (len(decided) - len(read))
-    return [
-        _prepared(chunk, decision, ["f"]) for chunk, decision in zip(read, decided, strict=True)
-    ]
+    return [prepared(chunk, decision, ["f"]) for chunk, decision in zip(read, decided, strict=True)]
 
 
 def test_prepared_counts_what_csv_cannot_parse(tmp_path: Path) -> None:
@@ -295,7 +293,7 @@ def test_an_id_column_that_is_not_text_or_numbers_is_refused_before_reading(
     import pyarrow.parquet as pq
 
     from mlpatterns.serving.batch import BatchInputError
-    from mlpatterns.serving.batch_reading import checked_source
+    from mlpatterns.serving.batch.reading import checked_source
 
     source = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"key": [[1], [2]], "n": [7, 8], "f": [1.0, 2.0]}), source)

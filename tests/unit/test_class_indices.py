@@ -17,8 +17,8 @@ import pytest
 from mlpatterns.registry.metadata import DatasetSchema
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import LocalStore
-from mlpatterns.serving import protobuf_wire as wire
-from mlpatterns.serving.class_indices import (
+from mlpatterns.serving.batch import protobuf_wire as wire
+from mlpatterns.serving.batch.class_indices import (
     INTEGER_LABELS_ATTRIBUTE,
     ClassIndexPredictor,
     with_class_indices,

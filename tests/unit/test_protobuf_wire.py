@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mlpatterns.serving import protobuf_wire as wire
+from mlpatterns.serving.batch import protobuf_wire as wire
 
 pytestmark = pytest.mark.unit
 

@@ -1,13 +1,5 @@
-"""Batch prediction over stored data: predict in chunks, write each result next to its
-row's id, and skip rows that already have a prediction.
-
-A chunk's results are committed together (one SQLite transaction, or one synced CSV
-append), so after a crash a rerun redoes only the rows that are missing, and no row
-is predicted twice unless `force` asks for it. Rows that cannot be read are counted
-and reported with their reason, never silently dropped.
-
-    inputs:  data.csv | data.parquet | data.db:table      (an id column and the model's features)
-    outputs: predictions.db | predictions.csv | predictions.parquet/ (part files, columnar)
+"""The row-by-row path: CSV, Parquet or a SQLite table in, a SQLite table or a CSV
+file out, a chunk of rows committed together (one transaction, or one synced append).
 """
 
 from __future__ import annotations
@@ -17,39 +9,24 @@ import io
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 import orjson
 
-from mlpatterns.logstreams import RecordLog, prediction_record
+from mlpatterns.serving.batch.base import (
+    BatchInputError,
+    BatchResult,
+    Chunk,
+    OnPrediction,
+    as_text_rows,
+    rejected_without_id,
+    to_matrix,
+)
 from mlpatterns.serving.model import LoadedModel, Prediction
 
-CHUNK_ROWS = 10_000
-COLUMNAR_CHUNK_ROWS = 100_000
-COLUMNAR_CHUNK_BYTES = 4 << 20  # of float32 features: a bound for wide rows
-OnPrediction = Callable[[list[str], npt.NDArray[np.float32], Prediction], None]
-
-
-class BatchInputError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Chunk:
-    ids: list[str]
-    rows: list[list[str]]  # the features as read, converted per chunk
-    # where in the chunk rows without an id were (left out of `ids` and `rows`): a
-    # null in Parquet or SQLite, an empty field in CSV, which has no null
-    without_id: list[int] = field(default_factory=list)
-
-    @property
-    def read(self) -> int:
-        return len(self.ids) + len(self.without_id)
+__all__ = ["CsvSink", "PredictionSink", "SqliteSink", "open_sink", "predict_rows", "read_chunks"]
 
 
 def _chunk(rows: Iterable[tuple[str | None, list[str]]]) -> Chunk:
@@ -61,17 +38,6 @@ def _chunk(rows: Iterable[tuple[str | None, list[str]]]) -> Chunk:
             chunk.ids.append(row_id)
             chunk.rows.append(row)
     return chunk
-
-
-@dataclass
-class BatchResult:
-    read: int = 0
-    predicted: int = 0
-    skipped: int = 0  # had a prediction already, or repeated an id
-    rejected: dict[str, str] = field(default_factory=dict)  # id -> reason
-
-
-# ---- inputs ------------------------------------------------------------------------
 
 
 def _csv_chunks(path: Path, id_column: str, features: list[str], size: int) -> Iterator[Chunk]:
@@ -122,18 +88,6 @@ def _parquet_chunks(path: Path, id_column: str, features: list[str], size: int) 
         yield _chunk(zip(map(_id_text, table[id_column]), rows, strict=True))
 
 
-def as_text_rows(columns: list[list[object]]) -> list[list[str]]:
-    """Columns of values as rows of text, a missing value as an empty field (as CSV has
-    it), for `to_matrix` to convert or reject row by row."""
-    return [["" if v is None else str(v) for v in row] for row in zip(*columns, strict=True)]
-
-
-def rejected_without_id(row_numbers: Iterable[int]) -> dict[str, str]:
-    """Rows that have no id, by their number in the input (from 1), named alike on the
-    row-wise and the columnar path."""
-    return {f"<row {number}>": "has no id" for number in row_numbers}
-
-
 def _id_text(value: object) -> str | None:
     return None if value is None else str(value)
 
@@ -154,37 +108,6 @@ def read_chunks(source: str, id_column: str, features: list[str], size: int) -> 
     if path.suffix == ".csv":
         return _csv_chunks(path, id_column, features, size)
     raise BatchInputError(f"{source}: use a .csv, a .parquet or a SQLite <file>.db:<table>")
-
-
-def to_matrix(
-    chunk: Chunk, width: int
-) -> tuple[list[str], npt.NDArray[np.float32], dict[str, str]]:
-    """The chunk's valid rows as float32, and each invalid row's reason."""
-    try:
-        matrix = np.asarray(chunk.rows, dtype=np.float32)
-        if matrix.shape == (len(chunk.ids), width) and np.isfinite(matrix).all():
-            return chunk.ids, matrix, {}
-    except ValueError:
-        pass
-    ids, good, rejected = [], [], {}
-    for row_id, row in zip(chunk.ids, chunk.rows, strict=True):
-        if len(row) != width:
-            rejected[row_id] = f"has {len(row)} feature values, the model takes {width}"
-            continue
-        try:
-            values = np.asarray(row, dtype=np.float32)
-        except ValueError:
-            rejected[row_id] = f"has a value that is not a number: {row}"
-            continue
-        if not np.isfinite(values).all():
-            rejected[row_id] = f"has a missing or non-finite value: {row}"
-            continue
-        ids.append(row_id)
-        good.append(values)
-    return ids, np.asarray(good, dtype=np.float32).reshape(len(good), width), rejected
-
-
-# ---- outputs -----------------------------------------------------------------------
 
 
 class PredictionSink(Protocol):
@@ -281,55 +204,17 @@ def open_sink(output: Path, classes: list[str], force: bool) -> PredictionSink:
     )
 
 
-# ---- the job -----------------------------------------------------------------------
-
-
-def columnar_chunk_rows(features: int) -> int:
-    """Rows per Parquet part when none are asked for: 100,000, or fewer where that many
-    rows would hold over 4 MiB of features (16,384 rows of 64 features, 1,024 of 1,024
-    and wider), because several chunks are in memory at once (read ahead, predicting,
-    in writing, and on a first run with the prediction log up to 16 awaiting their
-    decision: `batch_columnar.SPECULATED_CHUNKS_LOGGED`)."""
-    fitting = COLUMNAR_CHUNK_BYTES // (4 * max(features, 1))
-    return max(1_024, min(COLUMNAR_CHUNK_ROWS, fitting))
-
-
-def predict_batch(
+def predict_rows(
     model: LoadedModel,
     source: str,
     output: Path,
     *,
-    id_column: str = "id",
-    chunk_rows: int | None = None,
-    force: bool = False,
-    compression: str | None = None,
-    on_chunk: Callable[[BatchResult], None] = lambda result: None,
-    on_prediction: OnPrediction | None = None,
+    id_column: str,
+    chunk_rows: int,
+    force: bool,
+    on_chunk: Callable[[BatchResult], None],
+    on_prediction: OnPrediction | None,
 ) -> BatchResult:
-    """`chunk_rows`: rows committed together; by default 10,000 row by row (SQLite, CSV)
-    and `columnar_chunk_rows` for Parquet parts. `compression`: the Parquet parts' codec
-    (`batch_sink.COMPRESSIONS`; by default none), for Parquet output only."""
-    if output.suffix == ".parquet":  # a folder of part files: the columnar path
-        try:
-            from mlpatterns.serving.batch_columnar import predict_to_parts
-        except ImportError as missing:
-            raise BatchInputError(f"{output}: Parquet output needs pyarrow ({missing})") from None
-        return predict_to_parts(
-            model,
-            source,
-            output,
-            id_column=id_column,
-            chunk_rows=chunk_rows or columnar_chunk_rows(model.n_features),
-            force=force,
-            compression=compression,
-            on_chunk=on_chunk,
-            on_prediction=on_prediction,
-        )
-    if compression is not None:
-        raise BatchInputError(
-            f"{output}: compression applies to Parquet parts only (an output named *.parquet)"
-        )
-    chunk_rows = chunk_rows or CHUNK_ROWS
     features = model.metadata.feature_names
     chunks = read_chunks(source, id_column, features, chunk_rows)  # refused: nothing written
     sink = open_sink(output, model.labels, force)
@@ -365,27 +250,3 @@ def predict_batch(
     finally:
         sink.close()
     return result
-
-
-def log_each_prediction(
-    log: RecordLog, model: LoadedModel, service: str = "", version: str = ""
-) -> OnPrediction:
-    """A callback that writes one prediction-log record per row, waiting for room."""
-    service = service or model.name
-
-    def write(ids: list[str], rows: npt.NDArray[np.float32], prediction: Prediction) -> None:
-        for row_id, features, label, probabilities in zip(
-            ids, rows.tolist(), prediction.labels, prediction.probabilities, strict=True
-        ):
-            entry = prediction_record(
-                request_id=f"batch:{row_id}",
-                service=service,
-                version=version,
-                model=model.version,
-                inputs=features,
-                outputs={"label": label, "probabilities": probabilities},
-                latency=0.0,
-            )
-            log.submit(entry, wait=True)
-
-    return write

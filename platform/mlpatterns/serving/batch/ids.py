@@ -19,6 +19,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+__all__ = ["Wanted", "decide_rows", "first_occurrences", "id_keys"]
+
 Wanted = npt.NDArray[np.bool_]
 
 

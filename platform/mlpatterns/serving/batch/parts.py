@@ -1,4 +1,4 @@
-"""Batch prediction's Parquet parts: a folder of part files
+"""The columnar path's output: a folder of Parquet part files
 (`predictions.parquet/part-*.parquet`), one per chunk, each written under a temporary
 name, synced, then renamed, so that a crash leaves whole parts only."""
 
@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import pyarrow.parquet as pq
 
 ClassIndices = npt.NDArray[np.int64]
 Probabilities = npt.NDArray[np.float32]
+
+__all__ = ["COMPRESSIONS", "DEFAULT_COMPRESSION", "PartsSink", "parts_schema"]
 
 PART_GLOB = "part-*.parquet"
 DICTIONARY_COLUMNS = ["label", "model_version", "predicted_at"]
@@ -85,34 +86,19 @@ class PartsSink:
         probabilities: Probabilities,
         version: str,
     ) -> None:
-        self.stage(ids, labels, probabilities, version).commit()
-
-    def stage(
-        self,
-        ids: pa.Array,
-        labels: ClassIndices,
-        probabilities: Probabilities,
-        version: str,
-    ) -> StagedPart:
-        """A part written and synced under a temporary name, not yet among the parts.
-        `labels`: each row's class as an index into `classes`, stored as a dictionary
-        column (the names once per part), as the constant columns are."""
+        """A part of these rows. `labels`: each row's class as an index into `classes`,
+        stored as a dictionary column (the names once per part), as the constant
+        columns are."""
         label = pa.DictionaryArray.from_arrays(pa.array(labels, pa.int32()), self._class_names)
         by_class = [pa.array(probabilities[:, index]) for index in range(len(self.classes))]
         now = datetime.now(UTC).isoformat()
         columns = [ids, label, *by_class, _constant(version, len(ids)), _constant(now, len(ids))]
-        return self._staged(pa.Table.from_arrays(columns, schema=self._schema))
+        self._written(pa.Table.from_arrays(columns, schema=self._schema))
 
-    def restage(self, staged: StagedPart, kept: npt.NDArray[np.bool_]) -> StagedPart:
-        """A staged part again, with the rows `kept` only; the first is discarded."""
-        rows = pq.read_table(staged.temporary).filter(pa.array(kept))
-        staged.discard()
-        return self._staged(rows.cast(self._schema))
-
-    def _staged(self, table: pa.Table) -> StagedPart:
+    def _written(self, table: pa.Table) -> None:
         name = f"part-{datetime.now(UTC):%Y%m%d%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-        staged = StagedPart(self.folder / f".{name}", self.folder / name)
-        with staged.temporary.open("wb") as written:  # a file object: no filesystem lookup
+        temporary = self.folder / f".{name}"  # a crash leaves it to the next run's cleanup
+        with temporary.open("wb") as written:  # a file object: no filesystem lookup
             # dictionaries only where values repeat (trying one for the unique ids made
             # writing several times slower); min and max for the ids, which readers look
             # up (for the other columns they cost a fifth of the writing and tell
@@ -128,19 +114,4 @@ class PartsSink:
             )
             written.flush()
             os.fsync(written.fileno())
-        return staged
-
-
-@dataclass(frozen=True)
-class StagedPart:
-    """A part on disk under a temporary name (a crash leaves it to the next run's
-    cleanup): committed, it appears among the parts at once; discarded, it is gone."""
-
-    temporary: Path
-    final: Path
-
-    def commit(self) -> None:
-        self.temporary.replace(self.final)
-
-    def discard(self) -> None:
-        self.temporary.unlink(missing_ok=True)
+        temporary.replace(self.folder / name)  # among the parts at once, whole

@@ -13,6 +13,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+__all__ = [
+    "Field",
+    "WireFormatError",
+    "bytes_field",
+    "decode",
+    "edit_only",
+    "encode",
+    "fields_of",
+    "last_text",
+    "only",
+    "replaced",
+    "varint_field",
+]
+
 VARINT, FIXED64, LENGTH_DELIMITED, FIXED32 = 0, 1, 2, 5
 _FIXED_SIZE = {FIXED64: 8, FIXED32: 4}
 

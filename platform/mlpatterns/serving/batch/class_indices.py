@@ -14,8 +14,19 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from mlpatterns.serving import protobuf_wire as wire
+from mlpatterns.serving.batch import protobuf_wire as wire
 from mlpatterns.serving.model import LoadedModel, new_session
+
+__all__ = [
+    "ATTRIBUTE_TYPE_INTS",
+    "ELEM_TYPE_INT64",
+    "INTEGER_LABELS_ATTRIBUTE",
+    "ML_DOMAIN",
+    "MODEL_GRAPH",
+    "ClassIndexPredictor",
+    "IndexedGraph",
+    "with_class_indices",
+]
 
 # the ai.onnx.ml classifiers, and the name each gives its integer class labels
 INTEGER_LABELS_ATTRIBUTE = {

@@ -1,7 +1,6 @@
-"""Batch prediction, columnar: reading the input as two streams of chunks of the same
-rows. One holds the features (`feature_chunks`), the other decides from the ids which
-rows to predict (`decisions`); the two can run on threads of their own, so that
-predicting need not wait for the ids' decision.
+"""The columnar path's input, read as two streams of chunks of the same rows: one
+holds the features (`feature_chunks`), the other selects from the ids which rows to
+predict (`selections`); each runs on a thread of its own, beside predicting.
 
 CSV rows that cannot be split into the header's fields are skipped alike by both
 streams and named by the ids' stream among the rejections.
@@ -21,9 +20,20 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from mlpatterns.serving.batch import BatchInputError, as_text_rows
-from mlpatterns.serving.batch_ids import Wanted, decide_rows
-from mlpatterns.serving.batch_sink import COMPRESSIONS, DEFAULT_COMPRESSION
+from mlpatterns.serving.batch.base import BatchInputError, as_text_rows
+from mlpatterns.serving.batch.ids import Wanted, decide_rows
+from mlpatterns.serving.batch.parts import COMPRESSIONS, DEFAULT_COMPRESSION
+
+__all__ = [
+    "Features",
+    "Selection",
+    "checked_compression",
+    "checked_source",
+    "exact_chunks",
+    "feature_chunks",
+    "selections",
+    "text_rows",
+]
 
 
 @dataclass(frozen=True)
@@ -36,8 +46,8 @@ class Features:
 
 
 @dataclass(frozen=True)
-class Decision:
-    """Which rows of a chunk to predict, decided from their ids."""
+class Selection:
+    """Which rows of a chunk to predict, chosen from their ids."""
 
     ids: pa.Array  # every row's, as strings
     wanted: Wanted
@@ -52,31 +62,23 @@ def feature_chunks(path: Path, features: list[str], size: int) -> Iterator[Featu
         first_row += batch.num_rows
 
 
-OnIds = Callable[[int, pa.Array], None]
-
-
-def decisions(
-    path: Path, id_column: str, size: int, done: pa.Array, on_ids: OnIds | None = None
-) -> Iterator[Decision]:
-    """A decision for each chunk of `feature_chunks`, in the same order, then one more
-    if broken rows follow the last readable one (a decision about no rows). `on_ids`
-    is given each chunk's ids as soon as they are read, which can be long before its
-    decision: ids out of key order are all read, then sorted."""
+def selections(path: Path, id_column: str, size: int, done: pa.Array) -> Iterator[Selection]:
+    """A selection for each chunk of `feature_chunks`, in the same order, then one more
+    if broken rows follow the last readable one (a selection of no rows). Ids in key
+    order are selected chunk by chunk; at the first one out of it, all the rest are
+    read and sorted first (`ids.decide_rows`)."""
     unreadable: dict[str, str] = {}
 
     def id_chunks() -> Iterator[pa.Array]:
-        for index, batch in enumerate(exact_chunks(path, [id_column], size, unreadable)):
-            ids = pc.cast(batch.column(0), pa.string())
-            if on_ids is not None:
-                on_ids(index, ids)
-            yield ids
+        for batch in exact_chunks(path, [id_column], size, unreadable):
+            yield pc.cast(batch.column(0), pa.string())
 
     for ids, wanted in decide_rows(id_chunks(), done):
         found = dict(unreadable)
         unreadable.clear()
-        yield Decision(ids, wanted, found)
+        yield Selection(ids, wanted, found)
     if unreadable:
-        yield Decision(pa.array([], pa.string()), np.ones(0, dtype=bool), unreadable)
+        yield Selection(pa.array([], pa.string()), np.ones(0, dtype=bool), unreadable)
 
 
 def checked_source(source: str, columns: list[str]) -> Path:
