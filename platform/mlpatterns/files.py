@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
+__all__ = ["write_atomically", "write_text_atomically"]
+
 
 def write_atomically(
     path: Path, write: Callable[[BinaryIO], object], *, durable: bool = True

@@ -7,6 +7,8 @@ import math
 import os
 from pathlib import Path
 
+__all__ = ["CGROUP_ROOT", "calm_garbage_collector", "cpus_in_quota", "usable_cpus"]
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 

@@ -15,6 +15,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlpatterns.web import WebLimits
 
+__all__ = ["Settings", "load_settings", "masked_url", "web_limits"]
+
 
 class Settings(BaseSettings):
     """Platform settings; every field is `MLPATTERNS_<FIELD>` in the environment."""

@@ -20,10 +20,10 @@ from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.inputs import (
     FLOAT32_MAX,
     ClientError,
-    _infer_fast,
-    _infer_general,
-    _simple_fast,
-    _simple_general,
+    infer_fast,
+    infer_general,
+    simple_fast,
+    simple_general,
     simple_request,
     v2_request,
 )
@@ -120,23 +120,23 @@ def test_the_typed_read_agrees_with_the_general_path(bodies: tuple[bytes, bytes]
     """Whatever the fast read accepts, the general path accepts with the same rows and id;
     whatever it declines goes to the general path, so answers never depend on which ran."""
     simple, infer = bodies
-    fast_rows = _simple_fast(simple, 4)
+    fast_rows = simple_fast(simple, 4)
     if fast_rows is not None:
-        assert np.array_equal(fast_rows.matrix(), _simple_general(simple, 4).matrix())
-    fast = _infer_fast(infer, 4)
+        assert np.array_equal(fast_rows.matrix(), simple_general(simple, 4).matrix())
+    fast = infer_fast(infer, 4)
     if fast is not None:
-        general_rows, general_id = _infer_general(infer, 4)
+        general_rows, general_id = infer_general(infer, 4)
         assert np.array_equal(fast[0].matrix(), general_rows.matrix())
         assert fast[1] == general_id
 
 
 def test_the_typed_read_takes_the_common_requests() -> None:
     """The fast read is not dead code: the catalog's and the v2 common forms take it."""
-    assert _simple_fast(b'{"data": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]}', 4) is not None
+    assert simple_fast(b'{"data": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]}', 4) is not None
     infer = (
         b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'
     )
-    assert _infer_fast(infer, 4) is not None
+    assert infer_fast(infer, 4) is not None
 
 
 @pytest.mark.parametrize("field", ["data", "inputs", "unknown"])

@@ -10,6 +10,17 @@ from typing import Any
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 
+__all__ = [
+    "apply_changes",
+    "parse_shadow",
+    "parse_split",
+    "set_active",
+    "set_shadow",
+    "set_split",
+    "set_sticky",
+    "traffic_patch",
+]
+
 
 def parse_split(text: str) -> list[dict[str, Any]]:
     """`a=90,b=10` -> [{"version": "a", "weight": 90}, ...]."""

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 
 from mlpatterns.api.modelservice import ModelService
 
+__all__ = ["ModelServiceError", "dump_model_service", "load_model_service", "parse_model_service"]
+
 
 class ModelServiceError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:

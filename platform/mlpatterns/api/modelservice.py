@@ -18,6 +18,42 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mlpatterns.api.regex import compile_regex
 
+__all__ = [
+    "API_VERSION",
+    "CRON",
+    "DAYS",
+    "DNS_LABEL",
+    "HEADER_NAME",
+    "KIND",
+    "QUANTITY",
+    "Autoscaling",
+    "Batch",
+    "Condition",
+    "Day",
+    "Destination",
+    "Logging",
+    "Match",
+    "Metadata",
+    "ModelService",
+    "ModelSource",
+    "Parameters",
+    "Pattern",
+    "Queue",
+    "Resources",
+    "Rule",
+    "Shadow",
+    "Spec",
+    "Status",
+    "Sticky",
+    "Storage",
+    "Strict",
+    "StringMatch",
+    "TimeWindow",
+    "Traffic",
+    "Version",
+    "VersionStatus",
+]
+
 API_VERSION: Literal["mlpatterns.io/v1alpha1"] = "mlpatterns.io/v1alpha1"
 KIND: Literal["ModelService"] = "ModelService"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"

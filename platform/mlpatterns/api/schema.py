@@ -9,6 +9,8 @@ from typing import Any
 
 from mlpatterns.api.modelservice import Spec, Status
 
+__all__ = ["PRINTER_COLUMNS", "crd", "openapi_v3_schema"]
+
 _DROP = {"title", "default"}
 
 

@@ -27,6 +27,8 @@ from mlpatterns.files import write_text_atomically
 from mlpatterns.routing.table import RoutingError, compile_table
 from mlpatterns.settings import load_settings
 
+__all__ = ["console", "traffic_app", "traffic_set", "traffic_show", "up"]
+
 console = Console()
 traffic_app = typer.Typer(help="Show and switch a ModelService's traffic.", no_args_is_help=True)
 

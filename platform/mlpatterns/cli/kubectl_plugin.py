@@ -27,6 +27,8 @@ from mlpatterns.cli.traffic_options import (
     STICKY,
 )
 
+__all__ = ["app", "console", "main", "root", "traffic"]
+
 console = Console()
 app = typer.Typer(
     name="kubectl-mlpatterns",

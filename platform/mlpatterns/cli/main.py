@@ -20,6 +20,8 @@ from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planne
 from mlpatterns.cli.registry import datasets_app, models_app, storage_app
 from mlpatterns.logsetup import configure_logging, level_from
 
+__all__ = ["PLANNED", "app", "console", "main", "root"]
+
 app = typer.Typer(
     name="mlpatterns",
     help="mlpatterns: ML system design patterns as a Kubernetes-native platform.",

@@ -8,6 +8,8 @@ import sys
 
 import typer
 
+__all__ = ["operator_app", "run"]
+
 operator_app = typer.Typer(help="Run the Kubernetes operator (kopf).", no_args_is_help=True)
 
 

@@ -13,6 +13,19 @@ from rich.console import Console
 from mlpatterns.cli.training import parse_params
 from mlpatterns.settings import load_settings
 
+__all__ = [
+    "EXPERIMENT",
+    "HOST",
+    "PARAM",
+    "PIPELINE_NAMES",
+    "compile_pipelines",
+    "console",
+    "manifests",
+    "pipeline_app",
+    "schedule",
+    "submit",
+]
+
 console = Console()
 pipeline_app = typer.Typer(
     help="Compile, submit and schedule kfp training pipelines.", no_args_is_help=True

@@ -12,6 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+__all__ = ["NOT_BUILT_EXIT_CODE", "PlannedCommand", "add_missing_extra", "add_planned"]
+
 NOT_BUILT_EXIT_CODE = 2
 
 

@@ -18,6 +18,8 @@ from mlpatterns.cli import registry as registry_cli
 from mlpatterns.logstreams import place
 from mlpatterns.settings import Settings, load_settings
 
+__all__ = ["ROLES", "Role", "console", "info", "installed_roles", "run"]
+
 console = Console()
 
 

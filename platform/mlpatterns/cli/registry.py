@@ -13,6 +13,20 @@ from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import StoreError
 from mlpatterns.settings import load_settings
 
+__all__ = [
+    "JSON_OPTION",
+    "console",
+    "datasets_app",
+    "datasets_ls",
+    "datasets_show",
+    "models_alias",
+    "models_app",
+    "models_ls",
+    "models_show",
+    "storage_app",
+    "storage_grant",
+]
+
 console = Console()
 models_app = typer.Typer(help="List and show model versions; move aliases.", no_args_is_help=True)
 datasets_app = typer.Typer(help="List and show dataset versions.", no_args_is_help=True)

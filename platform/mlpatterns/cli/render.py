@@ -12,6 +12,8 @@ from rich.console import Console
 from mlpatterns.api.load import ModelServiceError, load_model_service
 from mlpatterns.routing.table import RoutingError
 
+__all__ = ["console", "dump_documents", "render"]
+
 console = Console(stderr=True)
 
 

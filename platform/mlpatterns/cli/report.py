@@ -22,6 +22,8 @@ from mlpatterns.monitoring.reports import (
 )
 from mlpatterns.settings import load_settings
 
+__all__ = ["HTML", "SOURCE", "ab", "console", "print_ab", "print_shadow", "report_app", "shadow"]
+
 console = Console()
 report_app = typer.Typer(help="Shadow and A/B reports from the prediction logs.")
 

@@ -18,6 +18,25 @@ if TYPE_CHECKING:
     from mlpatterns.serving.jobs import JobQueue
     from mlpatterns.serving.server import ServeOptions
 
+__all__ = [
+    "DOCKERFILE",
+    "QUEUE",
+    "QUEUE_NAMESPACE",
+    "SERVICE",
+    "VERSION",
+    "batch_app",
+    "batch_predict",
+    "build_context",
+    "console",
+    "fetch_model",
+    "serve_app",
+    "serve_async_api",
+    "serve_gateway",
+    "serve_model",
+    "serve_preprocess",
+    "serve_worker",
+]
+
 console = Console(stderr=True)
 serve_app = typer.Typer(
     help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
@@ -51,6 +70,16 @@ def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
         _load_failed(error)
 
 
+def _serve_fetched(reference: str, host: str, port: int, banner: str, **options: Any) -> None:
+    """Fetch the model `reference` names, then serve it with `options` (`ServeOptions`);
+    `banner` may name the model's folder as {folder}."""
+    from mlpatterns.serving.server import ServeOptions
+
+    folder = _fetch(reference)
+    served = ServeOptions(folder=str(folder), **options)
+    _serve(served, host, port, banner.replace("{folder}", str(folder)))
+
+
 SERVICE = typer.Option("", help="Service name in metrics and logs (default: the model's).")
 VERSION = typer.Option(
     "", "--version", help="The ModelService version this is; its prediction log says so."
@@ -80,11 +109,11 @@ def serve_model(
     version: str = VERSION,
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
-    from mlpatterns.serving.server import ServeOptions
-
-    folder = _fetch(model)
-    options = ServeOptions(
-        folder=str(folder),
+    _serve_fetched(
+        model,
+        host,
+        port,
+        f"serving {model} ({file}) from {{folder}}",
         workers=workers,
         service=service,
         version=version,
@@ -96,7 +125,6 @@ def serve_model(
         inference_thread=inference_thread,
         file_name=file,
     )
-    _serve(options, host, port, f"serving {model} ({file}) from {folder}")
 
 
 QUEUE = typer.Option(
@@ -223,11 +251,11 @@ def serve_preprocess(
     version: str = VERSION,
 ) -> None:
     """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
-    from mlpatterns.serving.server import ServeOptions
-
-    folder = _fetch(preprocessor)
-    options = ServeOptions(
-        folder=str(folder),
+    _serve_fetched(
+        preprocessor,
+        host,
+        port,
+        f"preprocessing for {predictor_url}",
         batching=False,
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
@@ -236,7 +264,6 @@ def serve_preprocess(
         predictor_url=predictor_url,
         predictor_timeout=timeout,
     )
-    _serve(options, host, port, f"preprocessing for {predictor_url}")
 
 
 @serve_app.command("gateway")

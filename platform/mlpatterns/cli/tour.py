@@ -23,6 +23,8 @@ from mlpatterns.logstreams import Place, Stream
 from mlpatterns.monitoring import html
 from mlpatterns.monitoring.reports import ab_report, shadow_report, utc_time
 
+__all__ = ["SERVICE", "iris_rows", "run_tour", "tour_service"]
+
 SERVICE = "iris-quickstart"
 
 

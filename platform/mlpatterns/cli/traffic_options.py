@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import typer
 
+__all__ = ["NO_SHADOW", "NO_STICKY", "OFF", "ON", "SHADOW", "SPLIT", "STICKY"]
+
 SPLIT = typer.Option(None, help="New weights, e.g. a=90,b=10.")
 SHADOW = typer.Option(None, help="Copy requests to a version: b or b:50.")
 NO_SHADOW = typer.Option(False, "--no-shadow", help="Stop the shadow copies.")

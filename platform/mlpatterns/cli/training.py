@@ -11,6 +11,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+__all__ = [
+    "BATCH_TRAINING_TASKS",
+    "batch_training_arguments",
+    "console",
+    "parse_params",
+    "report_registration",
+    "run_with_progress",
+    "search",
+    "train",
+]
+
 console = Console()
 BATCH_TRAINING_TASKS = 7
 

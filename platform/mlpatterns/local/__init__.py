@@ -1,1 +1,3 @@
 """The embedded mode: model servers and the gateway as supervised local processes."""
+
+__all__ = ["cron", "plan", "runtime", "supervisor"]  # the room's modules, each with its own __all__

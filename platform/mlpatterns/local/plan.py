@@ -18,6 +18,8 @@ from pathlib import Path
 from mlpatterns.api.modelservice import ModelService, Version
 from mlpatterns.topology import Slot, components, expand, gateway, served_versions, upstream_options
 
+__all__ = ["Plan", "PlanError", "ProcessSpec", "image_folder", "model_reference", "plan"]
+
 
 class PlanError(ValueError):
     pass

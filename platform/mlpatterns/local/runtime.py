@@ -21,6 +21,16 @@ from mlpatterns.files import write_text_atomically
 from mlpatterns.local.plan import Plan, plan
 from mlpatterns.local.supervisor import Supervisor
 
+__all__ = [
+    "Embedded",
+    "NotRunningError",
+    "cli_command",
+    "embedded",
+    "free_port",
+    "read_state",
+    "state_path",
+]
+
 
 class NotRunningError(LookupError):
     pass

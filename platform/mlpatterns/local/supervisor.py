@@ -21,6 +21,8 @@ from typing import IO
 from mlpatterns.local.cron import Schedule
 from mlpatterns.local.plan import ProcessSpec
 
+__all__ = ["STABLE_SECONDS", "Running", "StartError", "Supervisor"]
+
 STABLE_SECONDS = 30.0
 
 

@@ -10,6 +10,17 @@ from html import escape
 
 from mlpatterns.monitoring.reports import ABReport, ShadowReport
 
+__all__ = [
+    "COLOURS",
+    "COUNT_PLOTS",
+    "STYLE",
+    "ab_page",
+    "heatmap_svg",
+    "histogram_svg",
+    "rates_svg",
+    "shadow_page",
+]
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330;max-width:60rem}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccd;padding:.3rem .6rem}

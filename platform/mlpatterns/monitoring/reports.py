@@ -18,6 +18,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+__all__ = [
+    "ALPHA",
+    "MIN_OUTCOMES",
+    "Z_95",
+    "ABReport",
+    "Comparison",
+    "Latency",
+    "Mismatch",
+    "ShadowReport",
+    "VersionResult",
+    "ab_report",
+    "quantile",
+    "recommend",
+    "shadow_report",
+    "two_proportion_p_value",
+    "utc_time",
+    "wilson_interval",
+]
+
 Z_95 = 1.959964
 ALPHA = 0.05
 MIN_OUTCOMES = 100  # per version, before a recommendation other than "wait"

@@ -1,1 +1,9 @@
 """kopf handlers that apply render output and keep a ModelService's status true."""
+
+__all__ = [
+    "handlers",
+    "kube",
+    "pods",
+    "policy",
+    "reconcile",
+]  # the room's modules, each with its own __all__

@@ -35,6 +35,24 @@ from mlpatterns.render import RenderOptions, render
 from mlpatterns.render.common import SERVICE_LABEL
 from mlpatterns.routing.table import RouteTable, RoutingError, compile_table
 
+__all__ = [
+    "ANNOTATIONS",
+    "InvalidSpecError",
+    "Operator",
+    "OperatorConfig",
+    "configure",
+    "deployment_changed",
+    "forget",
+    "operator_of",
+    "parse",
+    "pod_changed",
+    "reconcile",
+    "refresh_status",
+    "resolve_router",
+    "show_workload",
+    "sync",
+]
+
 ANNOTATIONS = "operator.mlpatterns.io"
 
 

@@ -16,6 +16,8 @@ from kubernetes.dynamic.resource import Resource
 from mlpatterns.operator.reconcile import FIELD_MANAGER, MANAGED_KINDS, Changes, Key
 from mlpatterns.render.common import SERVICE_LABEL
 
+__all__ = ["Kube", "load_client"]
+
 GROUP, VERSION, PLURAL = "mlpatterns.io", "v1alpha1", "modelservices"
 
 

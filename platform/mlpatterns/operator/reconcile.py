@@ -20,6 +20,20 @@ from mlpatterns.render import object_key
 from mlpatterns.render.common import HASH_ANNOTATION
 from mlpatterns.routing.table import RouteTable
 
+__all__ = [
+    "FIELD_MANAGER",
+    "MANAGED_KINDS",
+    "Changes",
+    "Key",
+    "digests",
+    "merged",
+    "plan_changes",
+    "problem_status",
+    "status_changed",
+    "status_of",
+    "with_transition_times",
+]
+
 FIELD_MANAGER = "mlpatterns-operator"
 MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),

@@ -1,3 +1,13 @@
 """Artifact store (local folder or S3/MinIO), model and dataset versions, metadata, aliases
 and lineage.
 """
+
+__all__ = [
+    "access",
+    "metadata",
+    "references",
+    "registry",
+    "s3",
+    "store",
+    "versions",
+]  # the room's modules, each with its own __all__

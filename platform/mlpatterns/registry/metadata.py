@@ -12,6 +12,26 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "MODEL_FILE",
+    "AliasRecord",
+    "DatasetRef",
+    "DatasetSchema",
+    "DatasetVersion",
+    "FeatureProfile",
+    "FeatureSchema",
+    "Frozen",
+    "Histogram",
+    "ModelDraft",
+    "ModelMetadata",
+    "Profile",
+    "Signature",
+    "Split",
+    "TensorSpec",
+]
+
+MODEL_FILE = "model.onnx"  # every model version's graph; a split model adds its halves
+
 
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

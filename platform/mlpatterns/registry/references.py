@@ -12,6 +12,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = [
+    "ALIAS",
+    "NAME",
+    "ModelRef",
+    "PathRef",
+    "ReferenceError",
+    "RegistryRef",
+    "S3Ref",
+    "check_alias",
+    "check_name",
+    "parse_ref",
+]
+
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ALIAS = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 

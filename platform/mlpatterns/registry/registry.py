@@ -23,6 +23,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mlpatterns.registry.metadata import (
+    MODEL_FILE,
     AliasRecord,
     DatasetSchema,
     DatasetVersion,
@@ -49,7 +50,8 @@ from mlpatterns.registry.store import (
 from mlpatterns.registry.versions import Version, next_version
 from mlpatterns.settings import Settings, load_settings
 
-MODEL_FILE = "model.onnx"
+__all__ = ["METADATA_FILE", "IntegrityError", "Registry", "model_fingerprint"]
+
 METADATA_FILE = "metadata.json"
 
 

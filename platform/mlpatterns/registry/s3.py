@@ -16,6 +16,8 @@ from minio.error import S3Error
 from mlpatterns.registry.store import Blob, ConflictError, NotFoundError, StoreError, check_key
 from mlpatterns.settings import Settings
 
+__all__ = ["S3Store"]
+
 _MISSING = {"NoSuchKey", "NoSuchObject", "NoSuchBucket"}
 _CONFLICT = {"PreconditionFailed", "ConditionalRequestConflict"}
 

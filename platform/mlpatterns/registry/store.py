@@ -19,6 +19,17 @@ from typing import BinaryIO, Protocol
 
 from mlpatterns.files import write_atomically
 
+__all__ = [
+    "ArtifactStore",
+    "Blob",
+    "ConflictError",
+    "LocalStore",
+    "NotFoundError",
+    "StoreError",
+    "check_key",
+    "digest",
+]
+
 
 class StoreError(Exception):
     """A store operation failed; the message says which key and why."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from mlpatterns.registry.metadata import Signature
 
+__all__ = ["Version", "VersionError", "next_version"]
+
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9a-f]{8})\.([a-z]+\d+s\d+))?$")
 
 

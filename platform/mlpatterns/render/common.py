@@ -9,6 +9,30 @@ from typing import Any, Literal
 from mlpatterns import __version__
 from mlpatterns.api.modelservice import ModelService, Resources, Version
 
+__all__ = [
+    "HASH_ANNOTATION",
+    "METRICS_LABEL",
+    "MODELS",
+    "PORT",
+    "ROUTED_LABEL",
+    "SERVICE_LABEL",
+    "STATE",
+    "USER",
+    "RenderOptions",
+    "container",
+    "container_security",
+    "env_from",
+    "labels",
+    "metadata",
+    "pod_security",
+    "pod_volumes",
+    "probes",
+    "resources",
+    "router_of",
+    "selector",
+    "service_object",
+]
+
 PORT = 8080
 STATE = "/var/lib/mlpatterns"  # MLPATTERNS_HOME: prediction logs, the model cache
 MODELS = "/models"

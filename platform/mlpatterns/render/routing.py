@@ -37,6 +37,15 @@ from mlpatterns.routing import istio
 from mlpatterns.routing.table import compile_table
 from mlpatterns.topology import Slot
 
+__all__ = [
+    "CONFIG",
+    "Objects",
+    "gateway_objects",
+    "monitoring_objects",
+    "routes_reader",
+    "routing_objects",
+]
+
 Objects = list[dict[str, Any]]
 CONFIG = "/etc/mlpatterns"
 

@@ -31,6 +31,16 @@ from mlpatterns.render.common import (
 )
 from mlpatterns.topology import Component, Slot, components, expand
 
+__all__ = [
+    "BAKED",
+    "PORTS",
+    "Objects",
+    "cron_job",
+    "deployment",
+    "queue_settings",
+    "version_objects",
+]
+
 Objects = list[dict[str, Any]]
 BAKED = "/model"  # where `mlpatterns build-context` puts the model in an image
 

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+__all__ = ["ShadowBreaker"]
+
 
 @dataclass
 class _State:

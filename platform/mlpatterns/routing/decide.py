@@ -22,6 +22,16 @@ from mlpatterns.api.modelservice import StringMatch, TimeWindow
 from mlpatterns.api.regex import fullmatch
 from mlpatterns.routing.table import Route, RouteTable, Weighted
 
+__all__ = [
+    "Decision",
+    "decide",
+    "in_window",
+    "pick",
+    "route_matches",
+    "sticky_point",
+    "string_matches",
+]
+
 
 @dataclass(frozen=True)
 class Decision:

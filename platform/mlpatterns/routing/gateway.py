@@ -47,6 +47,8 @@ from mlpatterns.routing.messages import (
 )
 from mlpatterns.routing.table import RouteTable
 
+__all__ = ["Gateway", "GatewayMetrics", "log"]
+
 log = logging.getLogger("mlpatterns.gateway")
 
 

@@ -36,6 +36,15 @@ from mlpatterns.process import calm_garbage_collector
 from mlpatterns.routing.gateway import Gateway
 from mlpatterns.routing.openapi import gateway_openapi
 
+__all__ = [
+    "MAX_FEEDBACK_BYTES",
+    "FeedbackError",
+    "FeedbackSeen",
+    "create_gateway_app",
+    "may_reload",
+    "parse_feedback",
+]
+
 MAX_FEEDBACK_BYTES = 16 << 10
 
 

@@ -13,6 +13,17 @@ from typing import Any
 from mlpatterns.api.modelservice import StringMatch
 from mlpatterns.routing.table import Route, RouteTable, VersionPolicy, Weighted
 
+__all__ = [
+    "API",
+    "ROUTE_HEADER",
+    "SECURITY_API",
+    "authorization_policy",
+    "destination_rule",
+    "gateway_principal",
+    "render",
+    "virtual_service",
+]
+
 ROUTE_HEADER = "x-mlpatterns-route"
 API = "networking.istio.io/v1"
 SECURITY_API = "security.istio.io/v1"

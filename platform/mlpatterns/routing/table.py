@@ -15,6 +15,8 @@ from typing import Any
 
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
 
+__all__ = ["Route", "RouteTable", "RoutingError", "VersionPolicy", "Weighted", "compile_table"]
+
 
 class RoutingError(ValueError):
     pass

@@ -9,6 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "LABEL_PATH",
+    "PROBABILITIES_PATH",
+    "applies",
+    "argmax_labels",
+    "labels_at",
+    "rewrite",
+    "upstream_path",
+]
+
 LABEL_PATH = "/predict/label"
 PROBABILITIES_PATH = "/predict"
 

@@ -34,6 +34,39 @@ from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
 from mlpatterns.serving.remote import RemotePredictor
 
+__all__ = [
+    "CLIENT_CLOSED",
+    "DEFAULT_MAX_BODY_BYTES",
+    "JSON",
+    "Endpoints",
+    "Handler",
+    "JSONAnswer",
+    "ServerConfig",
+    "ServerState",
+    "create_app",
+    "endpoint",
+    "header",
+    "health",
+    "http_error",
+    "infer",
+    "is_shadow_copy",
+    "json_response",
+    "live",
+    "log",
+    "metadata",
+    "metrics",
+    "model_metadata",
+    "model_ready",
+    "openapi",
+    "predict",
+    "predict_label",
+    "read_body",
+    "ready",
+    "request_id_of",
+    "routes",
+    "server_metadata",
+]
+
 log = logging.getLogger("mlpatterns.serving")
 DEFAULT_MAX_BODY_BYTES = web.WebLimits.max_body_bytes
 CLIENT_CLOSED = 499
@@ -341,20 +374,20 @@ async def metrics(request: Request, state: ServerState, request_id: str) -> Resp
     return Response(state.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
-RouteTable = list[tuple[str, Handler, str]]  # path, handler, method
+Endpoints = list[tuple[str, Handler, str]]  # path, handler, method
 
 
-def routes(state: ServerState, table: RouteTable) -> list[Route]:
+def routes(state: ServerState, endpoints: Endpoints) -> list[Route]:
     """Starlette routes, each handler wrapped by `endpoint` and bound to the state."""
     return [
         Route(path, endpoint(path, handler, state), methods=[method])
-        for path, handler, method in table
+        for path, handler, method in endpoints
     ]
 
 
 def _routes(state: ServerState) -> list[Route]:
     infer_path = "/v2/models/{model_name}/infer"
-    table: RouteTable = [
+    endpoints: Endpoints = [
         # the prediction routes first: Starlette tries routes in order, every request
         (infer_path, infer, "POST"),
         ("/predict", predict, "POST"),
@@ -375,7 +408,10 @@ def _routes(state: ServerState) -> list[Route]:
     # before them all, this model's own infer path as a plain string: most requests take
     # it, and it matches without extracting and converting a path parameter
     own = f"/v2/models/{state.model.name}/infer"  # a registry name: [a-z0-9-], no braces
-    return [Route(own, endpoint(infer_path, infer, state), methods=["POST"]), *routes(state, table)]
+    return [
+        Route(own, endpoint(infer_path, infer, state), methods=["POST"]),
+        *routes(state, endpoints),
+    ]
 
 
 async def http_error(request: Request, error: Exception) -> Response:

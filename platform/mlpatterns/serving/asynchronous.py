@@ -32,6 +32,8 @@ from mlpatterns.serving import app as server
 from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request
 from mlpatterns.serving.jobs import JobQueue
 
+__all__ = ["QueueUnavailable", "T", "create_async_app", "log"]
+
 log = logging.getLogger("mlpatterns.serving")
 T = TypeVar("T")
 
@@ -107,7 +109,7 @@ def create_async_app(
             answer["error"] = status.error
         return server.json_response(state, request_id, answer)
 
-    table: server.RouteTable = [
+    endpoints: server.Endpoints = [
         ("/predict", submit, "POST"),
         ("/jobs/{job_id}", job_status, "GET"),
         ("/v2/health/live", server.live, "GET"),
@@ -139,7 +141,7 @@ def create_async_app(
             queue.close()
 
     app = Starlette(
-        routes=server.routes(state, table),
+        routes=server.routes(state, endpoints),
         lifespan=lifespan,
         exception_handlers={HTTPException: server.http_error},
     )

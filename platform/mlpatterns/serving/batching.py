@@ -22,6 +22,8 @@ import numpy.typing as npt
 from mlpatterns.serving.inputs import Rows
 from mlpatterns.serving.model import Prediction
 
+__all__ = ["MicroBatcher", "Predict"]
+
 Predict = Callable[[npt.NDArray[np.float32]], Prediction]
 
 

@@ -24,6 +24,23 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+__all__ = [
+    "FLOAT32_MAX",
+    "MAX_ROWS",
+    "NUMERIC_DATATYPES",
+    "AnswerError",
+    "ClientError",
+    "Rows",
+    "Value",
+    "infer_fast",
+    "infer_general",
+    "parse_json",
+    "simple_fast",
+    "simple_general",
+    "simple_request",
+    "v2_request",
+]
+
 MAX_ROWS = 10_000
 FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
 NUMERIC_DATATYPES = {
@@ -167,7 +184,7 @@ _read_simple = msgspec.json.Decoder(_SimpleBody).decode
 _read_infer = msgspec.json.Decoder(_InferBody).decode
 
 
-def _simple_fast(body: bytes, n_features: int) -> Rows | None:
+def simple_fast(body: bytes, n_features: int) -> Rows | None:
     try:
         rows = _read_simple(body).data
     except (msgspec.DecodeError, RecursionError):  # msgspec recurses to skip unknown fields
@@ -177,7 +194,7 @@ def _simple_fast(body: bytes, n_features: int) -> Rows | None:
     return Rows.from_nested(rows, n_features)
 
 
-def _infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
+def infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
     try:
         request = _read_infer(body)
     except (msgspec.DecodeError, RecursionError):
@@ -199,11 +216,11 @@ def _infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
 
 def simple_request(body: bytes, n_features: int) -> Rows:
     """`{"data": [[f1, f2, ...], ...]}` -> rows."""
-    fast = _simple_fast(body, n_features)
-    return fast if fast is not None else _simple_general(body, n_features)
+    fast = simple_fast(body, n_features)
+    return fast if fast is not None else simple_general(body, n_features)
 
 
-def _simple_general(body: bytes, n_features: int) -> Rows:
+def simple_general(body: bytes, n_features: int) -> Rows:
     parsed = parse_json(body)
     if not isinstance(parsed, dict) or "data" not in parsed:
         raise ClientError(422, 'expected a JSON object {"data": [[...], ...]}')
@@ -212,11 +229,11 @@ def _simple_general(body: bytes, n_features: int) -> Rows:
 
 def v2_request(body: bytes, n_features: int) -> tuple[Rows, str | None]:
     """An Open Inference Protocol v2 infer request -> rows, and the request id if given."""
-    fast = _infer_fast(body, n_features)
-    return fast if fast is not None else _infer_general(body, n_features)
+    fast = infer_fast(body, n_features)
+    return fast if fast is not None else infer_general(body, n_features)
 
 
-def _infer_general(body: bytes, n_features: int) -> tuple[Rows, str | None]:
+def infer_general(body: bytes, n_features: int) -> tuple[Rows, str | None]:
     parsed = parse_json(body)
     if not isinstance(parsed, dict) or not isinstance(parsed.get("inputs"), list):
         raise ClientError(422, 'expected an inference request {"inputs": [{...}]}')

@@ -12,9 +12,10 @@ import numpy as np
 import numpy.typing as npt
 import onnxruntime as ort
 
-from mlpatterns.registry.metadata import ModelMetadata
+from mlpatterns.registry.metadata import MODEL_FILE, ModelMetadata
 
-MODEL_FILE = "model.onnx"
+__all__ = ["METADATA_FILE", "LoadedModel", "ModelLoadError", "Prediction", "new_session"]
+
 METADATA_FILE = "metadata.json"
 
 

@@ -9,6 +9,8 @@ from mlpatterns.serving.inputs import FLOAT32_MAX
 from mlpatterns.web import ERROR_SCHEMAS
 from mlpatterns.web import openapi_answer as _answer
 
+__all__ = ["ERROR", "openapi_document"]
+
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 

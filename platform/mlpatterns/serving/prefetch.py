@@ -8,6 +8,8 @@ import threading
 from collections.abc import Generator, Iterator
 from typing import TypeVar
 
+__all__ = ["Item", "prefetched"]
+
 Item = TypeVar("Item")
 
 _POLL_SECONDS = 0.1  # how soon a producer notices that its consumer has gone

@@ -14,6 +14,8 @@ from mlpatterns.logsetup import request_fields
 from mlpatterns.serving.inputs import AnswerError
 from mlpatterns.serving.model import Prediction
 
+__all__ = ["READY_CACHE_SECONDS", "RemotePredictor", "UpstreamError", "log"]
+
 READY_CACHE_SECONDS = 1.0
 log = logging.getLogger("mlpatterns.serving")
 

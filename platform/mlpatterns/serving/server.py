@@ -32,6 +32,15 @@ from mlpatterns.serving.model import LoadedModel, ModelLoadError
 from mlpatterns.serving.remote import RemotePredictor
 from mlpatterns.settings import Settings, load_settings, web_limits
 
+__all__ = [
+    "CONFIG_ENV",
+    "ServeOptions",
+    "app_from_environment",
+    "build_app",
+    "fetch_model",
+    "serve",
+]
+
 CONFIG_ENV = "MLPATTERNS_SERVE_CONFIG"
 
 

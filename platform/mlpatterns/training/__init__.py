@@ -1,3 +1,16 @@
 """Datasets, validation, training, evaluation, ONNX export and parameter search: plain
 functions that kfp components call.
 """
+
+__all__ = [
+    "datasets",
+    "evaluation",
+    "export",
+    "kfp_local",
+    "kfp_manifests",
+    "models",
+    "search",
+    "search_steps",
+    "steps",
+    "validation",
+]  # the room's modules, each with its own __all__

@@ -17,6 +17,17 @@ import yaml
 
 from mlpatterns.registry.metadata import DatasetSchema, FeatureSchema
 
+__all__ = [
+    "BUILTIN",
+    "DatasetError",
+    "RawDataset",
+    "load",
+    "load_builtin",
+    "load_file",
+    "load_schema",
+    "write_csv",
+]
+
 BUILTIN = ("iris", "breast_cancer", "digits")
 
 

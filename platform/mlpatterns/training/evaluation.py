@@ -15,6 +15,16 @@ from sklearn.model_selection import train_test_split
 
 from mlpatterns.registry.metadata import FeatureProfile, Histogram, Profile, Split
 
+__all__ = [
+    "HISTOGRAM_BINS",
+    "METRICS",
+    "QUANTILES",
+    "Gate",
+    "classification_metrics",
+    "profile",
+    "split_rows",
+]
+
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 HISTOGRAM_BINS = 10
 

@@ -23,6 +23,18 @@ from sklearn.pipeline import Pipeline
 
 from mlpatterns.registry.metadata import Signature, TensorSpec
 
+__all__ = [
+    "INPUT",
+    "PARITY_TOLERANCE",
+    "TARGET_OPSET",
+    "ExportedModel",
+    "ParityError",
+    "export",
+    "predict_proba",
+    "session",
+    "signature",
+]
+
 INPUT = "input"
 PARITY_TOLERANCE = 1e-5
 TARGET_OPSET = 17

@@ -23,6 +23,8 @@ from typing import Any
 
 from mlpatterns.settings import load_settings
 
+__all__ = ["PipelineFailedError", "TaskEvent", "failure_excerpt", "parse_event", "run_pipeline"]
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")

@@ -10,6 +10,8 @@ import hashlib
 import json
 from typing import Any
 
+__all__ = ["API_VERSION", "pipeline_objects"]
+
 API_VERSION = "pipelines.kubeflow.org/v2beta1"
 
 

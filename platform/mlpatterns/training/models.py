@@ -17,6 +17,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+__all__ = ["ESTIMATORS", "SEEDED", "UNSCALED", "ModelTypeError", "build"]
+
 
 def _svc(**params: Any) -> SVC:
     return SVC(probability=True, **params)  # the ONNX model must output probabilities

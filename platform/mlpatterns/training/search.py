@@ -28,6 +28,16 @@ from mlpatterns.registry.registry import Registry
 from mlpatterns.training import models
 from mlpatterns.training.validation import ValidTable
 
+__all__ = [
+    "LOWER_IS_BETTER",
+    "SCORERS",
+    "SearchSpaceError",
+    "best_trial",
+    "expand",
+    "run_trial",
+    "trial_results",
+]
+
 LOWER_IS_BETTER = {"log_loss"}
 SCORERS = {"accuracy": "accuracy", "f1_macro": "f1_macro", "log_loss": "neg_log_loss"}
 

@@ -14,6 +14,8 @@ from mlpatterns.settings import load_settings
 from mlpatterns.training import search
 from mlpatterns.training.steps import StrPath, read_table
 
+__all__ = ["plan_step", "select_step", "trial_step"]
+
 
 def plan_step(
     space: str, strategy: str, trials: int, seed: int, time_budget_seconds: float

@@ -26,6 +26,23 @@ from mlpatterns.registry.registry import Registry
 from mlpatterns.settings import load_settings
 from mlpatterns.training import validation
 
+__all__ = [
+    "CANDIDATE",
+    "StrPath",
+    "TrainingRequest",
+    "code_version",
+    "evaluate_step",
+    "export_step",
+    "frameworks",
+    "load_step",
+    "read_table",
+    "register_step",
+    "run_directly",
+    "split_step",
+    "train_step",
+    "validate_step",
+]
+
 # Each step imports the heavy libraries it needs (scikit-learn, skl2onnx) itself: every
 # step is its own process in a pipeline, and most of its start-up time is imports.
 

@@ -16,6 +16,8 @@ import numpy.typing as npt
 
 from mlpatterns.registry.metadata import DatasetSchema, FeatureSchema
 
+__all__ = ["InvalidDataError", "RejectedRow", "ValidTable", "ValidationReport", "validate"]
+
 
 @dataclass(frozen=True)
 class RejectedRow:
