@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from tests.support.machine import differences, machine_state
 pytestmark = pytest.mark.node
 
 
-def test_up_real_node_runs_pods_and_down_leaves_the_machine_as_found(tmp_path: Path) -> None:
-    folder = tmp_path / "cluster"
+def test_up_real_node_runs_pods_and_down_leaves_the_machine_as_found() -> None:
+    # a short folder: kubelet binds sockets under it, and a socket's path has at most
+    # 107 bytes (pytest's own folders pass that once their numbers reach three digits)
+    folder = Path(tempfile.mkdtemp(prefix="mlp-", dir="/tmp")) / "cluster"
     before = machine_state()
     up = script("up", "--real-node", "--dir", str(folder))
     try:
@@ -54,3 +57,12 @@ def test_up_real_node_runs_pods_and_down_leaves_the_machine_as_found(tmp_path: P
     assert not folder.exists()
     assert differences(before, machine_state()) == {}
     assert script("status", "--dir", str(folder)).returncode == 1
+    folder.parent.rmdir()
+
+
+def test_up_refuses_a_folder_too_long_for_kubelets_sockets() -> None:
+    folder = Path("/tmp") / ("x" * 80) / "cluster"
+    up = script("up", "--real-node", "--dir", str(folder))
+    assert up.returncode != 0
+    assert "a socket's path has at most 107 bytes" in up.stderr
+    assert not folder.exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.support.controlplane import ControlPlane
+from tests.support.controlplane import ControlPlane, ControlPlaneError
 from tests.support.netguard import NodeNetwork, chains, remove_chains, run
 from tests.support.node_config import (
     CGROUP_ROOT,
@@ -96,8 +96,20 @@ class RealNode:
         self._start_kube_proxy(ports)
 
     def wait_ready(self, timeout: float = 120) -> None:
+        """Until kubelet has registered the node (`kubectl wait` refuses an object that
+        does not exist yet, which on a busy machine it may not), then until it is Ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.plane.kubectl("get", f"node/{NODE_NAME}")
+                break
+            except ControlPlaneError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        left = max(1.0, deadline - time.monotonic())
         self.plane.kubectl(
-            "wait", "--for=condition=Ready", f"node/{NODE_NAME}", f"--timeout={timeout:.0f}s"
+            "wait", "--for=condition=Ready", f"node/{NODE_NAME}", f"--timeout={left:.0f}s"
         )
 
     def stop(self) -> None:

@@ -36,6 +36,9 @@ __all__ = ["RealCluster", "main"]
 ADDON_IMAGES = ("pause", "coredns", "local-path", "local-path-helper")
 
 
+SOCKET_PATH_BYTES = 107  # sun_path holds 108 bytes, the last a NUL
+
+
 @dataclass
 class RealCluster:
     """The control plane, a real node and the guard around them, in one folder."""
@@ -57,6 +60,14 @@ class RealCluster:
         )
 
     def start(self) -> None:
+        longest = len(str(self.node.folder / "kubelet" / "device-plugins" / "kubelet.sock"))
+        if longest > SOCKET_PATH_BYTES:
+            room = SOCKET_PATH_BYTES - longest + len(str(self.folder))
+            raise ValueError(
+                f"{self.folder} is too long a folder for a real node: kubelet binds sockets "
+                f"under it, and a socket's path has at most {SOCKET_PATH_BYTES} bytes; "
+                f"choose a --dir of at most {room} characters"
+            )
         self.folder.mkdir(parents=True, exist_ok=True)
         images = {image.role: image for image in build(ADDON_IMAGES)}
         self.guard.install()
@@ -156,7 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             plane.stop()
         started = time.monotonic()
         if args.real_node:
-            RealCluster(folder=folder).start()
+            try:
+                RealCluster(folder=folder).start()
+            except ValueError as refused:  # a folder it cannot use: nothing was started
+                print(refused, file=sys.stderr)
+                return 2
         else:
             ControlPlane(folder=folder).start()
         print(f"cluster ready in {time.monotonic() - started:.1f}s", file=sys.stderr)

@@ -61,7 +61,10 @@ class Walkthrough:
         return str(self.get("service", service)["spec"]["clusterIP"])
 
     def s3_env(self, user: str = "training") -> dict[str, str]:
-        secret = self.get("secret", f"{RELEASE}-mlpatterns-storage-{user}")["data"]
+        """MinIO's address and a user's keys: the chart's training user, or its serving
+        user (the Secret the operator hands every serving pod)."""
+        name = f"{RELEASE}-mlpatterns-storage" + ("" if user == "serving" else f"-{user}")
+        secret = self.get("secret", name)["data"]
         key = base64.b64decode(secret["MLPATTERNS_S3_SECRET_KEY"]).decode()
         access = base64.b64decode(secret["MLPATTERNS_S3_ACCESS_KEY"]).decode()
         return {
