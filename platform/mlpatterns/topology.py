@@ -67,7 +67,6 @@ class Component:
     port: Port | None = None
     routed: bool = False  # answers the version's traffic (the gateway's upstream)
     object_suffix: str = ""  # its workload is `<service>-<version><suffix>`
-    model: bool = True  # loads the version's model
     queue: bool = False  # needs the queue's address in its environment
     logs: tuple[Stream, ...] = ()
     schedule: str | None = None  # a job, run on this cron schedule (UTC)
@@ -136,7 +135,6 @@ def gateway() -> Component:
         "gateway",
         args,
         GATEWAY,
-        model=False,
         logs=(Stream.DECISIONS, Stream.FEEDBACK),
     )
 

@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpatterns.api.modelservice import ModelService, Version
-from mlpatterns.topology import Slot, components, expand, gateway, served_versions, upstream_options
+from mlpatterns.topology import (
+    Port,
+    Slot,
+    components,
+    expand,
+    gateway,
+    served_versions,
+    upstream_options,
+)
 
 __all__ = ["Plan", "PlanError", "ProcessSpec", "image_folder", "model_reference", "plan"]
 
@@ -61,6 +69,12 @@ def model_reference(version: Version, home: Path, images: Mapping[str, Path]) ->
     return str(folder / "model")
 
 
+def _ready_url(url: str, port: Port | None) -> str | None:
+    """What to poll until the process is ready: its readiness path, else its liveness
+    path (alive is ready); None for a job, ready once started."""
+    return None if port is None else f"{url}{port.ready or port.live}"
+
+
 def _version_processes(
     service: ModelService,
     version: Version,
@@ -84,9 +98,7 @@ def _version_processes(
             Slot.QUEUE: ["--queue", f"sqlite:///{queue}"],
         }
         argv = (*cli, *expand(part.args, places.__getitem__))
-        ready = None  # a job: ready once started
-        if part.port is not None:  # no readiness of its own: alive is ready
-            ready = f"{url}{part.port.ready or part.port.live}"
+        ready = _ready_url(url, part.port)
         processes.append(ProcessSpec(f"{part.name}-{version.name}", argv, ready, part.schedule))
         urls[part.name] = url
         if part.routed:
@@ -124,6 +136,5 @@ def plan(
             Slot.UPSTREAMS: upstream_options(upstreams),
         }
         argv = (*cli, *expand(front.args, places.__getitem__))
-        assert front.port is not None
-        processes.append(ProcessSpec(front.name, argv, f"{gateway_url}{front.port.live}"))
+        processes.append(ProcessSpec(front.name, argv, _ready_url(gateway_url, front.port)))
     return Plan(service.metadata.name, tuple(processes), upstreams, gateway_url)

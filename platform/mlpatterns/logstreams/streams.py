@@ -54,7 +54,6 @@ class Records:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     skipped: int = 0
-    sources: list[str] = field(default_factory=list)
 
     def add_lines(self, lines: Iterable[bytes]) -> None:
         import orjson  # the serving extra's; this package's names need only the core
@@ -94,7 +93,7 @@ class Folder:
     def read(self, stream: Stream, service: str, since: datetime | None = None) -> Records:
         folder = self.root / stream.value / service
         paths = sorted(p for p in folder.glob("*.jsonl*") if p.is_file())
-        found = Records(sources=[str(p) for p in paths])
+        found = Records()
         for path in paths:
             with path.open("rb") as handle:
                 found.add_lines(handle)
@@ -120,7 +119,7 @@ class Bucket:
             for key in self.store.list(f"{self.root}/{stream.value}/{service}/")
             if key.endswith(".jsonl") and not _before(key, since)
         ]
-        found = Records(sources=keys)
+        found = Records()
         for key in keys:
             found.add_lines(self.store.get(key).data.splitlines())
         return found

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from mlpatterns import __version__
 from mlpatterns.api.modelservice import ModelService, Resources, Version
+from mlpatterns.topology import Port
 
 __all__ = [
     "HASH_ANNOTATION",
@@ -23,6 +24,7 @@ __all__ = [
     "container_security",
     "env_from",
     "labels",
+    "listening",
     "metadata",
     "pod_security",
     "pod_volumes",
@@ -125,6 +127,13 @@ def probes(port: str, ready: str | None, live: str) -> dict[str, Any]:
 
     found = {"readinessProbe": probe(ready, 5)} if ready else {}
     return {**found, "livenessProbe": probe(live, 10)}
+
+
+def listening(main: dict[str, Any], port: Port, number: int) -> dict[str, Any]:
+    """`main` with the component's one port and the probes that ask it."""
+    main["ports"] = [{"name": port.name, "containerPort": number, "protocol": "TCP"}]
+    main.update(probes(port.name, port.ready, port.live))
+    return main
 
 
 def env_from(service: ModelService, options: RenderOptions) -> list[dict[str, Any]]:

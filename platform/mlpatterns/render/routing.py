@@ -25,10 +25,10 @@ from mlpatterns.render.common import (
     RenderOptions,
     container,
     labels,
+    listening,
     metadata,
     pod_security,
     pod_volumes,
-    probes,
     router_of,
     selector,
     service_object,
@@ -91,8 +91,7 @@ def gateway_objects(
         mounts=[{"name": "routes", "mountPath": CONFIG, "readOnly": True}],
     )
     assert front.port is not None
-    main["ports"] = [{"name": front.port.name, "containerPort": PORT, "protocol": "TCP"}]
-    main.update(probes(front.port.name, front.port.ready, front.port.live))
+    listening(main, front.port, PORT)
     pod = {
         "metadata": {"labels": labels(service, "gateway", name)},
         "spec": {

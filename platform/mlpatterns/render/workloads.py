@@ -22,10 +22,10 @@ from mlpatterns.render.common import (
     RenderOptions,
     container,
     labels,
+    listening,
     metadata,
     pod_security,
     pod_volumes,
-    probes,
     selector,
     service_object,
 )
@@ -102,7 +102,6 @@ def deployment(
     main: dict[str, Any],
     *,
     routed: bool,
-    replicas: int | None = None,
 ) -> Objects:
     """A Deployment and its Service, plus an HPA and a PDB when the version asks."""
     pod_labels = {**labels(service, component, name), "version": version.name}
@@ -113,7 +112,7 @@ def deployment(
         "template": _pod(service, version, options, main, pod_labels),
     }
     if version.autoscaling is None:  # the HPA owns the replica count when there is one
-        spec["replicas"] = version.replicas if replicas is None else replicas
+        spec["replicas"] = version.replicas
     objects: Objects = [
         {
             "apiVersion": "apps/v1",
@@ -233,9 +232,7 @@ def _container(
         mounts=[{"name": "data", "mountPath": "/data"}] if part.schedule else None,
     )
     if part.port is not None:
-        port = PORTS[part.port.name]
-        main["ports"] = [{"name": part.port.name, "containerPort": port, "protocol": "TCP"}]
-        main.update(probes(part.port.name, part.port.ready, part.port.live))
+        listening(main, part.port, PORTS[part.port.name])
     if part.queue:
         main["env"].extend(queue_settings(service, options))
     return main
