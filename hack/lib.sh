@@ -7,9 +7,12 @@ venv=${MLPATTERNS_VENV:-$repo/.venv}
 say() { printf '\033[1m[mlpatterns]\033[0m %s\n' "$*" >&2; }
 
 # ensure_venv EXTRAS: create the virtual environment when missing and install the
-# project (editable) with EXTRAS. uv, from PyPI, makes the repeat install take seconds.
+# project (editable) with EXTRAS (comma-separated) at exactly the versions of uv.lock.
+# `--locked` fails when the lock no longer matches pyproject.toml (run `uv lock`);
+# `--inexact` keeps uv itself, which the lock does not list.
 ensure_venv() {
-  local extras=$1
+  local extras=$1 extra
+  local -a flags=()
   if [ ! -x "$venv/bin/python" ]; then
     say "creating $venv"
     python3 -m venv "$venv"
@@ -17,6 +20,9 @@ ensure_venv() {
   if [ ! -x "$venv/bin/uv" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "uv>=0.5"
   fi
-  say "installing mlpatterns[$extras] into $venv"
-  "$venv/bin/uv" pip install --quiet --python "$venv/bin/python" -e "$repo[$extras]"
+  IFS=, read -ra picked <<<"$extras"
+  for extra in "${picked[@]}"; do flags+=(--extra "$extra"); done
+  say "installing mlpatterns[$extras] into $venv from uv.lock"
+  (cd "$repo" && UV_PROJECT_ENVIRONMENT="$venv" "$venv/bin/uv" sync --quiet --locked --inexact \
+    --python "$venv/bin/python" "${flags[@]}")
 }
