@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import IO
 
 __all__ = [
+    "CHATTY",
     "FIELDS",
     "LEVELS",
     "JsonLines",
@@ -31,6 +32,9 @@ FIELDS = ("request_id", "service", "version")  # `extra` keys that become fields
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LEVEL_ENV = "MLPATTERNS_LOG_LEVEL"
 UVICORN = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# client libraries that log every request at INFO: one line per call drowns the
+# process's own log (the quickstart's 1,500 feedback posts); their warnings still show
+CHATTY = ("httpx", "httpcore")
 PLAIN = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -80,7 +84,8 @@ def level_from(environ: Mapping[str, str]) -> str:
 
 def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> None:
     """Make the root logger write `level` and above to `stream` (standard error), and
-    uvicorn's loggers write through it; calling it again replaces the handler."""
+    uvicorn's loggers write through it; the CHATTY clients log warnings only, unless
+    the level is DEBUG. Calling it again replaces the handler."""
     stream = stream or sys.stderr
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonLines() if wants_json(stream) else logging.Formatter(PLAIN))
@@ -91,3 +96,6 @@ def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> 
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
+    for name in CHATTY:
+        quiet = root.level > logging.DEBUG
+        logging.getLogger(name).setLevel(logging.WARNING if quiet else logging.DEBUG)

@@ -172,17 +172,25 @@ def test_patch_and_plugin_switch_traffic(platform: Platform, tool_env: dict[str,
     )
     routes = platform.get("configmap", f"{name}-routes")["data"]["modelservice.yaml"]
     assert "weight: 50" in routes  # the gateway's table (sticky users) too
+    # kubectl's global flags, as a user with several clusters passes them
+    kubeconfig = tool_env["KUBECONFIG"]
+    flags_only = {k: v for k, v in tool_env.items() if k != "KUBECONFIG"}
+    current = yaml.safe_load(Path(kubeconfig).read_text())["current-context"]
     plugin = subprocess.run(
         [
             "kubectl-mlpatterns",
+            "--kubeconfig",
+            kubeconfig,
             "traffic",
             name,
+            "--context",
+            current,
             "-n",
             platform.namespace,
             "--split",
             "current=80,candidate=20",
         ],
-        env=tool_env,
+        env=flags_only,
         capture_output=True,
         text=True,
         timeout=60,
@@ -209,6 +217,17 @@ def test_patch_and_plugin_switch_traffic(platform: Platform, tool_env: dict[str,
     assert refused.returncode == 1
     assert "add up to 160" in refused.stdout
     assert weights_in_force(platform, name) == {"current": 80, "candidate": 20}
+    missing = subprocess.run(
+        ["kubectl-mlpatterns", "traffic", "nosuch", "-n", platform.namespace, "--split", "a=100"],
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1  # kubectl's status and words, unwrapped
+    assert missing.stderr.startswith("Error from server (NotFound)"), missing.stderr
+    assert '"nosuch" not found' in missing.stderr
 
 
 def test_a_removed_version_leaves_with_its_objects(platform: Platform) -> None:

@@ -13,9 +13,9 @@ import pytest
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 FOREIGN = {  # what must not be in an image of this role
-    "serving": ("sklearn", "kfp", "kopf"),
-    "operator": ("sklearn", "onnxruntime", "kfp"),
-    "training": ("kopf", "uvicorn"),
+    "serving": ("sklearn", "kfp", "kopf", "matplotlib"),
+    "operator": ("sklearn", "onnxruntime", "kfp", "matplotlib"),
+    "training": ("kopf", "uvicorn", "matplotlib"),
 }
 IMPORTS = {  # what the role's processes load
     "serving": ("mlpatterns.serving.server", "mlpatterns.routing.gateway_app"),

@@ -41,7 +41,7 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
     assert "<svg" in (folder / "ab-report.html").read_text()
     assert not (tmp_path / "run" / "iris-quickstart.json").exists()  # everything stopped
     listed = subprocess.run(
-        [MLPATTERNS, "models", "ls", "iris", "--json"],
+        [MLPATTERNS, "models", "ls", "iris", "-o", "json"],
         env=env,
         capture_output=True,
         text=True,
@@ -51,3 +51,28 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
     models = json.loads(listed.stdout)
     assert [m["model_type"] for m in models] == ["logreg", "random_forest"]
     assert (tmp_path / "registry" / "models" / "iris").is_dir()
+
+    # what the tour's A/B page counted, `report ab` counts on the same logs
+    env80 = {**env, "COLUMNS": "80"}
+    data = json.loads(cli(env, "report", "ab", "iris-quickstart", "-o", "json"))
+    page = (folder / "ab-report.html").read_text()
+    for version in data["versions"]:
+        assert f"<td>{version['name']}</td><td>{version['requests']}</td>" in page
+    assert data["coverage"]["phase"] in page
+    # tables stay readable in an 80-column log
+    for command in (
+        ("models", "ls"),
+        ("datasets", "ls"),
+        ("report", "ab", "iris-quickstart"),
+        ("report", "shadow", "iris-quickstart"),
+        ("info",),
+    ):
+        shown = cli(env80, *command)
+        assert max(len(line) for line in shown.splitlines()) <= 80, shown
+        assert "\u2026" not in shown, shown  # no cell cut short with an ellipsis
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [MLPATTERNS, *args], env=env, capture_output=True, text=True, timeout=60, check=True
+    ).stdout

@@ -41,7 +41,7 @@ def test_train_registers_and_a_rerun_reuses_finished_steps(tmp_path: Path) -> No
     assert "registered models:/iris/0.1.0-" in first.stdout
     version = first.stdout.split("models:/iris/")[1].split()[0]
 
-    shown = mlpatterns(tmp_path, "models", "show", f"models:/iris/{version}", "--json")
+    shown = mlpatterns(tmp_path, "models", "show", f"models:/iris/{version}", "-o", "json")
     meta = json.loads(shown.stdout)
     assert meta["version"] == version
     assert meta["pipeline_run_id"].startswith("batch-training-")
@@ -55,11 +55,11 @@ def test_train_registers_and_a_rerun_reuses_finished_steps(tmp_path: Path) -> No
         assert f"Task {task} cache hit" in log, task
         assert f"Executing task '{task}'" not in log, task
 
-    listed = json.loads(mlpatterns(tmp_path, "models", "ls", "--json").stdout)
+    listed = json.loads(mlpatterns(tmp_path, "models", "ls", "-o", "json").stdout)
     assert [(m["name"], m["version"], m["aliases"]) for m in listed] == [
         ("iris", version, ["candidate"])
     ]
-    datasets = json.loads(mlpatterns(tmp_path, "datasets", "ls", "--json").stdout)
+    datasets = json.loads(mlpatterns(tmp_path, "datasets", "ls", "-o", "json").stdout)
     assert [(d["name"], d["rows"]) for d in datasets] == [("iris", 150)]
 
 
@@ -100,7 +100,7 @@ def test_search_with_a_failing_trial_registers_the_best_of_the_others(tmp_path: 
     assert "registered models:/iris/" in result.stdout
     version = result.stdout.split("models:/iris/")[1].split()[0]
     meta = json.loads(
-        mlpatterns(tmp_path, "models", "show", f"models:/iris/{version}", "--json").stdout
+        mlpatterns(tmp_path, "models", "show", f"models:/iris/{version}", "-o", "json").stdout
     )
     assert meta["parameters"] == {"C": 1.0}  # 1.0 beats 0.01 on iris; -1.0 failed
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from mlpatterns.api.edits import apply_changes
 from mlpatterns.api.load import ModelServiceError, dump_model_service, load_model_service
+from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
 from mlpatterns.cli.traffic_options import (
     NO_SHADOW,
     NO_STICKY,
@@ -62,7 +62,7 @@ def up(
         signal.signal(sig, lambda *_: stopping.set())
     try:
         with embedded(file, home, port=port, images=_images(image), timeout=timeout) as running:
-            table = Table(title=f"ModelService {running.plan.service}: running")
+            table = new_table(title=f"ModelService {running.plan.service}: running")
             for column in ("process", "pid", "log"):
                 table.add_column(column)
             for process in running.supervisor.processes:
@@ -130,27 +130,30 @@ def traffic_set(
     if gateway_url is not None:
         httpx.post(f"{gateway_url}/-/reload", timeout=10).raise_for_status()
         console.print(f"applied to the running gateway at {gateway_url}")
-    _show_table(changed.metadata.name, path, gateway_url)
+    _show_table(changed.metadata.name, path, gateway_url, Output.TABLE)
 
 
 @traffic_app.command("show")
 def traffic_show(
     name: str = typer.Argument(..., help="The ModelService's name."),
     file: Path | None = typer.Option(None, "-f", "--file", help="Read this file instead."),
+    output: Output = OUTPUT,
 ) -> None:
     """The routes in force: from the running gateway, else from the file."""
     path, gateway_url = _service_file(name, file)
-    _show_table(name, path, gateway_url)
+    _show_table(name, path, gateway_url, output)
 
 
-def _show_table(name: str, path: Path, gateway_url: str | None) -> None:
+def _show_table(name: str, path: Path, gateway_url: str | None, output: Output) -> None:
     if gateway_url is not None:
         routes = httpx.get(f"{gateway_url}/-/routes", timeout=10).json()
         source = f"running gateway {gateway_url}"
     else:
         routes = compile_table(load_model_service(path)).describe()
         source = str(path)
-    view = Table(title=f"{name}: routes in force ({source})")
+    if emit({"source": source, **routes}, output):
+        return
+    view = new_table(title=f"{name}: routes in force ({source})")
     view.add_column("route")
     view.add_column("weights")
     for route in routes["routes"]:

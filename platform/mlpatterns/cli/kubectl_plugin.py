@@ -2,7 +2,10 @@
 validation as `mlpatterns traffic set`, then patch it; the operator does the rest.
 
 kubectl finds this as `kubectl-mlpatterns` on PATH (installed with the package).
-It calls kubectl itself, so it uses the same kubeconfig and context as the user.
+It calls kubectl itself, so it uses the same kubeconfig and context as the user;
+kubectl's global flags (`--kubeconfig`, `--context`, `--cluster`, `--user`, `-n`)
+are accepted anywhere on the line and handed on, and kubectl's own errors
+reach the user as kubectl wrote them, with its exit status.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from dataclasses import dataclass
 from typing import Any
 
 import typer
@@ -17,6 +22,7 @@ from rich.console import Console
 
 from mlpatterns.api.edits import apply_changes, traffic_patch
 from mlpatterns.api.load import ModelServiceError, parse_model_service
+from mlpatterns.cli import completion
 from mlpatterns.cli.traffic_options import (
     NO_SHADOW,
     NO_STICKY,
@@ -27,7 +33,7 @@ from mlpatterns.cli.traffic_options import (
     STICKY,
 )
 
-__all__ = ["app", "console", "main", "root", "traffic"]
+__all__ = ["GLOBAL_FLAGS", "Kubectl", "app", "console", "hoisted", "main", "root", "traffic"]
 
 console = Console()
 app = typer.Typer(
@@ -38,30 +44,59 @@ app = typer.Typer(
 )
 
 
+@dataclass(frozen=True)
+class Kubectl:
+    """kubectl with the user's global flags."""
+
+    kubeconfig: str | None = None
+    context: str | None = None
+    cluster: str | None = None
+    user: str | None = None
+    namespace: str | None = None
+
+    def flags(self) -> list[str]:
+        given = {
+            "--kubeconfig": self.kubeconfig,
+            "--context": self.context,
+            "--cluster": self.cluster,
+            "--user": self.user,
+            "--namespace": self.namespace,
+        }
+        return [f"{flag}={value}" for flag, value in given.items() if value]
+
+    def run(self, *args: str) -> str:
+        command = [os.environ.get("KUBECTL", "kubectl"), *self.flags(), *args]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            sys.stderr.write(result.stderr)
+            raise typer.Exit(result.returncode)
+        return result.stdout
+
+
+KUBECONFIG = typer.Option(None, "--kubeconfig", help="kubectl's --kubeconfig.")
+CONTEXT = typer.Option(None, "--context", help="kubectl's --context.")
+CLUSTER = typer.Option(None, "--cluster", help="kubectl's --cluster.")
+USER = typer.Option(None, "--user", help="kubectl's --user.")
+NAMESPACE = typer.Option(None, "-n", "--namespace", help="The ModelService's namespace.")
+
+
 @app.callback()
-def root() -> None:
+def root(
+    context: typer.Context,
+    kubeconfig: str | None = KUBECONFIG,
+    kube_context: str | None = CONTEXT,
+    cluster: str | None = CLUSTER,
+    user: str | None = USER,
+    namespace: str | None = NAMESPACE,
+) -> None:
     """kubectl plugin for mlpatterns ModelServices (`kubectl mlpatterns traffic ...`)."""
-
-
-def _kubectl(*args: str) -> str:
-    command = [os.environ.get("KUBECTL", "kubectl"), *args]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        console.print(f"[red]{' '.join(command[:3])} ...: {result.stderr.strip()}[/red]")
-        raise typer.Exit(1)
-    return result.stdout
-
-
-def _live(name: str, namespace: str | None) -> dict[str, Any]:
-    where = ["-n", namespace] if namespace else []
-    found: dict[str, Any] = json.loads(_kubectl("get", "modelservice", name, *where, "-o", "json"))
-    return found
+    context.obj = Kubectl(kubeconfig, kube_context, cluster, user, namespace)
 
 
 @app.command("traffic")
 def traffic(
+    context: typer.Context,
     name: str = typer.Argument(..., help="The ModelService's name."),
-    namespace: str | None = typer.Option(None, "-n", "--namespace", help="Its namespace."),
     split: str | None = SPLIT,
     shadow: str | None = SHADOW,
     no_shadow: bool = NO_SHADOW,
@@ -72,7 +107,8 @@ def traffic(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the patch; change nothing."),
 ) -> None:
     """Validate a traffic change against the live ModelService, then patch it."""
-    live = _live(name, namespace)
+    kubectl = context.obj if isinstance(context.obj, Kubectl) else Kubectl()
+    live: dict[str, Any] = json.loads(kubectl.run("get", "modelservice", name, "-o", "json"))
     data = {k: live[k] for k in ("apiVersion", "kind", "spec")}
     data["metadata"] = {"name": live["metadata"]["name"]}
     try:
@@ -93,12 +129,32 @@ def traffic(
     if dry_run:
         typer.echo(patch)
         return
-    where = ["-n", namespace] if namespace else []
-    _kubectl("patch", "modelservice", name, *where, "--type", "merge", "-p", patch)
+    kubectl.run("patch", "modelservice", name, "--type", "merge", "-p", patch)
     console.print(
         f"modelservice/{name} patched; `kubectl get ms {name}` shows the weights in force"
     )
 
 
+GLOBAL_FLAGS = ("--kubeconfig", "--context", "--cluster", "--user", "-n", "--namespace")
+
+
+def hoisted(argv: list[str]) -> list[str]:
+    """`argv` with kubectl's global flags moved before the command, where the plugin's
+    root reads them: users write them anywhere, as kubectl lets them."""
+    flags: list[str] = []
+    rest: list[str] = []
+    words = iter(argv)
+    for word in words:
+        name = word.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            flags.append(word)
+            if "=" not in word:
+                flags.append(next(words, ""))
+        else:
+            rest.append(word)
+    return flags + rest
+
+
 def main() -> None:
-    app()
+    completion.enable("kubectl-mlpatterns")
+    app(args=hoisted(sys.argv[1:]))

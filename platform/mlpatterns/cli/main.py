@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from mlpatterns import __version__
-from mlpatterns.cli import quickstart
+from mlpatterns.cli import completion, quickstart
 from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
 from mlpatterns.cli.registry import datasets_app, models_app, storage_app
@@ -103,6 +103,7 @@ def root(
 
 
 app.command("quickstart")(quickstart.run)
+app.command("completion")(completion.completion)
 app.command("info")(quickstart.info)
 app.add_typer(models_app, name="models")
 app.add_typer(datasets_app, name="datasets")
@@ -116,4 +117,5 @@ for planned in PLANNED:
 
 
 def main() -> None:
+    completion.enable("mlpatterns")
     app()

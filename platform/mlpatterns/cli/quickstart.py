@@ -15,6 +15,7 @@ from rich.table import Table
 
 from mlpatterns import __version__
 from mlpatterns.cli import registry as registry_cli
+from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
 from mlpatterns.logstreams import place
 from mlpatterns.settings import Settings, load_settings
 
@@ -36,6 +37,7 @@ ROLES = (
     ),
     Role("operator", ("kopf", "kubernetes")),
     Role("training", ("sklearn", "skl2onnx", "kfp")),
+    Role("reports", ("matplotlib",)),
 )
 
 
@@ -48,17 +50,24 @@ def installed_roles() -> dict[str, bool]:
 
 
 def _settings_table(settings: Settings) -> Table:
-    table = Table(title="Settings (environment variables)", show_header=True)
+    table = new_table(title="Settings (environment variables)")
     table.add_column("variable")
-    table.add_column("value")
+    table.add_column("value", overflow="fold")
     for name, value in settings.describe().items():
         table.add_row(name, "(unset)" if value is None else str(value))
     return table
 
 
-def info() -> None:
+def info(output: Output = OUTPUT) -> None:
     """Show the version, the settings in force and which role extras are installed."""
     settings = load_settings()
+    described = {
+        "version": __version__,
+        "settings": settings.describe(),
+        "extras": installed_roles(),
+    }
+    if emit(described, output):
+        return
     console.print(f"mlpatterns {__version__}")
     console.print(_settings_table(settings))
     for extra, present in installed_roles().items():
@@ -93,7 +102,9 @@ def run(
         from mlpatterns.cli import tour
 
         where = place(settings)
-        files = [str(p) for p in tour.run_tour(console, home, where, port, requests)]
+        files = [
+            str(p) for p in tour.run_tour(console, home, where, port, requests, roles["reports"])
+        ]
         done.append(
             "served them as a ModelService with a shadow, then a 90/10 sticky A/B test with "
             "feedback, and reported on both; everything is stopped again"
@@ -144,4 +155,4 @@ def _train_two_models() -> None:
         Registry.from_settings(load_settings()).move_alias("iris", "production", versions[0])
         console.print(f"iris@production -> {versions[0]}")
     console.rule("3. the registry")
-    registry_cli.models_ls(name="iris", as_json=False)
+    registry_cli.models_ls(name="iris", output=Output.TABLE)

@@ -7,14 +7,13 @@ import json
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import StoreError
 from mlpatterns.settings import load_settings
 
 __all__ = [
-    "JSON_OPTION",
     "console",
     "datasets_app",
     "datasets_ls",
@@ -31,8 +30,6 @@ console = Console()
 models_app = typer.Typer(help="List and show model versions; move aliases.", no_args_is_help=True)
 datasets_app = typer.Typer(help="List and show dataset versions.", no_args_is_help=True)
 
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON instead of a table.")
-
 
 def _registry() -> Registry:
     return Registry.from_settings(load_settings())
@@ -45,9 +42,10 @@ def _fail(error: Exception) -> typer.Exit:
 
 @models_app.command("ls")
 def models_ls(
-    name: str = typer.Argument("", help="Only this model's versions."), as_json: bool = JSON_OPTION
+    name: str = typer.Argument("", help="Only this model's versions."), output: Output = OUTPUT
 ) -> None:
-    """List model versions with their metrics and aliases."""
+    """List model versions with their accuracy and aliases (-o json|yaml: with every
+    metric, the digest and the time each was made)."""
     registry = _registry()
     rows = []
     for model in [name] if name else registry.models():
@@ -55,28 +53,23 @@ def models_ls(
         for meta in registry.versions(model):
             tags = sorted(a for a, v in aliases.items() if v == meta.version)
             rows.append((meta, tags))
-    if as_json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": m.name,
-                        "version": m.version,
-                        "model_type": m.model_type,
-                        "metrics": m.metrics,
-                        "aliases": tags,
-                        "sha256": m.sha256,
-                        "created_at": m.created_at.isoformat(),
-                    }
-                    for m, tags in rows
-                ],
-                indent=2,
-            )
-        )
+    listed = [
+        {
+            "name": m.name,
+            "version": m.version,
+            "model_type": m.model_type,
+            "metrics": m.metrics,
+            "aliases": tags,
+            "sha256": m.sha256,
+            "created_at": m.created_at.isoformat(),
+        }
+        for m, tags in rows
+    ]
+    if emit(listed, output):
         return
-    table = Table(title="models")
-    for column in ("name", "version", "type", "accuracy", "aliases", "created"):
-        table.add_column(column, no_wrap=column == "version")
+    table = new_table(title="models")
+    for column in ("name", "version", "type", "accuracy", "aliases"):
+        table.add_column(column, no_wrap=column == "version", overflow="fold")
     for meta, tags in rows:
         accuracy = meta.metrics.get("accuracy")
         table.add_row(
@@ -85,7 +78,6 @@ def models_ls(
             meta.model_type,
             f"{accuracy:.4f}" if accuracy is not None else "",
             ", ".join(tags),
-            meta.created_at.strftime("%Y-%m-%d %H:%M:%S"),
         )
     console.print(table)
 
@@ -93,15 +85,14 @@ def models_ls(
 @models_app.command("show")
 def models_show(
     reference: str = typer.Argument(..., help="models:/<name>/<version> or models:/<name>@<alias>"),
-    as_json: bool = JSON_OPTION,
+    output: Output = OUTPUT,
 ) -> None:
     """Show a version's complete metadata."""
     try:
         meta = _registry().resolve(reference)
     except (StoreError, ValueError) as error:
         raise _fail(error) from None
-    if as_json:
-        print(meta.model_dump_json(indent=2))
+    if emit(meta, output):
         return
     console.print(f"[bold]{meta.ref}[/bold]  sha256 {meta.sha256}")
     console.print(f"type {meta.model_type}  parameters {json.dumps(meta.parameters)}")
@@ -124,30 +115,27 @@ def models_alias(
     expect: str | None = typer.Option(
         None, help="Move only if the alias points at this version now ('' : unset)."
     ),
-    as_json: bool = JSON_OPTION,
+    output: Output = OUTPUT,
 ) -> None:
     """Point an alias at a version in one atomic write."""
     try:
         record = _registry().move_alias(name, alias, version, expected=expect)
     except (StoreError, ValueError) as error:
         raise _fail(error) from None
-    if as_json:
-        print(record.model_dump_json(indent=2))
-    else:
+    if not emit(record, output):
         console.print(f"{name}@{alias} -> {record.version} (was {record.previous or 'unset'})")
 
 
 @datasets_app.command("ls")
 def datasets_ls(
     name: str = typer.Argument("", help="Only this dataset's versions."),
-    as_json: bool = JSON_OPTION,
+    output: Output = OUTPUT,
 ) -> None:
     """List dataset snapshots."""
     found = _registry().datasets(name or None)
-    if as_json:
-        print(json.dumps([d.model_dump(mode="json", by_alias=True) for d in found], indent=2))
+    if emit(found, output):
         return
-    table = Table(title="datasets")
+    table = new_table(title="datasets")
     for column in ("name", "sha256", "rows", "features", "source", "created"):
         table.add_column(column)
     for d in found:
@@ -157,7 +145,7 @@ def datasets_ls(
             str(d.rows),
             str(len(d.schema_.features)),
             d.source,
-            d.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            d.created_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
 
@@ -166,15 +154,14 @@ def datasets_ls(
 def datasets_show(
     name: str = typer.Argument(..., help="Dataset name."),
     digest: str = typer.Argument(..., help="Its sha256, or a unique prefix of it."),
-    as_json: bool = JSON_OPTION,
+    output: Output = OUTPUT,
 ) -> None:
     """Show a dataset snapshot's schema and provenance."""
     try:
         found = _registry().dataset(name, digest)
     except StoreError as error:
         raise _fail(error) from None
-    if as_json:
-        print(found.model_dump_json(indent=2, by_alias=True))
+    if emit(found, output):
         return
     console.print(f"[bold]{found.ref}[/bold]  {found.rows} rows  from {found.source}")
     for feature in found.schema_.features:

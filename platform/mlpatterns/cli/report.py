@@ -4,25 +4,33 @@ where `--from` says, as rich tables and optionally a self-contained HTML page.""
 
 from __future__ import annotations
 
+import importlib.util
+from datetime import datetime
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
 from mlpatterns.logstreams import Place, Stream, place, place_from
-from mlpatterns.monitoring import html
-from mlpatterns.monitoring.reports import (
-    ABReport,
-    ShadowReport,
-    ab_report,
-    shadow_report,
-    utc_time,
-)
+from mlpatterns.monitoring.coverage import ALL_PHASES, Coverage, utc_time
+from mlpatterns.monitoring.reports import ABReport, ShadowReport, ab_report, shadow_report
 from mlpatterns.settings import load_settings
 
-__all__ = ["HTML", "SOURCE", "ab", "console", "print_ab", "print_shadow", "report_app", "shadow"]
+__all__ = [
+    "HTML",
+    "SINCE",
+    "SOURCE",
+    "UNTIL",
+    "ab",
+    "console",
+    "print_ab",
+    "print_coverage",
+    "print_shadow",
+    "report_app",
+    "shadow",
+]
 
 console = Console()
 report_app = typer.Typer(help="Shadow and A/B reports from the prediction logs.")
@@ -39,6 +47,34 @@ SOURCE = typer.Option(
 )
 
 
+SINCE = typer.Option(
+    None, help="Count only records from this time on: ISO 8601, UTC unless it has an offset."
+)
+UNTIL = typer.Option(None, help="Count only records up to this time (ISO 8601, inclusive).")
+
+
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    parsed = utc_time(value)
+    if parsed is None:
+        raise typer.BadParameter(
+            f"{value!r} is not a time: write ISO 8601, e.g. 2026-11-29T10:00 (UTC) "
+            "or 2026-11-29T11:00+01:00",
+            param_hint=option,
+        )
+    return parsed
+
+
+def _check_html(path: Path | None) -> None:
+    """Refuse --html before any work when the plots' library is missing."""
+    if path is not None and importlib.util.find_spec("matplotlib") is None:
+        raise typer.BadParameter(
+            "the HTML pages' plots need the reports extra: pip install 'mlpatterns[reports]'",
+            param_hint="--html",
+        )
+
+
 def _place(source: str | None) -> Place:
     settings = load_settings()
     if source is None:
@@ -53,24 +89,30 @@ def _missing(what: str, name: str, where: Place) -> None:
     console.print(f"[red]no {what} for {escape(name)} in {escape(where.describe())}[/red]")
 
 
-def _write(path: Path | None, page: str) -> None:
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(page)
-        console.print(f"wrote {escape(str(path))}")
+def _write(path: Path, page: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    console.print(f"wrote {escape(str(path))}")
+
+
+def print_coverage(coverage: Coverage) -> None:
+    """What the report covers: phase, time range, and each version's model and digest."""
+    console.print(f"phase: {escape(coverage.phase) or '(not recorded)'}")
+    console.print(f"records: {escape(coverage.window)}")
+    for served in coverage.versions:
+        model = f"model {escape(served.model)}" if served.model else "model unknown"
+        digest = f" sha256 {served.digest[:12]}" if served.digest else ""
+        console.print(f"  {escape(served.name)}: {model}{digest}")
 
 
 def print_shadow(report: ShadowReport) -> None:
-    console.print(
-        f"[bold]Shadow report: {escape(report.service)}[/bold]  primary "
-        f"{escape(', '.join(report.primary_versions)) or '-'} · shadow "
-        f"{escape(', '.join(report.shadow_versions)) or '-'}"
-    )
+    console.print(f"[bold]Shadow report: {escape(report.service)}[/bold]")
+    print_coverage(report.coverage)
     console.print(
         f"agreement [bold]{report.agreement:.1%}[/bold] over {report.rows} rows in "
         f"{report.pairs} requests ({report.unmatched_shadow} shadow records without a primary)"
     )
-    confusion = Table(title="primary (rows) vs shadow (columns)")
+    confusion = new_table(title="primary (rows) vs shadow (columns)")
     confusion.add_column("")
     for label in report.classes:
         confusion.add_column(escape(label), justify="right")
@@ -78,7 +120,7 @@ def print_shadow(report: ShadowReport) -> None:
         counts = (str(report.confusion.get((row, c), 0)) for c in report.classes)
         confusion.add_row(escape(row), *counts)
     console.print(confusion)
-    latency = Table(title="model latency (ms)")
+    latency = new_table(title="model latency (ms)")
     for column in ("", "count", "p50", "p90", "p99"):
         latency.add_column(column, justify="right")
     for name, lat in (("primary", report.primary_latency), ("shadow", report.shadow_latency)):
@@ -87,9 +129,10 @@ def print_shadow(report: ShadowReport) -> None:
         )
     console.print(latency)
     if report.mismatches:
-        examples = Table(title="disagreements (first few)")
-        for column in ("request id", "input", "primary", "shadow"):
-            examples.add_column(column)
+        examples = new_table(title="disagreements (first few)")
+        examples.add_column("request id", no_wrap=True, min_width=32)
+        for column in ("input", "primary", "shadow"):
+            examples.add_column(column, overflow="fold")
         for m in report.mismatches:
             examples.add_row(
                 *(escape(str(v)) for v in (m.request_id, m.inputs, m.primary, m.shadow))
@@ -102,17 +145,17 @@ def print_ab(report: ABReport) -> None:
         f"[bold]Online A/B report: {escape(report.service)}[/bold] "
         f"(control {escape(report.control)})"
     )
-    table = Table()
-    for column in ("version", "requests", "outcomes", "successes", "rate", "95% interval", "p"):
-        table.add_column(column, justify="right")
+    print_coverage(report.coverage)
+    table = new_table()
+    for column in ("version", "requests", "right/outcomes", "rate", "95% interval", "p"):
+        table.add_column(column, justify="right", no_wrap=column != "version")
     p_values = {c.challenger: f"{c.p_value:.3g}" for c in report.comparisons}
     for v in report.versions:
         low, high = v.interval
         table.add_row(
             escape(v.name),
             str(v.requests),
-            str(v.outcomes),
-            str(v.successes),
+            f"{v.successes}/{v.outcomes}",
             f"{v.rate:.1%}",
             f"{low:.1%} to {high:.1%}",
             escape(p_values.get(v.name, "control")),
@@ -125,45 +168,59 @@ def print_ab(report: ABReport) -> None:
 @report_app.command("shadow")
 def shadow(
     name: str = typer.Argument(..., help="The ModelService's name."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
     html_path: Path | None = HTML,
     source: str | None = SOURCE,
+    output: Output = OUTPUT,
 ) -> None:
     """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
+    _check_html(html_path)
+    start, end = _time(since, "--since"), _time(until, "--until")
     where = _place(source)
-    records = where.read(Stream.PREDICTIONS, name)
+    records = where.read(Stream.PREDICTIONS, name, start)
     if not records.items:
         _missing("prediction records", name, where)
         raise typer.Exit(1)
-    report = shadow_report(name, records.items)
-    print_shadow(report)
-    _write(html_path, html.shadow_page(report))
+    report = shadow_report(name, records.items, since=start, until=end)
+    if not emit(report.as_data(), output):
+        print_shadow(report)
+    if html_path is not None:
+        from mlpatterns.monitoring import html
+
+        _write(html_path, html.shadow_page(report))
 
 
 @report_app.command("ab")
 def ab(
     name: str = typer.Argument(..., help="The ModelService's name."),
     control: str | None = typer.Option(None, help="The control version (default: most traffic)."),
-    since: str | None = typer.Option(
-        None, help="Count only requests from this UTC time on, e.g. 2026-11-29T10:00."
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    phase: str | None = typer.Option(
+        None,
+        help="The traffic phase to count, as the report prints it (default: the latest "
+        f"decision's); {ALL_PHASES!r} counts every phase.",
     ),
     html_path: Path | None = HTML,
     source: str | None = SOURCE,
+    output: Output = OUTPUT,
 ) -> None:
     """Per version: requests, outcomes, rates with intervals, a test and a recommendation."""
-    start = None
-    if since is not None:
-        start = utc_time(since)
-        if start is None:
-            raise typer.BadParameter(
-                f"{since!r} is not a time: write ISO 8601, e.g. 2026-11-29T10:00 (UTC) "
-                "or 2026-11-29T11:00+01:00",
-                param_hint="--since",
-            )
+    _check_html(html_path)
+    start, end = _time(since, "--since"), _time(until, "--until")
     where = _place(source)
     decisions = where.read(Stream.DECISIONS, name, start)
     if not decisions.items:
         _missing("gateway decisions", name, where)
         raise typer.Exit(1)
+    phases = sorted({str(d.get("phase", "")) for d in decisions.items})
+    if phase is not None and phase != ALL_PHASES and phase not in phases:
+        raise typer.BadParameter(
+            f"no phase {phase!r} in {name}'s decisions; choose {ALL_PHASES!r} or one of: "
+            + " | ".join(repr(p) for p in phases),
+            param_hint="--phase",
+        )
     versions = sorted({str(d.get("version")) for d in decisions.items})
     if control is not None and control not in versions:
         raise typer.BadParameter(
@@ -177,6 +234,12 @@ def ab(
         where.read(Stream.PREDICTIONS, name, start).items,
         control,
         start,
+        end,
+        phase,
     )
-    print_ab(report)
-    _write(html_path, html.ab_page(report))
+    if not emit(report.as_data(), output):
+        print_ab(report)
+    if html_path is not None:
+        from mlpatterns.monitoring import html
+
+        _write(html_path, html.ab_page(report))

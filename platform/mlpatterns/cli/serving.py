@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -472,7 +473,14 @@ def batch_predict(
     version: str = VERSION,
 ) -> None:
     """Predict the rows that have no prediction yet; a rerun redoes only what is missing."""
-    from rich.progress import Progress
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from mlpatterns.logstreams import Stream, open_log, place
     from mlpatterns.serving.batch import (
@@ -481,6 +489,7 @@ def batch_predict(
         log_each_prediction,
         predict_batch,
     )
+    from mlpatterns.serving.batch.size import count_rows
     from mlpatterns.serving.model import LoadedModel
 
     loaded = LoadedModel(_fetch(model))
@@ -490,18 +499,22 @@ def batch_predict(
         where = place(load_settings())
         log = open_log(where, Stream.PREDICTIONS, service, version, writer="batch")
 
-    with Progress(console=console) as progress:
-        bar = progress.add_task(f"batch {loaded.metadata.ref}", total=None)
+    columns = (
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
+        TextColumn("rows, {task.fields[rate]}/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    console.print(f"batch {loaded.metadata.ref}: {input} -> {output}")
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("batch", total=count_rows(input), rate="-")
+        started = time.monotonic()
 
         def show(result: BatchResult) -> None:
-            progress.update(
-                bar,
-                completed=result.read,
-                description=(
-                    f"read {result.read:,}  predicted {result.predicted:,}  "
-                    f"skipped {result.skipped:,}  rejected {len(result.rejected):,}"
-                ),
-            )
+            elapsed = max(time.monotonic() - started, 1e-9)
+            progress.update(bar, completed=result.read, rate=f"{result.read / elapsed:,.0f}")
 
         try:
             result = predict_batch(

@@ -21,7 +21,8 @@ from mlpatterns.api.load import dump_model_service, parse_model_service
 from mlpatterns.cli.report import print_ab, print_shadow
 from mlpatterns.logstreams import Place, Stream
 from mlpatterns.monitoring import html
-from mlpatterns.monitoring.reports import ab_report, shadow_report, utc_time
+from mlpatterns.monitoring.coverage import utc_time
+from mlpatterns.monitoring.reports import ab_report, shadow_report
 
 __all__ = ["SERVICE", "iris_rows", "run_tour", "tour_service"]
 
@@ -76,9 +77,12 @@ def _send(
     return answers
 
 
-def run_tour(console: Console, home: Path, where: Place, port: int, requests: int) -> list[Path]:
+def run_tour(
+    console: Console, home: Path, where: Place, port: int, requests: int, with_pages: bool
+) -> list[Path]:
     """Run both QA patterns end to end, the servers writing their logs to `where`;
-    the files it wrote. Records of earlier tours are left out by their time."""
+    the files it wrote (the HTML pages `with_pages`). Records of earlier tours are
+    left out by their time."""
     from mlpatterns.local.runtime import embedded
 
     folder = home / "quickstart"
@@ -128,6 +132,9 @@ def run_tour(console: Console, home: Path, where: Place, port: int, requests: in
         since=started,
     )
     print_ab(ab)
+    if not with_pages:
+        console.print("no HTML pages: their plots need the reports extra (mlpatterns[reports])")
+        return [file]
     shadow_html, ab_html = folder / "shadow-report.html", folder / "ab-report.html"
     shadow_html.write_text(html.shadow_page(shadow))
     ab_html.write_text(html.ab_page(ab))

@@ -9,7 +9,8 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
+
+from mlpatterns.cli.output import new_table
 
 __all__ = [
     "BATCH_TRAINING_TASKS",
@@ -216,7 +217,7 @@ def _show_trials(name: str) -> None:
         (json.loads(registry.store.get(k).data) for k in summaries),
         key=lambda summary: summary["finished_at"],
     )
-    table = Table(title=f"trials ({latest['metric']})")
+    table = new_table(title=f"trials ({latest['metric']})")
     for column in ("#", "model", "parameters", "status", latest["metric"]):
         table.add_column(column)
     for trial in latest["trials"]:

@@ -192,19 +192,22 @@ def prediction_record(
     service: str,
     version: str,
     model: str,
+    digest: str,
     inputs: Any,
     outputs: Any,
     latency: float,
     shadow: bool = False,
 ) -> dict[str, Any]:
     """One line of the predictions stream. `version` is the ModelService version that
-    answered (empty outside one); `model` the model's own version; `shadow` marks a
+    answered (empty outside one); `model` the model's own version and `digest` its
+    file's sha256; `shadow` marks a
     mirrored copy whose answer no client saw."""
     return {
         "request_id": request_id,
         "service": service,
         "version": version,
         "model": model,
+        "digest": digest,
         "shadow": shadow,
         "input": inputs,
         "output": outputs,

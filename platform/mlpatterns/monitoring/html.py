@@ -1,166 +1,241 @@
-"""Self-contained HTML pages for the reports: inline SVG plots and CSS, no scripts or
-fonts fetched from anywhere, so a page opens offline and can be mailed around.
-A small inline script counts the plots the browser laid out (`data-plots-rendered`
-on <body>), which the tests read from headless Chromium."""
+"""Self-contained HTML pages for the reports: plots drawn by matplotlib as inline SVG
+(text as outlines, so a page looks the same without its fonts), tables and CSS, no
+script or font fetched from anywhere, so a page opens offline and can be mailed.
+
+Every page opens with what it covers (service, phase, time range, each version's
+model and digest). A small inline script records on <body> how many plots the
+browser laid out and how many text boxes fall outside their plot or overlap one
+another (`data-plots-rendered`, `data-text-overflows`), which the tests read from
+headless Chromium."""
 
 from __future__ import annotations
 
+import io
+import math
 from collections.abc import Sequence
 from html import escape
+from typing import TYPE_CHECKING
 
-from mlpatterns.monitoring.reports import ABReport, ShadowReport
+from mlpatterns.monitoring.coverage import Coverage
+from mlpatterns.monitoring.reports import ABReport, Latency, ShadowReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
+    "CHECK_LAYOUT",
     "COLOURS",
-    "COUNT_PLOTS",
+    "NO_METADATA",
+    "QUANTILES",
     "STYLE",
     "ab_page",
+    "coverage_html",
     "heatmap_svg",
-    "histogram_svg",
+    "latency_svg",
     "rates_svg",
     "shadow_page",
 ]
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330;max-width:60rem}
+body{font-family:system-ui,sans-serif;margin:2rem;color:#1d2330;max-width:62rem}
 table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccd;padding:.3rem .6rem}
-th{background:#eef}.plot{margin:1rem 0}.big{font-size:1.4rem;font-weight:600}
+th{background:#eef;text-align:left}.plot{display:block;margin:1rem 0;max-width:100%;height:auto}
+.big{font-size:1.4rem;font-weight:600}.covers td:first-child{font-weight:600}
+code{font-size:.9em}
 """
 
-COUNT_PLOTS = """<script>
+CHECK_LAYOUT = """<script>
 window.addEventListener("load", () => {
-  const drawn = [...document.querySelectorAll("svg.plot")].filter((svg) => {
-    const box = svg.getBBox();
-    return box.width > 0 && box.height > 0 && svg.querySelectorAll("rect,line").length > 0;
-  });
-  document.body.dataset.plotsRendered = String(drawn.length);
+  const inside = (box, frame) => box.left >= frame.left - 0.5 && box.right <= frame.right + 0.5
+    && box.top >= frame.top - 0.5 && box.bottom <= frame.bottom + 0.5;
+  const meets = (a, b) => a.left < b.right - 0.5 && b.left < a.right - 0.5
+    && a.top < b.bottom - 0.5 && b.top < a.bottom - 0.5;
+  let drawn = 0, overflows = 0;
+  for (const svg of document.querySelectorAll("svg.plot")) {
+    const frame = svg.getBoundingClientRect();
+    if (frame.width > 0 && frame.height > 0 && svg.querySelector("path")) drawn += 1;
+    const boxes = [...svg.querySelectorAll('g[id^="text_"]')]
+      .map((text) => text.getBoundingClientRect()).filter((box) => box.width > 0);
+    overflows += boxes.filter((box) => !inside(box, frame)).length;
+    boxes.forEach((a, i) => {
+      overflows += boxes.slice(i + 1).filter((b) => meets(a, b)).length;
+    });
+  }
+  document.body.dataset.plotsRendered = String(drawn);
+  document.body.dataset.textOverflows = String(overflows);
 });
 </script>"""
 
-COLOURS = ("#3b6fd8", "#e07b39", "#3aa05b", "#b54fb5")
+QUANTILES = (0.5, 0.9, 0.99)
+# no creator, date or RDF block: the page says what it covers, and the plot is the same
+# for the same numbers
+NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
+COLOURS = ("#3b6fd8", "#e07b39", "#3aa05b", "#b54fb5", "#7f7f7f", "#c8a400")
 
 
-def _page(title: str, body: str) -> str:
+def _svg(figure: Figure) -> str:
+    """The figure as inline SVG with class "plot", deterministic (no date, fixed ids)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context({"svg.hashsalt": "mlpatterns", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format="svg", metadata=NO_METADATA)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :].replace("<svg ", '<svg class="plot" ', 1)
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _page(title: str, coverage: Coverage, body: str) -> str:
     return (
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}"
         f"</title><style>{STYLE}</style></head><body data-plots-rendered=0>"
-        f"<h1>{escape(title)}</h1>{body}{COUNT_PLOTS}</body></html>"
+        f"<h1>{escape(title)}</h1>{coverage_html(coverage)}{body}{CHECK_LAYOUT}</body></html>"
     )
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], css: str = "") -> str:
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = "".join(
         "<tr>" + "".join(f"<td>{escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
     )
-    return f"<table><tr>{head}</tr>{body}</table>"
+    kind = f' class="{css}"' if css else ""
+    return f"<table{kind}><tr>{head}</tr>{body}</table>"
 
 
-def histogram_svg(series: dict[str, Sequence[float]], bins: int = 30, unit: float = 1e3) -> str:
-    """Overlaid histograms (values scaled by `unit`, milliseconds by default)."""
-    values = [v * unit for vs in series.values() for v in vs]
-    width, height, pad = 640, 220, 30
-    if not values:
-        return "<p>No latencies recorded.</p>"
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    counts = {}
-    for name, vs in series.items():
-        bucket = [0] * bins
-        for v in vs:
-            bucket[min(bins - 1, int((v * unit - low) / span * bins))] += 1
-        counts[name] = bucket
-    peak = max(max(c) for c in counts.values()) or 1
-    bar = (width - 2 * pad) / bins
-    shapes = []
-    for colour, (name, bucket) in zip(COLOURS, counts.items(), strict=False):
-        for i, count in enumerate(bucket):
-            h = (height - 2 * pad) * count / peak
-            shapes.append(
-                f'<rect x="{pad + i * bar:.1f}" y="{height - pad - h:.1f}" width="{bar:.1f}" '
-                f'height="{h:.1f}" fill="{colour}" fill-opacity="0.55"><title>{escape(name)}: '
-                f"{count}</title></rect>"
-            )
-    legend = "".join(
-        f'<text x="{pad + 160 * i}" y="16" fill="{c}">{escape(name)}</text>'
-        for i, (c, name) in enumerate(zip(COLOURS, series, strict=False))
-    )
-    axis = (
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-        f'stroke="#333"/><text x="{pad}" y="{height - 8}">{low:.2f} ms</text>'
-        f'<text x="{width - pad - 60}" y="{height - 8}">{high:.2f} ms</text>'
-    )
-    return (
-        f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'xmlns="http://www.w3.org/2000/svg">{legend}{"".join(shapes)}{axis}</svg>'
-    )
+def coverage_html(coverage: Coverage) -> str:
+    """What the page covers, as a table: service, phase, records, versions."""
+    rows: list[tuple[str, str]] = [
+        ("service", coverage.service),
+        ("phase", coverage.phase or "(not recorded)"),
+        ("records", coverage.window),
+    ]
+    for served in coverage.versions:
+        model = served.model or "unknown"
+        digest = f"sha256 {served.digest}" if served.digest else "digest not recorded"
+        rows.append((f"version {served.name}", f"model {model}, {digest}"))
+    return _table(("covers", ""), rows, "covers")
 
 
 def heatmap_svg(classes: Sequence[str], cells: dict[tuple[str, str], int]) -> str:
-    size, pad = 56, 110
+    """The primary-vs-shadow confusion matrix: counts in cells, shaded by share."""
     n = len(classes)
     if n == 0:
         return "<p>No paired predictions.</p>"
-    peak = max(cells.values()) or 1
-    parts = []
-    for i, row in enumerate(classes):
-        parts.append(f'<text x="4" y="{pad + i * size + size / 2}">{escape(row)}</text>')
-        parts.append(
-            f'<text x="{pad + i * size + 4}" y="{pad - 10}" font-size="12">{escape(row)}</text>'
-        )
-        for j, column in enumerate(classes):
-            count = cells.get((row, column), 0)
-            shade = 0.08 + 0.9 * count / peak
-            parts.append(
-                f'<rect x="{pad + j * size}" y="{pad + i * size}" width="{size - 2}" '
-                f'height="{size - 2}" fill="#3b6fd8" fill-opacity="{shade:.2f}"/>'
-                f'<text x="{pad + j * size + 8}" y="{pad + i * size + size / 2}">{count}</text>'
-            )
-    side = pad + n * size + 10
-    return (
-        f'<svg class="plot" width="{side}" height="{side}" viewBox="0 0 {side} {side}" '
-        f'xmlns="http://www.w3.org/2000/svg"><text x="{pad}" y="14">shadow (columns) vs '
-        f"primary (rows)</text>{''.join(parts)}</svg>"
-    )
+    figure = _figure(1.6 + 0.9 * n, 1.2 + 0.8 * n)
+    axes = figure.add_subplot()
+    counts = [[cells.get((row, column), 0) for column in classes] for row in classes]
+    peak = max(max(row) for row in counts) or 1
+    axes.imshow(counts, cmap="Blues", vmin=0, vmax=peak)
+    for i, row in enumerate(counts):
+        for j, count in enumerate(row):
+            dark = count > 0.6 * peak
+            axes.text(j, i, f"{count}", ha="center", va="center", color="white" if dark else "k")
+    axes.set_xticks(range(n), classes, rotation=30, ha="right", rotation_mode="anchor")
+    axes.set_yticks(range(n), classes)
+    axes.set_xlabel("shadow")
+    axes.set_ylabel("primary")
+    axes.tick_params(length=0)
+    return _svg(figure)
+
+
+def latency_svg(series: dict[str, Latency]) -> str:
+    """Each series' latency as an ECDF on a log axis, its p50, p90 and p99 marked on
+    the curve and named on the right-hand axis."""
+    present = {name: lat for name, lat in series.items() if lat.values}
+    if not present:
+        return "<p>No latencies recorded.</p>"
+    figure = _figure(6.4, 3.4)
+    axes = figure.add_subplot()
+    for colour, (name, lat) in zip(COLOURS, present.items(), strict=False):
+        values = sorted(max(v * 1e3, 1e-4) for v in lat.values)
+        shares = [(i + 1) / len(values) for i in range(len(values))]
+        axes.step(values, shares, where="post", color=colour, label=name)
+        marks = [max(q * 1e3, 1e-4) for q in (lat.p50, lat.p90, lat.p99)]
+        axes.plot(marks, QUANTILES, "o", color=colour, markersize=4)
+    axes.set_xscale("log")
+    plain = _plain_number
+    axes.xaxis.set_major_formatter(plain)
+    axes.xaxis.set_minor_formatter(plain)
+    axes.tick_params(axis="x", which="minor", labelsize=7)
+    axes.set_ylim(0, 1.02)
+    axes.set_xlabel("latency (ms, log scale)")
+    axes.set_ylabel("share of requests")
+    named = axes.secondary_yaxis("right")
+    named.set_yticks(QUANTILES, ["p50", "p90", "p99"])
+    named.tick_params(labelsize=8)
+    for share in QUANTILES:
+        axes.axhline(share, color="#999", linewidth=0.6, linestyle=":")
+    axes.grid(True, which="major", axis="x", alpha=0.3)
+    axes.legend(loc="center right")
+    return _svg(figure)
+
+
+def _plain_number(value: float, _position: object) -> str:
+    """A log axis' tick as a plain number (0.2, not 2x10^-1); every other minor tick
+    is left unlabelled where they would crowd."""
+    digits = f"{value:.1g}"
+    return "" if digits.lstrip("0.")[:1] in ("7", "9") else f"{float(digits):g}"
 
 
 def rates_svg(report: ABReport) -> str:
-    width, row, pad = 640, 46, 120
-    height = pad // 2 + row * len(report.versions)
-    scale = width - pad - 40
-    parts = []
-    for i, (version, colour) in enumerate(zip(report.versions, COLOURS * 8, strict=False)):
-        y = 20 + i * row
+    """Each version's success rate with its 95% interval, on an axis fitted to the
+    intervals (not from 0), the control's rate as a reference line."""
+    versions = [v for v in report.versions if v.outcomes]
+    if not versions:
+        return "<p>No outcomes recorded.</p>"
+    figure = _figure(6.4, 1.0 + 0.6 * len(versions))
+    axes = figure.add_subplot()
+    lows = [v.interval[0] for v in versions]
+    highs = [v.interval[1] for v in versions]
+    span = max(highs) - min(lows) or 0.1
+    left, right = max(0.0, min(lows) - 0.08 * span), min(1.0, max(highs) + 0.3 * span)
+    for y, (colour, version) in enumerate(zip(COLOURS * 4, versions, strict=False)):
         low, high = version.interval
-        parts.append(
-            f'<text x="4" y="{y + 18}">{escape(version.name)}</text>'
-            f'<rect x="{pad}" y="{y}" width="{max(1.0, scale * version.rate):.1f}" height="24" '
-            f'fill="{colour}"/><line x1="{pad + scale * low:.1f}" y1="{y + 12}" '
-            f'x2="{pad + scale * high:.1f}" y2="{y + 12}" stroke="#111" stroke-width="2"/>'
-            f'<text x="{pad + scale * high + 6:.1f}" y="{y + 18}">{version.rate:.1%}</text>'
+        axes.errorbar(
+            [version.rate],
+            [y],
+            xerr=[[version.rate - low], [high - version.rate]],
+            fmt="o",
+            color=colour,
+            capsize=4,
         )
-    return (
-        f'<svg class="plot" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'xmlns="http://www.w3.org/2000/svg">{"".join(parts)}</svg>'
-    )
+        axes.annotate(
+            f"{version.rate:.1%} ({version.successes}/{version.outcomes})",
+            (high, y),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+        )
+        if version.name == report.control:
+            axes.axvline(version.rate, color=colour, linestyle=":", linewidth=1)
+    axes.set_yticks(range(len(versions)), [v.name for v in versions])
+    axes.set_ylim(-0.6, len(versions) - 0.4)
+    axes.invert_yaxis()
+    axes.set_xlim(left, right)
+    axes.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}" if span > 0.2 else f"{x:.1%}")
+    axes.set_xlabel(f"success rate, 95% Wilson interval; dotted: control {report.control}")
+    axes.grid(True, axis="x", alpha=0.3)
+    return _svg(figure)
+
+
+def _ms(value: float) -> str:
+    return f"{value * 1e3:.3f}" if math.isfinite(value) else "-"
 
 
 def shadow_page(report: ShadowReport) -> str:
     summary = (
         f'<p class="big">Agreement {report.agreement:.1%} over {report.rows} rows '
-        f"({report.pairs} requests)</p><p>Primary: {escape(', '.join(report.primary_versions))}"
-        f" · shadow: {escape(', '.join(report.shadow_versions))}</p>"
+        f"({report.pairs} requests)</p>"
     )
     latency = _table(
         ("", "count", "p50 ms", "p90 ms", "p99 ms"),
         [
-            (
-                name,
-                lat.count,
-                f"{lat.p50 * 1e3:.3f}",
-                f"{lat.p90 * 1e3:.3f}",
-                f"{lat.p99 * 1e3:.3f}",
-            )
+            (name, lat.count, _ms(lat.p50), _ms(lat.p90), _ms(lat.p99))
             for name, lat in (
                 ("primary", report.primary_latency),
                 ("shadow", report.shadow_latency),
@@ -173,17 +248,15 @@ def shadow_page(report: ShadowReport) -> str:
     )
     body = (
         summary
-        + "<h2>Primary vs shadow</h2>"
+        + "<h2>Primary (rows) vs shadow (columns)</h2>"
         + heatmap_svg(report.classes, report.confusion)
         + "<h2>Model latency</h2>"
         + latency
-        + histogram_svg(
-            {"primary": report.primary_latency.values, "shadow": report.shadow_latency.values}
-        )
-        + "<h2>Disagreements</h2>"
+        + latency_svg({"primary": report.primary_latency, "shadow": report.shadow_latency})
+        + "<h2>Disagreements (first few)</h2>"
         + examples
     )
-    return _page(f"Shadow report: {report.service}", body)
+    return _page(f"Shadow report: {report.service}", report.coverage, body)
 
 
 def ab_page(report: ABReport) -> str:
@@ -207,7 +280,7 @@ def ab_page(report: ABReport) -> str:
     )
     body = (
         f'<p class="big">{escape(report.recommendation)}</p>{versions}'
-        f"<h2>Success rate (bar) and 95% interval (line)</h2>{rates_svg(report)}"
+        f"<h2>Success rates</h2>{rates_svg(report)}"
         f"<h2>Test</h2><p>{escape(report.test)}</p>{tests}"
     )
-    return _page(f"Online A/B report: {report.service}", body)
+    return _page(f"Online A/B report: {report.service}", report.coverage, body)

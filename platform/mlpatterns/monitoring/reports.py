@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from mlpatterns.monitoring.coverage import ALL_PHASES, Coverage, coverage, in_window, utc_time
+
 __all__ = [
     "ALPHA",
     "MIN_OUTCOMES",
@@ -33,7 +35,6 @@ __all__ = [
     "recommend",
     "shadow_report",
     "two_proportion_p_value",
-    "utc_time",
     "wilson_interval",
 ]
 
@@ -74,6 +75,9 @@ class Latency:
             tuple(values),
         )
 
+    def summary(self) -> dict[str, float]:
+        return {"count": self.count, "p50": self.p50, "p90": self.p90, "p99": self.p99}
+
 
 def _labels(item: dict[str, Any]) -> list[str]:
     output = item.get("output") or {}
@@ -112,6 +116,7 @@ class ShadowReport:
     primary_latency: Latency
     shadow_latency: Latency
     mismatches: tuple[Mismatch, ...]
+    coverage: Coverage
 
     @property
     def agreement(self) -> float:
@@ -121,23 +126,48 @@ class ShadowReport:
     def classes(self) -> list[str]:
         return sorted({label for pair in self.confusion for label in pair})
 
+    def as_data(self) -> dict[str, Any]:
+        """The report as plain data (what `report shadow -o json` prints)."""
+        return {
+            "coverage": self.coverage,
+            "pairs": self.pairs,
+            "rows": self.rows,
+            "agreement": self.agreement,
+            "unmatched_shadow": self.unmatched_shadow,
+            "confusion": [
+                {"primary": p, "shadow": s, "rows": n} for (p, s), n in self.confusion.items()
+            ],
+            "latency_seconds": {
+                "primary": self.primary_latency.summary(),
+                "shadow": self.shadow_latency.summary(),
+            },
+            "mismatches": self.mismatches,
+        }
+
 
 def shadow_report(
-    service: str, records: Sequence[dict[str, Any]], max_examples: int = 10
+    service: str,
+    records: Sequence[dict[str, Any]],
+    max_examples: int = 10,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> ShadowReport:
+    """Requests a primary answered and a shadow saw, stamped within [since, until]."""
     primaries: dict[str, dict[str, Any]] = {}
     shadows: dict[str, dict[str, Any]] = {}
-    for item in records:
+    for item in in_window(records, since, until):
         (shadows if item.get("shadow") else primaries)[item["request_id"]] = item
     confusion: Counter[tuple[str, str]] = Counter()
     mismatches: list[Mismatch] = []
     rows = agreeing = pairs = 0
     primary_latency, shadow_latency = [], []
+    counted: list[dict[str, Any]] = []
     for request_id, copy in shadows.items():
         answered = primaries.get(request_id)
         if answered is None:
             continue
         pairs += 1
+        counted += (answered, copy)
         primary_latency.append(float(answered.get("latency_seconds", 0.0)))
         shadow_latency.append(float(copy.get("latency_seconds", 0.0)))
         inputs = answered.get("input") or []
@@ -149,10 +179,12 @@ def shadow_report(
             elif len(mismatches) < max_examples:
                 example = _rounded(inputs[index]) if index < len(inputs) else None
                 mismatches.append(Mismatch(request_id, example, mine, theirs))
+    primary_versions = tuple(sorted({str(r.get("version", "")) for r in counted[::2]}))
+    shadow_versions = tuple(sorted({str(r.get("version", "")) for r in counted[1::2]}))
     return ShadowReport(
         service=service,
-        primary_versions=tuple(sorted({str(r.get("version", "")) for r in primaries.values()})),
-        shadow_versions=tuple(sorted({str(r.get("version", "")) for r in shadows.values()})),
+        primary_versions=primary_versions,
+        shadow_versions=shadow_versions,
         pairs=pairs,
         rows=rows,
         agreeing_rows=agreeing,
@@ -161,6 +193,13 @@ def shadow_report(
         primary_latency=Latency.of(primary_latency),
         shadow_latency=Latency.of(shadow_latency),
         mismatches=tuple(mismatches),
+        coverage=coverage(
+            service,
+            f"shadow {'/'.join(shadow_versions) or '-'} beside {'/'.join(primary_versions) or '-'}",
+            counted,
+            counted,
+            [*primary_versions, *shadow_versions],
+        ),
     )
 
 
@@ -219,9 +258,32 @@ class ABReport:
     versions: tuple[VersionResult, ...]
     comparisons: tuple[Comparison, ...]
     recommendation: str
+    coverage: Coverage
     test: str = "two-sided two-proportion z-test, alpha 0.05; Wilson 95% intervals"
     unmatched_feedback: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_data(self) -> dict[str, Any]:
+        """The report as plain data (what `report ab -o json` prints)."""
+        return {
+            "coverage": self.coverage,
+            "control": self.control,
+            "versions": [
+                {
+                    "name": v.name,
+                    "requests": v.requests,
+                    "outcomes": v.outcomes,
+                    "successes": v.successes,
+                    "rate": v.rate,
+                    "interval": list(v.interval),
+                }
+                for v in self.versions
+            ],
+            "comparisons": self.comparisons,
+            "test": self.test,
+            "recommendation": self.recommendation,
+            "unmatched_feedback": self.unmatched_feedback,
+        }
 
 
 def _success(outcome: Any, predicted: list[str]) -> bool | None:
@@ -234,18 +296,6 @@ def _success(outcome: Any, predicted: list[str]) -> bool | None:
     return None
 
 
-def utc_time(value: object) -> datetime | None:
-    """An ISO 8601 time as an aware datetime (UTC when it names no offset); None when
-    it is not one."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 def ab_report(
     service: str,
     decisions: Sequence[dict[str, Any]],
@@ -253,13 +303,19 @@ def ab_report(
     predictions: Sequence[dict[str, Any]] = (),
     control: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    phase: str | None = None,
 ) -> ABReport:
-    """`since` leaves out decisions made before the test began (and any whose time
-    cannot be read)."""
-    if since is not None:
-        decisions = [
-            d for d in decisions if (when := utc_time(d.get("timestamp"))) and when >= since
-        ]
+    """The decisions made within [since, until] (any whose time cannot be read left
+    out when a bound is given) in one traffic phase: `phase`, by default the phase of
+    the latest decision, or every phase with ALL_PHASES."""
+    decisions = in_window(decisions, since, until)
+    if phase is None:
+        latest = max(decisions, key=_decision_time, default={})
+        phase = str(latest.get("phase", ""))
+    if phase != ALL_PHASES:
+        decisions = [d for d in decisions if str(d.get("phase", "")) == phase]
+    everything = phase == ALL_PHASES and since is None and until is None
     answered = {d["request_id"]: str(d.get("version")) for d in decisions}
     requests = Counter(answered.values())
     labels = {p["request_id"]: _labels(p) for p in predictions if not p.get("shadow")}
@@ -268,7 +324,7 @@ def ab_report(
     unmatched = 0
     for item in {f["request_id"]: f for f in feedback}.values():  # the last word counts
         version = answered.get(item["request_id"])
-        if version is None and since is None:  # decided before a gateway restart
+        if version is None and everything:  # a decision whose record is missing
             version = item.get("version")
         verdict = _success(item.get("outcome"), labels.get(item["request_id"], []))
         if not version or verdict is None:
@@ -295,8 +351,19 @@ def ab_report(
         versions,
         comparisons,
         recommend(chosen, versions, comparisons),
+        coverage(
+            service,
+            phase,
+            decisions,
+            [p for p in predictions if p["request_id"] in answered],
+            names,
+        ),
         unmatched_feedback=unmatched,
     )
+
+
+def _decision_time(decision: dict[str, Any]) -> datetime:
+    return utc_time(decision.get("timestamp")) or datetime.min.replace(tzinfo=UTC)
 
 
 def recommend(

@@ -234,6 +234,7 @@ class Gateway:
                 "route": decision.route,
                 "version": decision.version,
                 "shadow": decision.shadow,
+                "phase": table.phase,
                 "status": status,
                 "latency_seconds": round(elapsed, 6),
                 "timestamp": datetime.now(UTC).isoformat(),

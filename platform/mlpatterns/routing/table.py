@@ -11,6 +11,7 @@ with none falls back to the default route.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
@@ -68,6 +69,21 @@ class RouteTable:
             "shadow": list(self.mirror) if self.mirror else None,
             "sticky": self.sticky_header,
         }
+
+    @cached_property
+    def phase(self) -> str:
+        """The traffic policy in force as one line, e.g. `default current=90,challenger=10;
+        sticky x-user-id`. Each gateway decision records it, so that a report can tell
+        an experiment's phases apart (a shadow phase, then a split)."""
+        parts = [
+            f"{r.name} " + ",".join(f"{d.version}={d.weight:g}" for d in r.destinations)
+            for r in self.routes
+        ]
+        if self.mirror is not None:
+            parts.append(f"shadow {self.mirror[0]}={self.mirror[1]:g}%")
+        if self.sticky_header is not None:
+            parts.append(f"sticky {self.sticky_header}")
+        return "; ".join(parts)
 
     @property
     def routed(self) -> tuple[str, ...]:

@@ -230,6 +230,7 @@ async def _run(state: ServerState, request: Request, request_id: str, rows: Rows
                 service=state.service,
                 version=state.config.version,
                 model=state.model.version,
+                digest=state.model.sha256,
                 inputs=rows.nested() if state.config.log_inputs else None,
                 outputs={"labels": result.labels, "probabilities": result.probabilities},
                 latency=time.perf_counter() - started,

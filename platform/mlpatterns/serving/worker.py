@@ -167,6 +167,7 @@ class Worker:
                         service=self.service or self.model.name,
                         version=self.version,
                         model=self.model.version,
+                        digest=self.model.sha256,
                         inputs=payload["data"],
                         outputs=result,
                         latency=time.perf_counter() - started,

@@ -86,6 +86,7 @@ def log_each_prediction(
                 service=service,
                 version=version,
                 model=model.version,
+                digest=model.sha256,
                 inputs=features,
                 outputs={"label": label, "probabilities": probabilities},
                 latency=0.0,
