@@ -25,7 +25,12 @@ def test_quickstart_creates_the_state_folder_and_says_what_it_did(
 
 def test_dev_environment_has_every_role() -> None:
     # The test environment is the `dev` extra, which must carry every role at once.
-    assert installed_roles() == {"serving": True, "operator": True, "training": True}
+    assert installed_roles() == {
+        "serving": True,
+        "operator": True,
+        "training": True,
+        "reports": True,
+    }
 
 
 def test_info_masks_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
