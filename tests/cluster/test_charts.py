@@ -81,6 +81,61 @@ def test_model_service_chart_lints_every_example(tool_env: dict[str, str], value
     )
 
 
+DIGEST = "sha256:" + "ab" * 32
+
+
+def test_platform_chart_takes_images_pull_secrets_and_scheduling_from_values(
+    tool_env: dict[str, str],
+) -> None:
+    rendered = run(
+        tool_env, "helm", "template", "x", str(PLATFORM), *EVERYTHING_ON,
+        "--set", f"image.serving.digest={DIGEST}",
+        "--set", "image.operator.repository=registry.example.com/ml/operator",
+        "--set", "image.operator.tag=1.2.3",
+        "--set", "redis.image.repository=registry.example.com/redis",
+        "--set", "imagePullSecrets[0].name=regcred",
+        "--set", "operator.nodeSelector.pool=ml",
+        "--set", "minio.tolerations[0].key=dedicated",
+        "--set", "redis.podAnnotations.checked=yes",
+        "--set", "operator.podLabels.team=ml",
+    )  # fmt: skip
+    objects = [o for o in yaml.safe_load_all(rendered) if o]
+    pods = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]
+        if "template" in o["spec"]
+        else o["spec"]
+        for o in objects
+        if o["kind"] in ("Deployment", "Job", "Pod")
+    }
+    images = {name: [c["image"] for c in pod["containers"]] for name, pod in pods.items()}
+    assert images["x-mlpatterns-operator"] == ["registry.example.com/ml/operator:1.2.3"]
+    assert images["x-mlpatterns-minio-grant"] == [f"mlpatterns-serving@{DIGEST}"]
+    assert images["x-mlpatterns-test"] == [f"mlpatterns-serving@{DIGEST}"]
+    assert images["x-mlpatterns-redis"] == ["registry.example.com/redis:7.4-alpine"]
+    for name, pod in pods.items():
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}], name
+    assert pods["x-mlpatterns-operator"]["nodeSelector"] == {"pool": "ml"}
+    assert pods["x-mlpatterns-minio"]["tolerations"] == [{"key": "dedicated"}]
+    deployments = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Deployment"}
+    redis_pod = deployments["x-mlpatterns-redis"]["spec"]["template"]["metadata"]
+    assert redis_pod["annotations"] == {"checked": "yes"}
+    operator_pod = deployments["x-mlpatterns-operator"]["spec"]["template"]["metadata"]
+    assert operator_pod["labels"]["team"] == "ml"
+    args = deployments["x-mlpatterns-operator"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--image") + 1] == f"mlpatterns-serving@{DIGEST}"
+    assert args[args.index("--image-pull-secret") + 1] == "regcred"
+    test_pod = next(o for o in objects if o["kind"] == "Pod")
+    assert test_pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_charts_name_their_home_sources_and_maintainers() -> None:
+    for chart in (PLATFORM, MODEL_SERVICE):
+        meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+        assert meta["home"].startswith("https://")
+        assert meta["sources"]
+        assert meta["maintainers"][0]["name"]
+
+
 def test_model_service_values_are_checked_by_the_crd_schema(tool_env: dict[str, str]) -> None:
     result = subprocess.run(
         ["helm", "template", "x", str(MODEL_SERVICE), "--set", "spec.pattern=streaming"],

@@ -77,6 +77,12 @@ def test_helm_install_runs_the_platform_on_the_node(walkthrough: Walkthrough) ->
         assert ready == "True", pod["metadata"]["name"]
     operator = walkthrough.get("deployment", f"{RELEASE}-mlpatterns-operator")
     assert operator["spec"]["template"]["spec"]["serviceAccountName"] == f"{RELEASE}-mlpatterns"
+    tested = walkthrough.run(
+        "helm", "test", RELEASE, "-n", NAMESPACE, "--logs", "--timeout=180s"
+    )  # fmt: skip
+    assert "operator: http://" in tested
+    assert "minio: http://" in tested
+    assert "redis: PONG with the chart's password" in tested
 
 
 def test_online_ab_splits_by_weight_and_switches_with_patch_and_plugin(

@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from packaging.markers import Marker, default_environment
@@ -360,7 +361,7 @@ def build(roles: Sequence[str], kind_cluster: str | None = None) -> list[Image]:
     return images
 
 
-def chart_values(images: Iterable[Image]) -> dict[str, dict[str, str]]:
+def chart_values(images: Iterable[Image]) -> dict[str, dict[str, Any]]:
     """The platform chart's values that name these images (`helm install -f`)."""
     where = {
         "serving": ("image", "serving"),
@@ -368,11 +369,12 @@ def chart_values(images: Iterable[Image]) -> dict[str, dict[str, str]]:
         "minio": ("minio", "image"),
         "redis": ("redis", "image"),
     }
-    values: dict[str, dict[str, str]] = {}
+    values: dict[str, dict[str, Any]] = {}
     for image in images:
         if image.role in where:
             section, key = where[image.role]
-            values.setdefault(section, {})[key] = image.reference
+            repository, _, tag = image.reference.rpartition(":")
+            values.setdefault(section, {})[key] = {"repository": repository, "tag": tag}
     return values
 
 

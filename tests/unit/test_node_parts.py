@@ -72,9 +72,12 @@ def test_chart_values_name_the_built_images() -> None:
         Image("pause", "mlpatterns-pause:9", "e"),
     ]
     assert chart_values(images) == {
-        "image": {"serving": "mlpatterns-serving:0.1.0", "operator": "mlpatterns-operator:0.1.0"},
-        "redis": {"image": "mlpatterns-redis:1234"},
-        "minio": {"image": "mlpatterns-minio:5678"},
+        "image": {
+            "serving": {"repository": "mlpatterns-serving", "tag": "0.1.0"},
+            "operator": {"repository": "mlpatterns-operator", "tag": "0.1.0"},
+        },
+        "redis": {"image": {"repository": "mlpatterns-redis", "tag": "1234"}},
+        "minio": {"image": {"repository": "mlpatterns-minio", "tag": "5678"}},
     }
 
 

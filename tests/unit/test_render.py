@@ -197,3 +197,12 @@ def test_generated_files_are_up_to_date() -> None:
         if not path.exists() or path.read_text() != text
     ]
     assert stale == [], "run hack/generate"
+
+
+@pytest.mark.parametrize("name", ["shadow-ab", "batch", "asynchronous"])
+def test_every_pod_pulls_with_the_secrets_named(name: str) -> None:
+    named = RenderOptions(image_pull_secrets=("registry-a", "registry-b"))
+    for pod in pods(render(pattern(name), named)):
+        assert pod["imagePullSecrets"] == [{"name": "registry-a"}, {"name": "registry-b"}]
+    for pod in pods(render(pattern(name), RenderOptions())):
+        assert "imagePullSecrets" not in pod

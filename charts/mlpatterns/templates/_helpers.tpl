@@ -77,3 +77,51 @@ fsGroup: 10001
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* An image reference: repository@digest when a digest is given, else
+     repository:tag, the chart's appVersion when the tag is empty.
+     Call with (dict "image" IMAGE-VALUES "root" $). */}}
+{{- define "mlpatterns.image" -}}
+{{- if .image.digest -}}
+{{- printf "%s@%s" .image.repository .image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's pod metadata: the chart's labels, its component, and the
+     component's podLabels and podAnnotations.
+     Call with (dict "root" $ "component" NAME "values" COMPONENT-VALUES). */}}
+{{- define "mlpatterns.podMetadata" -}}
+labels:
+  {{- include "mlpatterns.labels" .root | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- with .values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* A pod spec's pull secrets and scheduling (nodeSelector, tolerations, affinity)
+     from a component's values. Call with (dict "root" $ "values" COMPONENT-VALUES). */}}
+{{- define "mlpatterns.podPlacement" -}}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}

@@ -26,6 +26,9 @@ def run(
     ),
     image: str | None = typer.Option(None, help="The serving image the pods run."),
     image_pull_policy: str = typer.Option("IfNotPresent", help="The pods' imagePullPolicy."),
+    image_pull_secret: list[str] = typer.Option(
+        [], help="A Secret the pods pull their images with; repeatable."
+    ),
     storage_secret: str | None = typer.Option(
         None, help="Secret with MLPATTERNS_S3_* for model load, unless a spec names one."
     ),
@@ -63,6 +66,7 @@ def run(
         router="istio" if router == "istio" else "gateway" if router == "gateway" else "auto",
         image=image or defaults.image,
         image_pull_policy=image_pull_policy,
+        image_pull_secrets=tuple(image_pull_secret),
         storage_secret=storage_secret,
         redis_url=redis_url or defaults.redis_url,
         redis_secret=redis_secret,

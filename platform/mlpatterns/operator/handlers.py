@@ -63,6 +63,7 @@ class OperatorConfig:
     router: Literal["auto", "istio", "gateway"] = "auto"
     image: str = RenderOptions().image
     image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()
     storage_secret: str | None = None
     redis_url: str = RenderOptions().redis_url
     redis_secret: str | None = None
@@ -155,6 +156,7 @@ def sync(body: Mapping[str, Any], operator: Operator) -> int:
         namespace=namespace,
         image=config.image,
         image_pull_policy=config.image_pull_policy,
+        image_pull_secrets=config.image_pull_secrets,
         router="gateway" if router == "gateway" else "istio",
         monitoring=cluster.serves("monitoring.coreos.com/v1", "ServiceMonitor"),
         redis_url=config.redis_url,

@@ -29,6 +29,7 @@ __all__ = [
     "pod_security",
     "pod_volumes",
     "probes",
+    "pull_secrets",
     "resources",
     "router_of",
     "selector",
@@ -52,6 +53,7 @@ class RenderOptions:
     namespace: str | None = None
     image: str = f"mlpatterns-serving:{__version__}"  # the generic serving image
     image_pull_policy: str = "IfNotPresent"
+    image_pull_secrets: tuple[str, ...] = ()  # Secrets for pulling the pods' images
     router: Literal["istio", "gateway"] = "istio"  # when the ModelService does not say
     monitoring: bool = False  # the Prometheus Operator's CRDs exist
     redis_url: str = "redis://mlpatterns-redis:6379/0"  # the platform chart's Redis
@@ -95,6 +97,13 @@ def container_security() -> dict[str, Any]:
         "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]},
     }
+
+
+def pull_secrets(options: RenderOptions) -> dict[str, Any]:
+    """A pod spec's imagePullSecrets, when the options name any."""
+    if not options.image_pull_secrets:
+        return {}
+    return {"imagePullSecrets": [{"name": name} for name in options.image_pull_secrets]}
 
 
 def pod_security() -> dict[str, Any]:

@@ -29,6 +29,7 @@ from mlpatterns.render.common import (
     metadata,
     pod_security,
     pod_volumes,
+    pull_secrets,
     router_of,
     selector,
     service_object,
@@ -99,6 +100,7 @@ def gateway_objects(
             # its token reads its routes ConfigMap, and nothing else (the Role below)
             "automountServiceAccountToken": True,
             "securityContext": pod_security(),
+            **pull_secrets(options),
             "containers": [main],
             "volumes": pod_volumes({"name": "routes", "configMap": {"name": routes}}),
         },

@@ -26,6 +26,7 @@ from mlpatterns.render.common import (
     metadata,
     pod_security,
     pod_volumes,
+    pull_secrets,
     selector,
     service_object,
 )
@@ -83,6 +84,7 @@ def _pod(
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": pod_security(),
+        **pull_secrets(options),
         "containers": [main],
         "volumes": pod_volumes(*extra_volumes),
     }
