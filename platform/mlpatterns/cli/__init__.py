@@ -1,14 +1,18 @@
 """The `mlpatterns` command."""
 
 __all__ = [
+    "completion",
     "embedded",
     "generated",
     "kubectl_plugin",
     "main",
     "operator",
+    "output",
     "pipeline",
+    "pipeline_files",
     "planned",
     "quickstart",
+    "reference",
     "registry",
     "render",
     "report",

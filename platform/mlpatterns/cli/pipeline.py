@@ -144,7 +144,7 @@ def manifests(
     namespace: str | None = typer.Option(None, help="Namespace to set (default: none)."),
 ) -> None:
     """Write the pipelines as KFP Pipeline and PipelineVersion objects (a Kustomize base)."""
-    from mlpatterns.cli.generated import pipeline_manifest_files
+    from mlpatterns.cli.pipeline_files import pipeline_manifest_files
 
     for path, text in pipeline_manifest_files(compiled, out, namespace).items():
         path.parent.mkdir(parents=True, exist_ok=True)
