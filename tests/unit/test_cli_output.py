@@ -1,13 +1,10 @@
-"""The CLI's output for programs (-o json|yaml), its completion script, the row count
-behind batch predict's ETA, and the kubectl plugin's global flags."""
+"""The CLI's output for programs (-o json|yaml), the row count behind batch predict's
+ETA, and the kubectl plugin's global flags."""
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +19,6 @@ from mlpatterns.cli.output import Output, emit, plain
 from mlpatterns.serving.batch.size import count_rows
 
 pytestmark = pytest.mark.unit
-MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 
 
 @dataclass(frozen=True)
@@ -64,25 +60,6 @@ def test_an_unknown_output_format_is_refused() -> None:
     assert result.exit_code == 2
     assert "table" in result.output
     assert "yaml" in result.output
-
-
-@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts_call_the_cli_back(shell: str) -> None:
-    script = subprocess.run(
-        [MLPATTERNS, "completion", shell], capture_output=True, text=True, timeout=60, check=True
-    ).stdout
-    assert "_MLPATTERNS_COMPLETE" in script
-
-
-def test_the_cli_answers_a_completion_request() -> None:
-    env = {
-        **os.environ,
-        "_MLPATTERNS_COMPLETE": "complete_bash",
-        "COMP_WORDS": "mlpatterns report ab x -o ",
-        "COMP_CWORD": "5",
-    }
-    answer = subprocess.run([MLPATTERNS], env=env, capture_output=True, text=True, timeout=60)
-    assert answer.stdout.split() == ["table", "json", "yaml"]
 
 
 def test_count_rows_reads_each_input_cheaply(tmp_path: Path) -> None:
