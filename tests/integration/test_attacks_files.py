@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.attack]
 
 def test_an_edited_model_cache_is_replaced_by_the_registrys_bytes(tmp_path: Path) -> None:
     """With both files of a cached model edited (model and metadata.json agreeing),
-    the server used to serve the other bytes under the registered version."""
+    the server still serves the registry's bytes under the registered version, never
+    the edited ones."""
     current, other = train(
         tmp_path,
         {"dataset": "iris", "name": "iris"},

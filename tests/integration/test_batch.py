@@ -448,7 +448,7 @@ def test_parts_hold_each_ids_first_prediction_on_a_first_run_and_a_rerun(
 def test_a_refused_input_writes_nothing(
     trained: tuple[Path, str], tmp_path: Path, source: str, output: str
 ) -> None:
-    """A missing input used to leave the output database and an empty log behind."""
+    """A missing input leaves no output database and no empty log behind."""
     home = tmp_path / "home"
     (home / "registry").parent.mkdir(parents=True)
     (home / "registry").symlink_to(trained[0] / "registry")
