@@ -64,12 +64,23 @@ def flat(output: str) -> str:
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", output).split())
 
 
+SPACE = '{"C": [1]}'
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["train", "iris", "--model", "xgboost"], "no model type 'xgboost'; choose one of logreg"),
         (["train", "iris", "--gate", "acc>=0.9"], "no metric 'acc'; gates can name accuracy"),
         (["report", "ab", "iris", "--since", "yesterday"], "'yesterday' is not a time"),
+        (["report", "ab", "iris", "--until", "tomorrow"], "'tomorrow' is not a time"),
+        (["search", "iris", "--space", SPACE, "--metric", "auc"], "trials are scored by accuracy"),
+        (["search", "iris", "--space", SPACE, "--gate", "acc>0.3"], "no metric 'acc'"),
+        (["search", "iris", "--space", SPACE, "--model", "xgb"], "no model type 'xgb'"),
+        (["search", "iris", "--space", '{"model_type": ["xgb"]}'], "no model type 'xgb'"),
+        (["search", "iris", "--space", SPACE, "--target", "high"], "'high' is not a number"),
+        (["info", "-o", "xml"], "'xml' is not one of"),
+        (["completion", "tcsh"], "'tcsh' is not one of"),
     ],
 )
 def test_mistakes_are_refused_before_any_work(

@@ -8,7 +8,7 @@ import typer
 
 from mlpatterns.cli.training import parse_params
 from mlpatterns.registry.metadata import DatasetSchema, FeatureSchema, Split
-from mlpatterns.training import datasets, evaluation, export, models, search, validation
+from mlpatterns.training import choices, datasets, evaluation, export, models, search, validation
 from mlpatterns.training.kfp_local import failure_excerpt, parse_event
 
 pytestmark = pytest.mark.unit
@@ -85,12 +85,12 @@ def test_unknown_model_type_and_parameters_are_explained() -> None:
 
 
 def test_gate() -> None:
-    gate = evaluation.Gate.parse("accuracy>=0.9")
+    gate = choices.Gate.parse("accuracy>=0.9")
     assert gate.judge({"accuracy": 0.95}) == (True, "accuracy=0.9500 passes the gate accuracy>=0.9")
     assert gate.judge({"accuracy": 0.5})[0] is False
     assert "names 'accuracy'" in gate.judge({"f1_macro": 1.0})[1]
     with pytest.raises(ValueError, match="write <metric><op><value>"):
-        evaluation.Gate.parse("accuracy is high")
+        choices.Gate.parse("accuracy is high")
 
 
 def test_split_is_recorded_and_reproducible() -> None:
@@ -183,3 +183,8 @@ def test_parquet_datasets_become_canonical_csv(tmp_path: object) -> None:
     valid = validation.validate(raw.csv_bytes, schema)
     assert valid.features.shape == (3, 2)
     assert np.isnan(valid.features[2, 0])  # a nullable missing value is kept, imputed in training
+
+
+def test_the_model_types_the_cli_checks_are_the_ones_training_builds() -> None:
+    assert tuple(models.ESTIMATORS) == choices.MODEL_TYPES
+    assert choices.SEARCH_METRICS == tuple(search.SCORERS)

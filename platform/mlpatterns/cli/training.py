@@ -136,18 +136,14 @@ def batch_training_arguments(
     release: int = 0,
 ) -> dict[str, Any]:
     """The batch_training pipeline's arguments, checked: what `train` passes to kfp."""
-    from mlpatterns.training.evaluation import Gate
-    from mlpatterns.training.models import ESTIMATORS
+    from mlpatterns.training.choices import MODEL_TYPES
 
-    if model not in ESTIMATORS:
+    if model not in MODEL_TYPES:
         raise typer.BadParameter(
-            f"no model type {model!r}; choose one of {', '.join(ESTIMATORS)}", param_hint="--model"
+            f"no model type {model!r}; choose one of {', '.join(MODEL_TYPES)}",
+            param_hint="--model",
         )
-    if gate:
-        try:
-            Gate.parse(gate)
-        except ValueError as error:
-            raise typer.BadParameter(str(error), param_hint="--gate") from None
+    _check_gate(gate)
     return {
         "dataset": dataset,
         "name": name or Path(dataset).stem.replace("_", "-").lower(),
@@ -162,6 +158,16 @@ def batch_training_arguments(
     }
 
 
+def _check_gate(gate: str) -> None:
+    from mlpatterns.training.choices import Gate
+
+    if gate:
+        try:
+            Gate.parse(gate)
+        except ValueError as error:
+            raise typer.BadParameter(str(error), param_hint="--gate") from None
+
+
 def search(
     dataset: str = typer.Argument(..., help="iris, breast_cancer, digits, or a .csv file"),
     space: str = typer.Option(..., help='Search space as JSON, e.g. {"C": [0.1, 1, 10]}.'),
@@ -170,7 +176,9 @@ def search(
     strategy: str = typer.Option("grid", help="grid or random."),
     metric: str = typer.Option("accuracy", help="accuracy, f1_macro or log_loss."),
     target: str = typer.Option("", help="Stop starting trials once one reaches this metric."),
-    time_budget: float = typer.Option(0.0, help="Seconds after which no trial starts (0: none)."),
+    time_budget: float = typer.Option(
+        0.0, min=0.0, help="Seconds after which no trial starts (0: none)."
+    ),
     name: str = typer.Option("", help="Model name (default: the dataset's name)."),
     model: str = typer.Option("logreg", help="Model type, unless the space chooses model_type."),
     gate: str = typer.Option("", help="Register the best only if met, e.g. accuracy>=0.9."),
@@ -179,12 +187,34 @@ def search(
     cache: bool = typer.Option(True, help="Reuse the results of finished steps."),
 ) -> None:
     """Run the parameter_search pipeline locally: trials in parallel, the best registered."""
+    from mlpatterns.training.choices import MODEL_TYPES, SEARCH_METRICS
     from mlpatterns.training.search import SearchSpaceError, expand
 
     try:
         planned = expand(json.loads(space), strategy, trials, seed)
     except (json.JSONDecodeError, SearchSpaceError) as error:
         raise typer.BadParameter(str(error), param_hint="--space") from None
+    if metric not in SEARCH_METRICS:
+        raise typer.BadParameter(
+            f"no metric {metric!r}; trials are scored by {', '.join(SEARCH_METRICS)}",
+            param_hint="--metric",
+        )
+    chosen = {str(trial.get("model_type", model)) for trial in planned}
+    unknown = sorted(chosen - set(MODEL_TYPES))
+    if unknown:
+        raise typer.BadParameter(
+            f"no model type {', '.join(map(repr, unknown))}; choose from {', '.join(MODEL_TYPES)}",
+            param_hint="--model" if model in unknown else "--space",
+        )
+    if target:
+        try:
+            float(target)
+        except ValueError:
+            raise typer.BadParameter(
+                f"{target!r} is not a number: the {metric} at which to stop, e.g. 0.95",
+                param_hint="--target",
+            ) from None
+    _check_gate(gate)
     model_name = name or Path(dataset).stem.replace("_", "-").lower()
     arguments = {
         "dataset": dataset,

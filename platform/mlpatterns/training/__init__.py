@@ -3,6 +3,7 @@ functions that kfp components call.
 """
 
 __all__ = [
+    "choices",
     "datasets",
     "evaluation",
     "export",

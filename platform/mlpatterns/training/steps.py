@@ -155,7 +155,7 @@ def evaluate_step(
     model: StrPath, test: StrPath, schema: StrPath, gate: str, metrics: StrPath
 ) -> bool:
     """Measure the model on the test rows and judge it against the gate ('' for none)."""
-    from mlpatterns.training import evaluation
+    from mlpatterns.training import choices, evaluation
 
     table = read_table(test, schema)
     pipeline = _fitted(model)
@@ -163,7 +163,7 @@ def evaluate_step(
     measured = evaluation.classification_metrics(
         table.labels, pipeline.predict_proba(table.features), classes
     )
-    passed, reason = evaluation.Gate.parse(gate).judge(measured) if gate else (True, "no gate")
+    passed, reason = choices.Gate.parse(gate).judge(measured) if gate else (True, "no gate")
     _write_json(metrics, {"metrics": measured, "gate": gate, "passed": passed, "reason": reason})
     return passed
 
