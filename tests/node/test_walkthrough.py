@@ -107,6 +107,21 @@ def test_online_ab_splits_by_weight_and_switches_with_patch_and_plugin(
     assert_split(versions_answering(ip, 1000), {"current": 90, "candidate": 10})
 
 
+def test_the_model_service_chart_runs_a_pattern_that_helm_test_checks(
+    walkthrough: Walkthrough, models: None
+) -> None:
+    walkthrough.run(
+        "helm", "install", "iris-chart", "charts/model-service", "-n", NAMESPACE,
+        "-f", "charts/model-service/examples/online-ab.yaml", "--set", "name=iris-chart",
+    )  # fmt: skip
+    walkthrough.wait_ready("iris-chart")
+    tested = walkthrough.run(
+        "helm", "test", "iris-chart", "-n", NAMESPACE, "--logs", "--timeout=180s"
+    )  # fmt: skip
+    assert "iris-chart.mlpatterns.svc:8080/v2/health/ready answers 200" in tested
+    walkthrough.run("helm", "uninstall", "iris-chart", "-n", NAMESPACE, "--wait", "--timeout=120s")
+
+
 def test_shadow_ab_answers_from_the_primary_and_logs_every_request_in_the_shadow(
     walkthrough: Walkthrough, models: None
 ) -> None:

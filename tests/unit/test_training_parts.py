@@ -187,4 +187,4 @@ def test_parquet_datasets_become_canonical_csv(tmp_path: object) -> None:
 
 def test_the_model_types_the_cli_checks_are_the_ones_training_builds() -> None:
     assert tuple(models.ESTIMATORS) == choices.MODEL_TYPES
-    assert choices.SEARCH_METRICS == tuple(search.SCORERS)
+    assert tuple(search.SCORERS) == choices.SEARCH_METRICS

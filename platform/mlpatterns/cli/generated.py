@@ -53,6 +53,29 @@ def model_service_values_schema() -> dict[str, Any]:
             },
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
             "spec": spec,
+            "tests": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "image": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "repository": {"type": "string", "minLength": 1},
+                            "tag": {"type": "string"},
+                            "digest": {"type": "string", "pattern": "^(sha256:[0-9a-f]{64})?$"},
+                        },
+                    },
+                    "imagePullSecrets": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name"],
+                            "properties": {"name": {"type": "string", "minLength": 1}},
+                        },
+                    },
+                },
+            },
         },
     }
 
