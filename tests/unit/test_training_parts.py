@@ -8,7 +8,16 @@ import typer
 
 from mlpatterns.cli.training import parse_params
 from mlpatterns.registry.metadata import DatasetSchema, FeatureSchema, Split
-from mlpatterns.training import choices, datasets, evaluation, export, models, search, validation
+from mlpatterns.training import (
+    choices,
+    datasets,
+    evaluation,
+    export,
+    models,
+    search,
+    space,
+    validation,
+)
 from mlpatterns.training.kfp_local import failure_excerpt, parse_event
 
 pytestmark = pytest.mark.unit
@@ -115,17 +124,17 @@ def test_profile_has_summaries_and_histograms() -> None:
 
 
 def test_search_spaces() -> None:
-    grid = search.expand({"C": [0.1, 1.0], "kernel": ["rbf", "linear"]}, "grid", 10, 0)
+    grid = space.expand({"C": [0.1, 1.0], "kernel": ["rbf", "linear"]}, "grid", 10, 0)
     assert len(grid) == 4
     assert {"C": 0.1, "kernel": "linear"} in grid
-    assert len(search.expand({"C": [1, 2, 3]}, "grid", 2, 0)) == 2
-    points = search.expand({"C": {"low": 0.01, "high": 100, "log": True}}, "random", 20, 3)
+    assert len(space.expand({"C": [1, 2, 3]}, "grid", 2, 0)) == 2
+    points = space.expand({"C": {"low": 0.01, "high": 100, "log": True}}, "random", 20, 3)
     assert all(0.01 <= p["C"] <= 100 for p in points)
-    assert points == search.expand({"C": {"low": 0.01, "high": 100, "log": True}}, "random", 20, 3)
-    with pytest.raises(search.SearchSpaceError, match="needs `num`"):
-        search.expand({"C": {"low": 1, "high": 2}}, "grid", 3, 0)
-    with pytest.raises(search.SearchSpaceError, match="unknown strategy"):
-        search.expand({"C": [1]}, "bayes", 3, 0)
+    assert points == space.expand({"C": {"low": 0.01, "high": 100, "log": True}}, "random", 20, 3)
+    with pytest.raises(space.SearchSpaceError, match="needs `num`"):
+        space.expand({"C": {"low": 1, "high": 2}}, "grid", 3, 0)
+    with pytest.raises(space.SearchSpaceError, match="unknown strategy"):
+        space.expand({"C": [1]}, "bayes", 3, 0)
 
 
 def test_best_trial_skips_failures_and_respects_direction() -> None:

@@ -188,7 +188,7 @@ def search(
 ) -> None:
     """Run the parameter_search pipeline locally: trials in parallel, the best registered."""
     from mlpatterns.training.choices import MODEL_TYPES, SEARCH_METRICS
-    from mlpatterns.training.search import SearchSpaceError, expand
+    from mlpatterns.training.space import SearchSpaceError, expand
 
     try:
         planned = expand(json.loads(space), strategy, trials, seed)

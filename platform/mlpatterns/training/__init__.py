@@ -12,6 +12,7 @@ __all__ = [
     "models",
     "search",
     "search_steps",
+    "space",
     "steps",
     "validation",
 ]  # the room's modules, each with its own __all__

@@ -12,6 +12,7 @@ from typing import Any
 from mlpatterns.registry.registry import Registry
 from mlpatterns.settings import load_settings
 from mlpatterns.training import search
+from mlpatterns.training.space import SearchSpaceError, expand
 from mlpatterns.training.steps import StrPath, read_table
 
 __all__ = ["plan_step", "select_step", "trial_step"]
@@ -24,8 +25,8 @@ def plan_step(
     try:
         parsed = json.loads(space)
     except json.JSONDecodeError as error:
-        raise search.SearchSpaceError(f"the search space is not JSON: {error}") from None
-    planned = search.expand(parsed, strategy, trials, seed)
+        raise SearchSpaceError(f"the search space is not JSON: {error}") from None
+    planned = expand(parsed, strategy, trials, seed)
     deadline = time.time() + time_budget_seconds if time_budget_seconds > 0 else None
     # One id shared by every trial (kfp's own run names differ per loop iteration),
     # under which trials see each other's results in the store.
