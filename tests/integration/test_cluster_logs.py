@@ -5,6 +5,7 @@ reads them on a machine that has none of the files."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -117,13 +118,9 @@ def test_reports_read_a_clusters_logs_from_the_object_store(
     assert re.search(r"agreement [\d.]+% over 60 rows in 60 requests", shadow.stdout)
 
     since = started.strftime("%Y-%m-%dT%H:%M:%S.%f")
-    ab = report(elsewhere, "ab", NAME, "--from", f"s3://{bucket}", "--since", since)
+    ab = report(elsewhere, "ab", NAME, "--from", f"s3://{bucket}", "--since", since, "-o", "json")
     assert ab.returncode == 0, ab.stdout + ab.stderr
-    rows = {}
-    for line in ab.stdout.splitlines():
-        cells = [cell.strip() for cell in line.split("│") if cell.strip()]
-        if cells and cells[0] in ("current", "challenger"):
-            rows[cells[0]] = [int(cells[1]), int(cells[2])]
+    rows = {v["name"]: [v["requests"], v["outcomes"]] for v in json.loads(ab.stdout)["versions"]}
     assert set(rows) == {"current", "challenger"}, ab.stdout
     assert sum(requests for requests, _ in rows.values()) == 200
     assert all(outcomes == requests for requests, outcomes in rows.values())
