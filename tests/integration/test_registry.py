@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from minio import Minio
 
+from mlpatterns.registry.promotion import PromotionRefused, promote, promotions
 from mlpatterns.registry.registry import IntegrityError, Registry
 from mlpatterns.registry.s3 import S3Store
 from mlpatterns.registry.store import ArtifactStore, ConflictError, LocalStore, NotFoundError
@@ -135,6 +136,29 @@ def test_concurrent_alias_moves_one_wins_one_fails_clearly(registry: Registry) -
     [failure] = [o for o in outcomes if o != "moved"]
     assert "someone moved it first" in failure or "changed since it was read" in failure
     assert registry.aliases("iris")["production"] == second
+
+
+def test_promotion_moves_an_alias_once_and_keeps_who_and_which_run(registry: Registry) -> None:
+    first = run_directly(TrainingRequest(dataset="iris", name="iris"))
+    record = promote(registry, "iris", "candidate", "production", by="ada@ci")
+    assert (record.version, record.previous, record.run) == (first, None, "direct")
+    assert registry.aliases("iris")["production"] == first
+    with pytest.raises(PromotionRefused, match="already points at"):
+        promote(registry, "iris", "candidate", "production", by="ada@ci")
+    assert run_directly(TrainingRequest(dataset="iris", name="iris", gate="accuracy>=1.01")) == ""
+    with pytest.raises(PromotionRefused, match=f"failed its gate.*still names {first}"):
+        promote(registry, "iris", "candidate", "staging", by="ada@ci")
+    promote(registry, "iris", first, "staging", by="bob")  # a version named outright
+    second = run_directly(TrainingRequest(dataset="iris", name="iris", model_type="svc"))
+    with pytest.raises(ConflictError, match="someone moved it first"):
+        promote(registry, "iris", "candidate", "production", by="eve", expected="")
+    moved = promote(registry, "iris", "candidate", "production", by="eve", expected=first)
+    assert moved.previous == first
+    assert [(p.alias, p.version, p.by) for p in promotions(registry, "iris")] == [
+        ("production", first, "ada@ci"),
+        ("staging", first, "bob"),
+        ("production", second, "eve"),
+    ]
 
 
 def test_corrupt_artifact_is_refused(registry: Registry, store: ArtifactStore) -> None:

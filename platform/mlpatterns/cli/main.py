@@ -17,7 +17,7 @@ from mlpatterns import __version__
 from mlpatterns.cli import completion, quickstart
 from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
-from mlpatterns.cli.registry import datasets_app, models_app, storage_app
+from mlpatterns.cli.registry import datasets_app, models_app, promote, storage_app
 from mlpatterns.logsetup import configure_logging, level_from
 
 __all__ = ["PLANNED", "app", "console", "main", "root"]
@@ -106,6 +106,7 @@ app.command("quickstart")(quickstart.run)
 app.command("completion")(completion.completion)
 app.command("info")(quickstart.info)
 app.add_typer(models_app, name="models")
+app.command("promote")(promote)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(storage_app, name="storage")
 app.command("render")(render_cli.render)

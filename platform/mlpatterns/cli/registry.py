@@ -22,6 +22,7 @@ __all__ = [
     "models_app",
     "models_ls",
     "models_show",
+    "promote",
     "storage_app",
     "storage_grant",
 ]
@@ -92,7 +93,10 @@ def models_show(
         meta = _registry().resolve(reference)
     except (StoreError, ValueError) as error:
         raise _fail(error) from None
-    if emit(meta, output):
+    from mlpatterns.registry.promotion import promotions
+
+    moves = [p for p in promotions(_registry(), meta.name) if p.version == meta.version]
+    if emit({**meta.model_dump(mode="json"), "promotions": moves}, output):
         return
     console.print(f"[bold]{meta.ref}[/bold]  sha256 {meta.sha256}")
     console.print(f"type {meta.model_type}  parameters {json.dumps(meta.parameters)}")
@@ -105,6 +109,11 @@ def models_show(
     console.print(
         f"code {meta.code_version}  run {meta.pipeline_run_id}  files {sorted(meta.files)}"
     )
+    for move in moves:
+        console.print(
+            f"promoted to {move.alias} {move.at:%Y-%m-%d %H:%M:%S} UTC by {escape(move.by)}"
+            f" (from {escape(move.source)}, was {move.previous or 'unset'})"
+        )
 
 
 @models_app.command("alias")
@@ -124,6 +133,46 @@ def models_alias(
         raise _fail(error) from None
     if not emit(record, output):
         console.print(f"{name}@{alias} -> {record.version} (was {record.previous or 'unset'})")
+
+
+def _actor() -> str:
+    """Who promotes: MLPATTERNS_ACTOR (a CI job sets it), else user@host."""
+    import getpass
+    import os
+    import socket
+
+    return os.environ.get("MLPATTERNS_ACTOR") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def promote(
+    reference: str = typer.Argument(
+        ..., help="What to promote: name@alias (iris@candidate) or name/version."
+    ),
+    to: str = typer.Option(..., "--to", help="The alias to move, e.g. production."),
+    expect: str | None = typer.Option(
+        None, help="Move only if the alias points at this version now ('': unset)."
+    ),
+    output: Output = OUTPUT,
+) -> None:
+    """Point an alias at a registered version (compare-and-swap), unless its training
+    run failed its gate; who, when and from which run are kept in its lineage."""
+    from mlpatterns.registry.promotion import promote as move
+
+    name, sep, source = reference.removeprefix("models:/").replace("/", "@", 1).partition("@")
+    if not sep or not name or not source:
+        raise typer.BadParameter(
+            f"{reference!r}: write name@alias (iris@candidate) or name/version",
+            param_hint="REFERENCE",
+        )
+    try:
+        record = move(_registry(), name, source, to, by=_actor(), expected=expect)
+    except (StoreError, ValueError) as error:
+        raise _fail(error) from None
+    if not emit(record, output):
+        console.print(
+            f"{name}@{to} -> {record.version} (was {record.previous or 'unset'}), "
+            f"by {escape(record.by)}, from run {record.run or 'unknown'}"
+        )
 
 
 @datasets_app.command("ls")

@@ -5,6 +5,7 @@ and lineage.
 __all__ = [
     "access",
     "metadata",
+    "promotion",
     "references",
     "registry",
     "s3",

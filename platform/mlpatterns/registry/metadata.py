@@ -25,6 +25,7 @@ __all__ = [
     "ModelDraft",
     "ModelMetadata",
     "Profile",
+    "Promotion",
     "Signature",
     "Split",
     "TensorSpec",
@@ -171,3 +172,17 @@ class AliasRecord(Frozen):
     version: str
     moved_at: datetime
     previous: str | None = None
+
+
+class Promotion(Frozen):
+    """One move of an alias by `mlpatterns promote`: what, by whom, when, and the
+    training run that made the version (its lineage)."""
+
+    name: str
+    alias: str
+    version: str
+    previous: str | None
+    source: str  # what was promoted, as given: an alias (candidate) or a version
+    by: str
+    at: datetime
+    run: str | None  # the pipeline run that registered the version
