@@ -1,0 +1,151 @@
+"""Drift of live inputs and predictions against a model's training profile (the
+profile every registered version carries). Pure functions over numbers: the server's
+metrics, `mlpatterns monitor` and the rollout's analysis share them.
+
+- Population stability index (PSI) per feature, over the training histogram's bins
+  with an open bin below and above them for values training never saw; the usual
+  reading: under 0.1 stable, 0.1 to 0.25 a moderate shift, over 0.25 a large one.
+- A two-sample Kolmogorov-Smirnov statistic of the live values against the training
+  distribution (its CDF taken from the histogram), with the asymptotic p-value.
+- The predicted-class mix's PSI against training's class frequencies.
+- The share of requests whose input repeats one already seen in the window.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from mlpatterns.registry.metadata import FeatureProfile
+
+__all__ = [
+    "EPSILON",
+    "FeatureDrift",
+    "class_mix_psi",
+    "feature_drift",
+    "kolmogorov_p_value",
+    "population_stability",
+    "repeated_share",
+]
+
+EPSILON = 1e-4  # the share an empty bin counts as, so that the logarithm stays finite
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    name: str
+    count: int  # live values compared (missing ones left out)
+    psi: float
+    ks: float  # the largest gap between the live and the training CDF
+    p_value: float  # of the KS statistic: small means the distributions differ
+
+
+def population_stability(expected: Sequence[float], observed: Sequence[float]) -> float:
+    """PSI of `observed` against `expected`: two distributions over the same bins, as
+    counts or shares (each is normalised); empty bins count as EPSILON."""
+    if len(expected) != len(observed):
+        raise ValueError(f"{len(expected)} expected bins against {len(observed)} observed")
+    expected_total, observed_total = sum(expected), sum(observed)
+    if expected_total <= 0 or observed_total <= 0:
+        return 0.0
+    psi = 0.0
+    for e, o in zip(expected, observed, strict=True):
+        p = max(e / expected_total, EPSILON)
+        q = max(o / observed_total, EPSILON)
+        psi += (q - p) * math.log(q / p)
+    return psi
+
+
+def _binned(edges: Sequence[float], values: Iterable[float]) -> list[int]:
+    """Counts of `values` in: below the first edge, each of the bins, above the last
+    (the last bin holds its right edge, as numpy's histogram does)."""
+    counts = [0] * (len(edges) + 1)
+    for value in values:
+        if value < edges[0]:
+            counts[0] += 1
+        elif value > edges[-1]:
+            counts[-1] += 1
+        else:
+            counts[min(bisect.bisect_right(edges, value), len(edges) - 1)] += 1
+    return counts
+
+
+def _training_cdf(profile: FeatureProfile, value: float) -> float:
+    """The training distribution's CDF at `value`, linear within each histogram bin."""
+    edges, counts = profile.histogram.edges, profile.histogram.counts
+    total = sum(counts)
+    if total == 0 or value < edges[0]:
+        return 0.0
+    below = 0.0
+    for left, right, count in zip(edges, edges[1:], counts, strict=False):
+        if value >= right:
+            below += count
+            continue
+        width = right - left
+        below += count * ((value - left) / width if width > 0 else 1.0)
+        break
+    return min(1.0, below / total)
+
+
+def kolmogorov_p_value(statistic: float, n: int, m: int) -> float:
+    """The asymptotic p-value of a two-sample KS statistic for samples of n and m:
+    Q(lambda) = 2 sum_k (-1)^(k-1) exp(-2 k^2 lambda^2), with Stephens' correction."""
+    if n == 0 or m == 0:
+        return 1.0
+    effective = math.sqrt(n * m / (n + m))
+    scaled = (effective + 0.12 + 0.11 / effective) * statistic
+    if scaled < 0.2:
+        return 1.0
+    total = 0.0
+    for k in range(1, 101):
+        term = 2 * (-1) ** (k - 1) * math.exp(-2 * k * k * scaled * scaled)
+        total += term
+        if abs(term) < 1e-12:
+            break
+    return min(1.0, max(0.0, total))
+
+
+def feature_drift(profile: FeatureProfile, values: Sequence[float | None]) -> FeatureDrift:
+    """One feature's live values against its training profile."""
+    present = sorted(v for v in values if v is not None and math.isfinite(v))
+    edges = profile.histogram.edges
+    expected = [0, *profile.histogram.counts, 0]
+    psi = population_stability(expected, _binned(edges, present)) if present else 0.0
+    ks = 0.0
+    for index, value in enumerate(present):
+        training = _training_cdf(profile, value)
+        ks = max(
+            ks, abs((index + 1) / len(present) - training), abs(index / len(present) - training)
+        )
+    return FeatureDrift(
+        name=profile.name,
+        count=len(present),
+        psi=psi,
+        ks=ks,
+        p_value=kolmogorov_p_value(ks, len(present), profile.count),
+    )
+
+
+def class_mix_psi(training: Mapping[str, float], predicted: Counter[str]) -> float:
+    """PSI of the predicted classes' mix against training's class frequencies (a class
+    training never had counts in a bin of its own)."""
+    classes = sorted(set(training) | set(predicted))
+    return population_stability(
+        [training.get(c, 0.0) for c in classes], [float(predicted.get(c, 0)) for c in classes]
+    )
+
+
+def repeated_share(inputs: Iterable[Hashable]) -> float:
+    """The share of inputs equal to one seen before them in the same sequence."""
+    seen: set[Hashable] = set()
+    repeats = total = 0
+    for item in inputs:
+        total += 1
+        if item in seen:
+            repeats += 1
+        else:
+            seen.add(item)
+    return repeats / total if total else 0.0
