@@ -253,6 +253,7 @@ def test_sigterm_flushes_every_prediction_record(trained: tuple[Path, str], tmp_
         "service",
         "version",
         "model",
+        "digest",
         "shadow",
         "input",
         "output",
