@@ -5,6 +5,7 @@ where `--from` says, as rich tables and optionally a self-contained HTML page.""
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
-from mlpatterns.logstreams import Place, Stream, place, place_from
+from mlpatterns.logstreams import Place, Records, Stream, place, place_from
 from mlpatterns.monitoring.coverage import ALL_PHASES, Coverage, utc_time
 from mlpatterns.monitoring.reports import ABReport, ShadowReport, ab_report, shadow_report
 from mlpatterns.settings import load_settings
@@ -85,8 +86,32 @@ def _place(source: str | None) -> Place:
         raise typer.BadParameter(str(error), param_hint="--from") from None
 
 
-def _missing(what: str, name: str, where: Place) -> None:
-    console.print(f"[red]no {what} for {escape(name)} in {escape(where.describe())}[/red]")
+def _read(
+    stream: Stream,
+    name: str,
+    since: str | None,
+    until: str | None,
+    source: str | None,
+    html_path: Path | None,
+) -> tuple[Place, Records, datetime | None, datetime | None]:
+    """Every option checked, then the stream's records (from `since`'s hour on), or
+    exit 1 saying there are none."""
+    _check_html(html_path)
+    start, end = _time(since, "--since"), _time(until, "--until")
+    where = _place(source)
+    records = where.read(stream, name, start)
+    if not records.items:
+        what = {Stream.PREDICTIONS: "prediction records", Stream.DECISIONS: "gateway decisions"}[
+            stream
+        ]
+        console.print(f"[red]no {what} for {escape(name)} in {escape(where.describe())}[/red]")
+        raise typer.Exit(1)
+    return where, records, start, end
+
+
+def _show(data: dict[str, object], output: Output, table: Callable[[], None]) -> None:
+    if not emit(data, output):
+        table()
 
 
 def _write(path: Path, page: str) -> None:
@@ -175,16 +200,9 @@ def shadow(
     output: Output = OUTPUT,
 ) -> None:
     """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
-    _check_html(html_path)
-    start, end = _time(since, "--since"), _time(until, "--until")
-    where = _place(source)
-    records = where.read(Stream.PREDICTIONS, name, start)
-    if not records.items:
-        _missing("prediction records", name, where)
-        raise typer.Exit(1)
+    _, records, start, end = _read(Stream.PREDICTIONS, name, since, until, source, html_path)
     report = shadow_report(name, records.items, since=start, until=end)
-    if not emit(report.as_data(), output):
-        print_shadow(report)
+    _show(report.as_data(), output, lambda: print_shadow(report))
     if html_path is not None:
         from mlpatterns.monitoring import html
 
@@ -207,13 +225,7 @@ def ab(
     output: Output = OUTPUT,
 ) -> None:
     """Per version: requests, outcomes, rates with intervals, a test and a recommendation."""
-    _check_html(html_path)
-    start, end = _time(since, "--since"), _time(until, "--until")
-    where = _place(source)
-    decisions = where.read(Stream.DECISIONS, name, start)
-    if not decisions.items:
-        _missing("gateway decisions", name, where)
-        raise typer.Exit(1)
+    where, decisions, start, end = _read(Stream.DECISIONS, name, since, until, source, html_path)
     phases = sorted({str(d.get("phase", "")) for d in decisions.items})
     if phase is not None and phase != ALL_PHASES and phase not in phases:
         raise typer.BadParameter(
@@ -237,8 +249,7 @@ def ab(
         end,
         phase,
     )
-    if not emit(report.as_data(), output):
-        print_ab(report)
+    _show(report.as_data(), output, lambda: print_ab(report))
     if html_path is not None:
         from mlpatterns.monitoring import html
 
