@@ -59,8 +59,16 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
     for version in data["versions"]:
         assert f"<td>{version['name']}</td><td>{version['requests']}</td>" in page
     assert data["coverage"]["phase"] in page
+    # the served models' live inputs against their training profiles
+    watched = json.loads(cli(env, "monitor", "iris-quickstart", "-o", "json"))
+    assert {v["version"] for v in watched["versions"]} == {"current", "challenger"}
+    for version in watched["versions"]:
+        assert len(version["features"]) == 4
+        assert len(version["digest"]) == 64
+        assert version["class_psi"] is not None
     # tables stay readable in an 80-column log
     for command in (
+        ("monitor", "iris-quickstart"),
         ("models", "ls"),
         ("datasets", "ls"),
         ("report", "ab", "iris-quickstart"),

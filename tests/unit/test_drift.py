@@ -15,6 +15,7 @@ from mlpatterns.monitoring.drift import (
     population_stability,
     repeated_share,
 )
+from mlpatterns.monitoring.monitor import monitor_report, verdict
 from mlpatterns.registry.metadata import Profile
 from mlpatterns.training.evaluation import profile
 
@@ -28,9 +29,13 @@ def training_profile(seed: int = 0) -> Profile:
     return profile(features, ["x"], labels)
 
 
-def test_psi_of_known_shares() -> None:
-    assert population_stability([0.5, 0.5], [0.5, 0.5]) == 0.0
-    assert population_stability([50, 50], [25, 75]) == pytest.approx(0.2747, abs=1e-4)
+def test_psi_of_known_counts() -> None:
+    assert population_stability([50, 50], [50, 50]) == 0.0
+    # shares 50.5/101 against 25.5/101 and 75.5/101, after half a count per bin
+    assert population_stability([50, 50], [25, 75]) == pytest.approx(0.2686, abs=1e-4)
+    assert population_stability([10, 0], [0, 10]) == pytest.approx(
+        2 * (10.5 / 11 - 0.5 / 11) * np.log(21), abs=1e-9
+    )
     with pytest.raises(ValueError, match="2 expected bins against 3"):
         population_stability([1, 1], [1, 1, 1])
 
@@ -72,8 +77,51 @@ def test_values_training_never_saw_count_in_open_bins() -> None:
 
 def test_class_mix_and_repeated_inputs() -> None:
     training = {"a": 0.75, "b": 0.25}
-    assert class_mix_psi(training, Counter({"a": 75, "b": 25})) == pytest.approx(0.0)
-    assert class_mix_psi(training, Counter({"a": 25, "b": 75})) > 0.25
-    assert class_mix_psi(training, Counter({"a": 70, "b": 25, "c": 5})) > 0.0
+    assert class_mix_psi(training, 100, Counter({"a": 75, "b": 25})) == pytest.approx(0.0)
+    assert class_mix_psi(training, 100, Counter({"a": 25, "b": 75})) > 0.25
+    assert class_mix_psi(training, 100, Counter({"a": 70, "b": 25, "c": 5})) > 0.0
     assert repeated_share([(1, 2), (3, 4), (1, 2), (1, 2)]) == 0.5
     assert repeated_share([]) == 0.0
+
+
+def records(
+    version: str, digest: str, rows: list[list[float]], labels: str
+) -> list[dict[str, object]]:
+    """Prediction records of `rows`, answered with `labels` in turn."""
+    return [
+        {
+            "request_id": f"{version}-{i}",
+            "version": version,
+            "model": "1.0.0-x",
+            "digest": digest,
+            "input": [row],
+            "output": {"labels": [labels[i % len(labels)]]},
+            "timestamp": "2026-12-06T10:00:00+00:00",
+        }
+        for i, row in enumerate(rows)
+    ]
+
+
+def test_monitor_report_compares_each_version_with_its_models_profile() -> None:
+    reference = training_profile()
+    rng = np.random.default_rng(3)
+    steady = [[float(v)] for v in rng.normal(5.0, 1.0, size=300)]
+    shifted = [[float(v)] for v in rng.normal(6.5, 1.0, size=300)]
+    logged = (
+        records("current", "a" * 64, steady, "aaab")  # the training mix
+        + records("candidate", "b" * 64, shifted, "b")
+        + records("stranger", "c" * 64, steady[:5] * 2, "a")
+    )
+    report = monitor_report("svc", logged, {"a" * 64: reference, "b" * 64: reference}.get)
+    by_name = {v.version: v for v in report.versions}
+    current, candidate, stranger = by_name["current"], by_name["candidate"], by_name["stranger"]
+    assert verdict(current.features[0].psi, current.features[0].p_value) == "stable"
+    assert verdict(candidate.features[0].psi) == "large shift"
+    assert current.class_psi is not None
+    assert current.class_psi < 0.1
+    assert candidate.class_psi is not None
+    assert candidate.class_psi > 0.25  # every answer b against 25% in training
+    assert stranger.features == ()
+    assert stranger.note == "no training profile for this model in the registry"
+    assert stranger.repeated == 0.5  # five inputs, each sent twice
+    assert [v.digest for v in report.coverage.versions] == ["b" * 64, "a" * 64, "c" * 64]

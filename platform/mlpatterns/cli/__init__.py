@@ -6,6 +6,7 @@ __all__ = [
     "generated",
     "kubectl_plugin",
     "main",
+    "monitor",
     "operator",
     "output",
     "pipeline",

@@ -65,13 +65,24 @@ def _add_serving_commands() -> None:
     try:
         from mlpatterns.cli import embedded, serving
     except ImportError as missing:
-        for name in ("serve", "batch", "fetch-model", "build-context", "up", "traffic", "report"):
+        for name in (
+            "serve",
+            "batch",
+            "fetch-model",
+            "build-context",
+            "up",
+            "traffic",
+            "report",
+            "monitor",
+        ):
             add_missing_extra(app, name, "serving", missing)
         return
+    from mlpatterns.cli.monitor import monitor
     from mlpatterns.cli.report import report_app
 
     app.command("up")(embedded.up)
     app.add_typer(report_app, name="report")
+    app.command("monitor")(monitor)
     app.add_typer(embedded.traffic_app, name="traffic")
     app.add_typer(serving.serve_app, name="serve")
     app.add_typer(serving.batch_app, name="batch")

@@ -29,6 +29,7 @@ __all__ = [
     "print_ab",
     "print_coverage",
     "print_shadow",
+    "read_stream",
     "report_app",
     "shadow",
 ]
@@ -86,7 +87,7 @@ def _place(source: str | None) -> Place:
         raise typer.BadParameter(str(error), param_hint="--from") from None
 
 
-def _read(
+def read_stream(
     stream: Stream,
     name: str,
     since: str | None,
@@ -200,7 +201,7 @@ def shadow(
     output: Output = OUTPUT,
 ) -> None:
     """Primary vs shadow: agreement, confusion table, latencies, disagreements."""
-    _, records, start, end = _read(Stream.PREDICTIONS, name, since, until, source, html_path)
+    _, records, start, end = read_stream(Stream.PREDICTIONS, name, since, until, source, html_path)
     report = shadow_report(name, records.items, since=start, until=end)
     _show(report.as_data(), output, lambda: print_shadow(report))
     if html_path is not None:
@@ -225,7 +226,9 @@ def ab(
     output: Output = OUTPUT,
 ) -> None:
     """Per version: requests, outcomes, rates with intervals, a test and a recommendation."""
-    where, decisions, start, end = _read(Stream.DECISIONS, name, since, until, source, html_path)
+    where, decisions, start, end = read_stream(
+        Stream.DECISIONS, name, since, until, source, html_path
+    )
     phases = sorted({str(d.get("phase", "")) for d in decisions.items})
     if phase is not None and phase != ALL_PHASES and phase not in phases:
         raise typer.BadParameter(

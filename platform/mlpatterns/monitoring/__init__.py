@@ -1,3 +1,9 @@
 """Drift and prediction monitoring, alert rules and reports."""
 
-__all__ = ["coverage", "drift", "html", "reports"]  # the room's modules, each with its own __all__
+__all__ = [
+    "coverage",
+    "drift",
+    "html",
+    "monitor",
+    "reports",
+]  # the room's modules, each with its own __all__

@@ -3,8 +3,9 @@ profile every registered version carries). Pure functions over numbers: the serv
 metrics, `mlpatterns monitor` and the rollout's analysis share them.
 
 - Population stability index (PSI) per feature, over the training histogram's bins
-  with an open bin below and above them for values training never saw; the usual
-  reading: under 0.1 stable, 0.1 to 0.25 a moderate shift, over 0.25 a large one.
+  with an open bin below and above them for values training never saw, counts
+  smoothed by half a value per bin; the usual reading: under 0.1 stable, 0.1 to
+  0.25 a moderate shift, over 0.25 a large one.
 - A two-sample Kolmogorov-Smirnov statistic of the live values against the training
   distribution (its CDF taken from the histogram), with the asymptotic p-value.
 - The predicted-class mix's PSI against training's class frequencies.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from mlpatterns.registry.metadata import FeatureProfile
 
 __all__ = [
-    "EPSILON",
+    "SMOOTHING",
     "FeatureDrift",
     "class_mix_psi",
     "feature_drift",
@@ -31,7 +32,7 @@ __all__ = [
     "repeated_share",
 ]
 
-EPSILON = 1e-4  # the share an empty bin counts as, so that the logarithm stays finite
+SMOOTHING = 0.5  # added to every bin's count (Laplace), so that no share is zero
 
 
 @dataclass(frozen=True)
@@ -44,17 +45,20 @@ class FeatureDrift:
 
 
 def population_stability(expected: Sequence[float], observed: Sequence[float]) -> float:
-    """PSI of `observed` against `expected`: two distributions over the same bins, as
-    counts or shares (each is normalised); empty bins count as EPSILON."""
+    """PSI of `observed` counts against `expected` counts over the same bins, each
+    count smoothed by SMOOTHING (Laplace), so that a bin one side left empty weighs
+    by how many values the other side put there, not by an arbitrary floor."""
     if len(expected) != len(observed):
         raise ValueError(f"{len(expected)} expected bins against {len(observed)} observed")
-    expected_total, observed_total = sum(expected), sum(observed)
-    if expected_total <= 0 or observed_total <= 0:
+    if sum(expected) <= 0 or sum(observed) <= 0:
         return 0.0
+    bins = len(expected)
+    expected_total = sum(expected) + SMOOTHING * bins
+    observed_total = sum(observed) + SMOOTHING * bins
     psi = 0.0
     for e, o in zip(expected, observed, strict=True):
-        p = max(e / expected_total, EPSILON)
-        q = max(o / observed_total, EPSILON)
+        p = (e + SMOOTHING) / expected_total
+        q = (o + SMOOTHING) / observed_total
         psi += (q - p) * math.log(q / p)
     return psi
 
@@ -129,12 +133,15 @@ def feature_drift(profile: FeatureProfile, values: Sequence[float | None]) -> Fe
     )
 
 
-def class_mix_psi(training: Mapping[str, float], predicted: Counter[str]) -> float:
-    """PSI of the predicted classes' mix against training's class frequencies (a class
-    training never had counts in a bin of its own)."""
+def class_mix_psi(
+    training: Mapping[str, float], training_rows: int, predicted: Counter[str]
+) -> float:
+    """PSI of the predicted classes' mix against training's class frequencies over its
+    `training_rows` (a class training never had counts in a bin of its own)."""
     classes = sorted(set(training) | set(predicted))
     return population_stability(
-        [training.get(c, 0.0) for c in classes], [float(predicted.get(c, 0)) for c in classes]
+        [training.get(c, 0.0) * training_rows for c in classes],
+        [float(predicted.get(c, 0)) for c in classes],
     )
 
 
