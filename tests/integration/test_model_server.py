@@ -204,8 +204,15 @@ def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
         "mlpatterns_requests_in_flight",
         "mlpatterns_prediction_log_dropped",
         "mlpatterns_model_info",
+        "mlpatterns_drift_window_rows",
+        "mlpatterns_feature_psi",
+        "mlpatterns_feature_ks_p_value",
+        "mlpatterns_class_mix_psi",
+        "mlpatterns_repeated_inputs_ratio",
     ):
         assert name in families, name
+    features = {s.labels["feature"] for s in families["mlpatterns_feature_psi"].samples}
+    assert len(features) == 4  # iris' features, from the model's training profile
     [info] = families["mlpatterns_model_info"].samples
     assert info.labels["name"] == "iris"
     assert len(info.labels["digest"]) == 64

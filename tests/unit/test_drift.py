@@ -7,8 +7,9 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
-from mlpatterns.monitoring.drift import (
+from mlpatterns.drift import (
     class_mix_psi,
     feature_drift,
     kolmogorov_p_value,
@@ -17,6 +18,9 @@ from mlpatterns.monitoring.drift import (
 )
 from mlpatterns.monitoring.monitor import monitor_report, verdict
 from mlpatterns.registry.metadata import Profile
+from mlpatterns.serving.drift_window import WINDOW_ROWS
+from mlpatterns.serving.inputs import Rows
+from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.training.evaluation import profile
 
 pytestmark = pytest.mark.unit
@@ -125,3 +129,48 @@ def test_monitor_report_compares_each_version_with_its_models_profile() -> None:
     assert stranger.note == "no training profile for this model in the registry"
     assert stranger.repeated == 0.5  # five inputs, each sent twice
     assert [v.digest for v in report.coverage.versions] == ["b" * 64, "a" * 64, "c" * 64]
+
+
+DRIFT_METRICS = (
+    "mlpatterns_feature",
+    "mlpatterns_drift",
+    "mlpatterns_class_mix",
+    "mlpatterns_repeated",
+)
+
+
+def scraped(metrics: ServerMetrics) -> dict[tuple[str, str], float]:
+    """The exposition's drift gauges by (name, feature)."""
+    found = {}
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name.startswith(DRIFT_METRICS):
+                found[(sample.name, sample.labels.get("feature", ""))] = sample.value
+    return found
+
+
+def test_the_server_measures_drift_of_its_recent_rows_when_scraped() -> None:
+    reference = training_profile()
+    metrics = ServerMetrics("svc", "v1", reference)
+    rng = np.random.default_rng(4)
+    for value in rng.normal(5.0, 1.0, size=3000):
+        metrics.watch(Rows([float(value)], 1), ["a" if rng.random() < 0.75 else "b"])
+    steady = scraped(metrics)
+    assert steady[("mlpatterns_drift_window_rows", "")] == WINDOW_ROWS  # bounded
+    assert steady[("mlpatterns_feature_psi", "x")] < 0.1
+    assert steady[("mlpatterns_feature_ks_p_value", "x")] > 0.01
+    assert steady[("mlpatterns_class_mix_psi", "")] < 0.1
+    for value in rng.normal(7.0, 1.0, size=WINDOW_ROWS):  # the window fills with a shift
+        metrics.watch(Rows([float(value)], 1), ["b"])
+    shifted = scraped(metrics)
+    assert shifted[("mlpatterns_feature_psi", "x")] > 0.25
+    assert shifted[("mlpatterns_feature_ks_p_value", "x")] < 1e-6
+    assert shifted[("mlpatterns_class_mix_psi", "")] > 0.25
+    metrics.watch(Rows([5.0, 5.0], 1), ["a", "a"])
+    assert scraped(metrics)[("mlpatterns_repeated_inputs_ratio", "")] > 0
+
+
+def test_a_model_without_a_profile_exports_no_drift() -> None:
+    metrics = ServerMetrics("svc", "v1")
+    metrics.watch(Rows([1.0], 1), ["a"])
+    assert scraped(metrics) == {}

@@ -2,7 +2,6 @@
 
 __all__ = [
     "coverage",
-    "drift",
     "html",
     "monitor",
     "reports",

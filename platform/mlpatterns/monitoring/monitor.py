@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mlpatterns.monitoring.coverage import Coverage, coverage, in_window
-from mlpatterns.monitoring.drift import (
+from mlpatterns.drift import (
     FeatureDrift,
     class_mix_psi,
     feature_drift,
     repeated_share,
 )
+from mlpatterns.monitoring.coverage import Coverage, coverage, in_window
 from mlpatterns.registry.metadata import Profile
 
 __all__ = [

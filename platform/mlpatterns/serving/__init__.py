@@ -7,6 +7,7 @@ __all__ = [
     "asynchronous",
     "batch",
     "batching",
+    "drift_window",
     "inputs",
     "jobs",
     "metrics",

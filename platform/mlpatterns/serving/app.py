@@ -223,6 +223,7 @@ async def _run(state: ServerState, request: Request, request_id: str, rows: Rows
             "magnitude are outside its range",
         )
     state.metrics.count_classes(result.labels)
+    state.metrics.watch(rows, result.labels)
     if state.prediction_log is not None:
         state.prediction_log.submit(
             prediction_record(

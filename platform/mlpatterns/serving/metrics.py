@@ -3,7 +3,8 @@ labels `service` and `version` (and `endpoint`, `status`, `class` where they app
 Each server has its own registry, so tests and several apps in one process do not mix.
 
 What every request touches (request count and latency, in-flight requests, batch
-size, inference time, predictions by class) is kept in plain numbers and turned
+size, inference time, predictions by class, the rows kept for drift) is kept in plain
+numbers and turned
 into metric families only when `/metrics` is scraped: prometheus_client's own
 metrics take a lock on every increment, several times per request. Only the event
 loop's thread writes these numbers, and the scrape runs on that thread too.
@@ -21,6 +22,10 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+from mlpatterns.registry.metadata import Profile
+from mlpatterns.serving.drift_window import DriftWindow
+from mlpatterns.serving.inputs import Rows
 
 __all__ = ["BATCH_BUCKETS", "LATENCY_BUCKETS", "PlainHistogram", "ServerMetrics"]
 
@@ -54,9 +59,11 @@ class PlainHistogram:
 
 
 class ServerMetrics:
-    def __init__(self, service: str, version: str) -> None:
+    def __init__(self, service: str, version: str, profile: Profile | None = None) -> None:
         self.registry = CollectorRegistry()
         self.service, self.version = service, version
+        # drift against the model's training profile, measured when scraped
+        self.drift = DriftWindow(profile) if profile is not None else None
         self._in_flight = 0
         self._requests: dict[tuple[str, int], int] = {}  # (endpoint, status) -> answered
         self._latency: dict[str, PlainHistogram] = {}  # endpoint -> request durations
@@ -103,6 +110,11 @@ class ServerMetrics:
         for name in labels:
             counts[name] = counts.get(name, 0) + 1
 
+    def watch(self, rows: Rows, labels: list[str]) -> None:
+        """Keep answered rows and their classes for the drift figures (a reference)."""
+        if self.drift is not None:
+            self.drift.add(rows, labels)
+
     def collect(self) -> Iterator[Metric]:
         """The hot-path numbers as metric families (prometheus_client's Collector protocol)."""
         ours = [self.service, self.version]
@@ -144,6 +156,8 @@ class ServerMetrics:
         )
         in_flight.add_metric(ours, self._in_flight)
         yield in_flight
+        if self.drift is not None:
+            yield from self.drift.families(self.service, self.version)
 
     def _counted(
         self, name: str, documentation: str, labels: list[str], counts: dict[tuple[str, ...], int]

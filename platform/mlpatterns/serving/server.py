@@ -130,7 +130,7 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         inference_thread=options.inference_thread,
     )
     service = options.service or model.name
-    metrics = ServerMetrics(service, model.version)
+    metrics = ServerMetrics(service, model.version, model.metadata.profile)
     log = None
     if options.log_predictions:
         writer = str(os.getpid()) if options.workers > 1 else ""  # a file per process

@@ -1,6 +1,6 @@
 """Drift of live inputs and predictions against a model's training profile (the
-profile every registered version carries). Pure functions over numbers: the server's
-metrics, `mlpatterns monitor` and the rollout's analysis share them.
+profile every registered version carries). Pure functions over numbers, numpy the
+only library: the model server's metrics and `mlpatterns monitor` share them.
 
 - Population stability index (PSI) per feature, over the training histogram's bins
   with an open bin below and above them for values training never saw, counts
@@ -14,11 +14,13 @@ metrics, `mlpatterns monitor` and the rollout's analysis share them.
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections import Counter
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
 
 from mlpatterns.registry.metadata import FeatureProfile
 
@@ -63,35 +65,12 @@ def population_stability(expected: Sequence[float], observed: Sequence[float]) -
     return psi
 
 
-def _binned(edges: Sequence[float], values: Iterable[float]) -> list[int]:
+def _binned(edges: npt.NDArray[np.float64], values: npt.NDArray[np.float64]) -> list[int]:
     """Counts of `values` in: below the first edge, each of the bins, above the last
     (the last bin holds its right edge, as numpy's histogram does)."""
-    counts = [0] * (len(edges) + 1)
-    for value in values:
-        if value < edges[0]:
-            counts[0] += 1
-        elif value > edges[-1]:
-            counts[-1] += 1
-        else:
-            counts[min(bisect.bisect_right(edges, value), len(edges) - 1)] += 1
-    return counts
-
-
-def _training_cdf(profile: FeatureProfile, value: float) -> float:
-    """The training distribution's CDF at `value`, linear within each histogram bin."""
-    edges, counts = profile.histogram.edges, profile.histogram.counts
-    total = sum(counts)
-    if total == 0 or value < edges[0]:
-        return 0.0
-    below = 0.0
-    for left, right, count in zip(edges, edges[1:], counts, strict=False):
-        if value >= right:
-            below += count
-            continue
-        width = right - left
-        below += count * ((value - left) / width if width > 0 else 1.0)
-        break
-    return min(1.0, below / total)
+    index = np.searchsorted(edges, values, side="right")
+    index[values == edges[-1]] = len(edges) - 1
+    return [int(n) for n in np.bincount(index, minlength=len(edges) + 1)]
 
 
 def kolmogorov_p_value(statistic: float, n: int, m: int) -> float:
@@ -112,25 +91,25 @@ def kolmogorov_p_value(statistic: float, n: int, m: int) -> float:
     return min(1.0, max(0.0, total))
 
 
-def feature_drift(profile: FeatureProfile, values: Sequence[float | None]) -> FeatureDrift:
-    """One feature's live values against its training profile."""
-    present = sorted(v for v in values if v is not None and math.isfinite(v))
-    edges = profile.histogram.edges
-    expected = [0, *profile.histogram.counts, 0]
-    psi = population_stability(expected, _binned(edges, present)) if present else 0.0
-    ks = 0.0
-    for index, value in enumerate(present):
-        training = _training_cdf(profile, value)
-        ks = max(
-            ks, abs((index + 1) / len(present) - training), abs(index / len(present) - training)
-        )
-    return FeatureDrift(
-        name=profile.name,
-        count=len(present),
-        psi=psi,
-        ks=ks,
-        p_value=kolmogorov_p_value(ks, len(present), profile.count),
-    )
+def feature_drift(
+    profile: FeatureProfile, values: Sequence[float | None] | npt.NDArray[np.floating]
+) -> FeatureDrift:
+    """One feature's live values against its training profile: PSI over the training
+    histogram's bins, and KS against the training CDF, linear within each bin."""
+    live = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    live = np.sort(live[np.isfinite(live)])
+    edges = np.asarray(profile.histogram.edges, dtype=np.float64)
+    counts = np.asarray(profile.histogram.counts, dtype=np.float64)
+    n = int(live.size)
+    if n == 0 or counts.sum() <= 0:
+        return FeatureDrift(profile.name, n, 0.0, 0.0, 1.0)
+    psi = population_stability([0, *counts.tolist(), 0], _binned(edges, live))
+    cumulative = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
+    training = np.interp(live, edges, cumulative, left=0.0, right=1.0)
+    above = np.abs(np.arange(1, n + 1) / n - training).max()
+    below = np.abs(np.arange(n) / n - training).max()
+    ks = float(max(above, below))
+    return FeatureDrift(profile.name, n, psi, ks, kolmogorov_p_value(ks, n, profile.count))
 
 
 def class_mix_psi(
