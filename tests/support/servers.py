@@ -1,4 +1,4 @@
-"""Real servers the integration tests start on loopback: MinIO (S3) for now.
+"""Real servers the integration tests start on loopback: MinIO (S3), Redis, Prometheus.
 
 Each runs as a child process tied to the test process, in its own folder, and is
 stopped by the fixture that started it.
@@ -119,3 +119,41 @@ def _answers_ping(port: int) -> bool:
             return connection.recv(16).startswith(b"+PONG")
     except OSError:
         return False
+
+
+@contextmanager
+def prometheus_server(
+    folder: Path, targets: list[str], rules: Path, interval: str = "1s"
+) -> Iterator[str]:
+    """A real Prometheus (Debian's package) on a loopback port, scraping `targets`
+    (host:port) and evaluating `rules` every `interval`; yields its URL."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "prometheus.yml"
+    config.write_text(
+        f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}}}\n"
+        f"rule_files: [{rules}]\n"
+        "scrape_configs:\n"
+        "  - job_name: mlpatterns\n"
+        f"    static_configs: [{{targets: [{', '.join(targets)}]}}]\n"
+    )
+    log = folder / "prometheus.log"
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [
+                "prometheus",
+                f"--config.file={config}",
+                f"--storage.tsdb.path={folder / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until("prometheus", lambda: http_ok(f"{url}/-/ready"), 60, log)
+        yield url
+    finally:
+        terminate("prometheus", process.pid)

@@ -1,0 +1,122 @@
+"""Prediction monitoring end to end: a real Prometheus (Debian's package) scrapes a
+real model server on loopback and evaluates the platform's alert rules.
+
+The rules are the chart's file with each `for` cut from minutes to seconds, and
+Prometheus scrapes and evaluates every second instead of every minute, so that what
+takes ten minutes in a cluster takes seconds here. Traffic is iris rows (the data
+the model was trained on) with a jitter of 0.01 cm, so that inputs do not repeat;
+each phase sends 2,000 rows, the server's whole drift window.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import numpy.typing as npt
+import pytest
+from sklearn.datasets import load_iris
+
+from tests.integration.test_model_server import Server, start_server
+from tests.support.servers import prometheus_server
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "charts" / "mlpatterns" / "files" / "alert-rules.yaml"
+
+
+def rules_in_seconds(folder: Path) -> Path:
+    """The chart's rules with every `for: Nm` read as N seconds."""
+    fast = folder / "alert-rules.yaml"
+    fast.write_text(re.sub(r"for: (\d+)m", r"for: \1s", RULES.read_text()))
+    return fast
+
+
+def iris_rows(count: int, seed: int, only: int | None = None) -> npt.NDArray[np.float64]:
+    data = load_iris()
+    pool = data.data if only is None else data.data[data.target == only]
+    rng = np.random.default_rng(seed)
+    rows = pool[rng.integers(0, len(pool), count)]
+    return rows + rng.uniform(-0.005, 0.005, size=rows.shape)
+
+
+def send(server: Server, rows: npt.NDArray[np.float64], per_request: int = 100) -> None:
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        for start in range(0, len(rows), per_request):
+            chunk = rows[start : start + per_request].tolist()
+            assert client.post("/predict", json={"data": chunk}).status_code == 200
+
+
+def query(prometheus: str, expression: str) -> list[dict[str, Any]]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 (loopback)
+        result: list[dict[str, Any]] = json.loads(answer.read())["data"]["result"]
+        return result
+
+
+def firing(prometheus: str) -> dict[str, dict[str, str]]:
+    return {
+        alert["metric"]["alertname"]: alert["metric"]
+        for alert in query(prometheus, 'ALERTS{alertstate="firing"}')
+    }
+
+
+def seconds_until_firing(prometheus: str, alert: str, limit: float = 60) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if alert in firing(prometheus):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    raise AssertionError(f"{alert} did not fire within {limit:.0f}s: {firing(prometheus)}")
+
+
+@pytest.fixture
+def watched(trained: tuple[Path, str], tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    home, version = trained
+    server = start_server(home, f"models:/iris/{version}", "--service", "iris")
+    target = server.url.removeprefix("http://")
+    try:
+        with prometheus_server(
+            tmp_path / "prometheus", [target], rules_in_seconds(tmp_path)
+        ) as url:
+            yield server, url
+    finally:
+        server.stop()
+
+
+def test_steady_traffic_raises_nothing_and_shifts_raise_their_alerts(
+    watched: tuple[Server, str],
+) -> None:
+    server, prometheus = watched
+    send(server, iris_rows(2000, seed=1))
+    steady_seconds = 30
+    deadline = time.monotonic() + steady_seconds
+    seed = 2
+    while time.monotonic() < deadline:  # bounded: 100 rows every half second
+        send(server, iris_rows(100, seed=seed))
+        seed += 1
+        time.sleep(0.5)
+    # every evaluation of the steady phase (one a second), pending or firing
+    raised = query(prometheus, f"max_over_time(ALERTS[{steady_seconds}s])")
+    assert raised == [], raised
+    assert query(prometheus, "mlpatterns_drift_window_rows")[0]["value"][1] == "2000"
+
+    shifted = iris_rows(2000, seed=100)
+    shifted[:, 2] += 1.0  # petal length, one centimetre longer
+    send(server, shifted)
+    drift_seconds = seconds_until_firing(prometheus, "MlpatternsFeatureDrift")
+    assert firing(prometheus)["MlpatternsFeatureDrift"]["feature"] == "petal_length_cm"
+    assert drift_seconds < 20  # the rule's 10 (scaled) seconds, a scrape and an evaluation
+
+    send(server, iris_rows(2000, seed=200, only=0))  # only setosa from now on
+    mix_seconds = seconds_until_firing(prometheus, "MlpatternsClassMixShift")
+    assert mix_seconds < 20
+    print(f"drift fired after {drift_seconds:.1f}s, class mix after {mix_seconds:.1f}s")
