@@ -2,12 +2,14 @@
 endpoint on our HTTP stack, loaded one at a time, with the same ONNX model and load.
 
     .venv/bin/python benchmarks/serving/run.py MODEL_DIR [--duration 10] [--rounds 3]
-        [--connections 1,16,64] [--servers mlpatterns,bare,kserve,mlserver]
+        [--connections 1,16,64] [--servers mlpatterns,bare,kserve,mlserver,nodrift]
 
-MODEL_DIR is a fetched model (`mlpatterns fetch-model models:/iris@candidate DIR`). Each
-server runs pinned to core 0 (`taskset`), wrk (Debian's package) to core 1, and every
-server answers the same Open Inference Protocol v2 request for one iris row. KServe
-and MLServer are installed from PyPI into their own virtual environments under
+`nodrift` is our server without its drift metrics (`--no-drift`): the cost of
+prediction monitoring on the request path. MODEL_DIR is a fetched model
+(`mlpatterns fetch-model models:/iris@candidate DIR`). Each server runs pinned to
+core 0 (`taskset`), wrk (Debian's package) to core 1, and every server answers the
+same Open Inference Protocol v2 request for one iris row. KServe and MLServer are
+installed from PyPI into their own virtual environments under
 ~/.cache/mlpatterns/bench/ on first use. Prediction logging is off on our server
 (the peers do not log).
 
@@ -148,7 +150,17 @@ def commands(
             "PYTHONPATH": str(HERE)
         }
 
-    return {"mlpatterns": ours, "bare": bare, "kserve": kserve, "mlserver": mlserver}
+    def ours_without_drift(port: int) -> tuple[list[str], dict[str, str]]:
+        argv, env = ours(port)
+        return [*argv, "--no-drift"], env
+
+    return {
+        "mlpatterns": ours,
+        "nodrift": ours_without_drift,
+        "bare": bare,
+        "kserve": kserve,
+        "mlserver": mlserver,
+    }
 
 
 def answers(url: str) -> bool:

@@ -5,7 +5,8 @@ The rules are the chart's file with each `for` cut from minutes to seconds, and
 Prometheus scrapes and evaluates every second instead of every minute, so that what
 takes ten minutes in a cluster takes seconds here. Traffic is iris rows (the data
 the model was trained on) with a jitter of 0.01 cm, so that inputs do not repeat;
-each phase sends 2,000 rows, the server's whole drift window.
+each phase sends enough to fill the server's drift window (2,000 rows from one
+request in eight).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import numpy.typing as npt
 import pytest
 from sklearn.datasets import load_iris
 
+from mlpatterns.serving.drift_window import WINDOW_ROWS
+from mlpatterns.serving.metrics import DRIFT_SAMPLE
 from tests.integration.test_model_server import Server, start_server
 from tests.support.servers import prometheus_server
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "charts" / "mlpatterns" / "files" / "alert-rules.yaml"
+FILL = WINDOW_ROWS * DRIFT_SAMPLE  # rows that fill the drift window with requests of 100
 
 
 def rules_in_seconds(folder: Path) -> Path:
@@ -96,7 +100,7 @@ def test_steady_traffic_raises_nothing_and_shifts_raise_their_alerts(
     watched: tuple[Server, str],
 ) -> None:
     server, prometheus = watched
-    send(server, iris_rows(2000, seed=1))
+    send(server, iris_rows(FILL, seed=1))
     steady_seconds = 30
     deadline = time.monotonic() + steady_seconds
     seed = 2
@@ -109,14 +113,14 @@ def test_steady_traffic_raises_nothing_and_shifts_raise_their_alerts(
     assert raised == [], raised
     assert query(prometheus, "mlpatterns_drift_window_rows")[0]["value"][1] == "2000"
 
-    shifted = iris_rows(2000, seed=100)
+    shifted = iris_rows(FILL, seed=100)
     shifted[:, 2] += 1.0  # petal length, one centimetre longer
     send(server, shifted)
     drift_seconds = seconds_until_firing(prometheus, "MlpatternsFeatureDrift")
     assert firing(prometheus)["MlpatternsFeatureDrift"]["feature"] == "petal_length_cm"
     assert drift_seconds < 20  # the rule's 10 (scaled) seconds, a scrape and an evaluation
 
-    send(server, iris_rows(2000, seed=200, only=0))  # only setosa from now on
+    send(server, iris_rows(FILL, seed=200, only=0))  # only setosa from now on
     mix_seconds = seconds_until_firing(prometheus, "MlpatternsClassMixShift")
     assert mix_seconds < 20
     print(f"drift fired after {drift_seconds:.1f}s, class mix after {mix_seconds:.1f}s")

@@ -20,7 +20,7 @@ from mlpatterns.monitoring.monitor import monitor_report, verdict
 from mlpatterns.registry.metadata import Profile
 from mlpatterns.serving.drift_window import WINDOW_ROWS
 from mlpatterns.serving.inputs import Rows
-from mlpatterns.serving.metrics import ServerMetrics
+from mlpatterns.serving.metrics import DRIFT_SAMPLE, ServerMetrics
 from mlpatterns.training.evaluation import profile
 
 pytestmark = pytest.mark.unit
@@ -153,20 +153,21 @@ def test_the_server_measures_drift_of_its_recent_rows_when_scraped() -> None:
     reference = training_profile()
     metrics = ServerMetrics("svc", "v1", reference)
     rng = np.random.default_rng(4)
-    for value in rng.normal(5.0, 1.0, size=3000):
+    for value in rng.normal(5.0, 1.0, size=3000 * DRIFT_SAMPLE):
         metrics.watch(Rows([float(value)], 1), ["a" if rng.random() < 0.75 else "b"])
     steady = scraped(metrics)
     assert steady[("mlpatterns_drift_window_rows", "")] == WINDOW_ROWS  # bounded
     assert steady[("mlpatterns_feature_psi", "x")] < 0.1
     assert steady[("mlpatterns_feature_ks_p_value", "x")] > 0.01
     assert steady[("mlpatterns_class_mix_psi", "")] < 0.1
-    for value in rng.normal(7.0, 1.0, size=WINDOW_ROWS):  # the window fills with a shift
+    for value in rng.normal(7.0, 1.0, size=WINDOW_ROWS * DRIFT_SAMPLE):  # a shift fills it
         metrics.watch(Rows([float(value)], 1), ["b"])
     shifted = scraped(metrics)
     assert shifted[("mlpatterns_feature_psi", "x")] > 0.25
     assert shifted[("mlpatterns_feature_ks_p_value", "x")] < 1e-6
     assert shifted[("mlpatterns_class_mix_psi", "")] > 0.25
-    metrics.watch(Rows([5.0, 5.0], 1), ["a", "a"])
+    for _ in range(DRIFT_SAMPLE):
+        metrics.watch(Rows([5.0, 5.0], 1), ["a", "a"])
     assert scraped(metrics)[("mlpatterns_repeated_inputs_ratio", "")] > 0
 
 

@@ -103,6 +103,9 @@ def serve_model(
     ),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
+    drift: bool = typer.Option(
+        True, help="Export drift metrics: the recent rows against the training profile."
+    ),
     inference_thread: bool = typer.Option(
         False, help="Run inference on its own thread (for slow models with a core to spare)."
     ),
@@ -123,6 +126,7 @@ def serve_model(
         max_batch_wait=max_batch_wait,
         max_body_bytes=max_body_bytes,
         log_predictions=log_predictions,
+        drift=drift,
         inference_thread=inference_thread,
         file_name=file,
     )

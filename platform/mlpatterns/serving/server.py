@@ -97,6 +97,7 @@ class ServeOptions:
     inference_thread: bool = False
     max_body_bytes: int = 4 << 20
     log_predictions: bool = True
+    drift: bool = True  # measure the recent rows against the training profile
     file_name: str = "model.onnx"  # predictor.onnx for the prediction half of the split
     predictor_url: str = ""  # set: a preprocess server in front of that prediction server
     predictor_timeout: float = 5.0
@@ -130,7 +131,8 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         inference_thread=options.inference_thread,
     )
     service = options.service or model.name
-    metrics = ServerMetrics(service, model.version, model.metadata.profile)
+    profile = model.metadata.profile if options.drift else None
+    metrics = ServerMetrics(service, model.version, profile)
     log = None
     if options.log_predictions:
         writer = str(os.getpid()) if options.workers > 1 else ""  # a file per process
