@@ -14,9 +14,11 @@ from datetime import time
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from mlpatterns.api.base import Strict
 from mlpatterns.api.regex import compile_regex
+from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
 
 __all__ = [
     "API_VERSION",
@@ -61,10 +63,6 @@ HEADER_NAME = re.compile(r"^[a-z0-9!#$%&'*+.^_`|~-]+$")
 Pattern = Literal["web-single", "synchronous", "asynchronous", "batch", "preprocess-prediction"]
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 DAYS: tuple[Day, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class ModelSource(Strict):
@@ -313,6 +311,9 @@ class Spec(Strict):
         default=None,
         description="Who routes: Istio, or the mlpatterns gateway (default: Istio if installed).",
     )
+    rollout: Rollout | None = Field(
+        default=None, description="Training-to-serving: the candidate's steps to all traffic."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -348,6 +349,13 @@ class Spec(Strict):
                     "version answering them; shadow a different version, or drop the shadow"
                 )
         _check_time_windows(traffic.rules)
+        if self.rollout is not None:
+            check_rollout(
+                self.rollout,
+                names,
+                [d.version for d in self.default_route() if d.weight > 0],
+                traffic.shadow.version if traffic.shadow else None,
+            )
         self._check_pattern()
         return self
 
@@ -436,6 +444,7 @@ class Status(Strict):
     shadow: str | None = Field(default=None, description="The shadow in force, as b:100%.")
     ready: str | None = Field(default=None, description="Ready replicas over desired, as 3/3.")
     router: str | None = None
+    rollout: RolloutStatus | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 
 

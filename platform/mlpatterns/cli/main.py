@@ -74,16 +74,19 @@ def _add_serving_commands() -> None:
             "traffic",
             "report",
             "monitor",
+            "rollout",
         ):
             add_missing_extra(app, name, "serving", missing)
         return
     from mlpatterns.cli.monitor import monitor
     from mlpatterns.cli.report import report_app
+    from mlpatterns.cli.rollout import rollout_app
 
     app.command("up")(embedded.up)
     app.add_typer(report_app, name="report")
     app.command("monitor")(monitor)
     app.add_typer(embedded.traffic_app, name="traffic")
+    app.add_typer(rollout_app, name="rollout")
     app.add_typer(serving.serve_app, name="serve")
     app.add_typer(serving.batch_app, name="batch")
     app.command("fetch-model")(serving.fetch_model)

@@ -294,6 +294,11 @@ def serve_gateway(
         help="In a pod: also watch this ConfigMap of the pod's namespace through the "
         "Kubernetes API (its key named like --file) and apply changes at once.",
     ),
+    rollout_status: Path | None = typer.Option(
+        None,
+        metavar="FILE",
+        help="The embedded mode's rollout status (JSON): route as the rollout says; watched.",
+    ),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import uvicorn
@@ -301,6 +306,8 @@ def serve_gateway(
 
     from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
     from mlpatterns.logstreams import Stream, open_log, place
+    from mlpatterns.rollout.decide import in_force
+    from mlpatterns.rollout.status import parse_status
     from mlpatterns.routing.gateway import Gateway
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
@@ -311,7 +318,8 @@ def serve_gateway(
     if len(upstreams) != len(upstream):
         raise typer.BadParameter("write each as version=URL", param_hint="--upstream")
     try:
-        table = compile_table(load_model_service(file))
+        status = parse_status(_read_bytes(rollout_status))
+        table = compile_table(in_force(load_model_service(file), status))
         gateway = Gateway(
             table, upstreams, shadow_limit=shadow_limit, max_body_bytes=max_body_bytes
         )
@@ -325,19 +333,20 @@ def serve_gateway(
         where, name = place(settings), table.service
         gateway.decision_log = open_log(where, Stream.DECISIONS, name, "gateway")
         feedback_log = open_log(where, Stream.FEEDBACK, name, "gateway")
-    seen = {"text": file.read_bytes()}
+    seen = {"text": file.read_bytes(), "status": _read_bytes(rollout_status)}
 
-    def apply(text: bytes, origin: str) -> bool:
-        """Make `text` (a ModelService) the routes in force, unless unchanged or invalid."""
-        if text == seen["text"]:
+    def apply(text: bytes, origin: str, status: bytes = b"") -> bool:
+        """Make `text` (a ModelService) the routes in force, as its rollout `status`
+        says, unless unchanged or invalid."""
+        if text == seen["text"] and status == seen["status"]:
             return False
         try:
             service = parse_model_service(yaml.safe_load(text), origin)
-            gateway.replace_table(compile_table(service))
+            gateway.replace_table(compile_table(in_force(service, parse_status(status))))
         except (ModelServiceError, RoutingError, ValueError, yaml.YAMLError) as error:
             console.print(f"[red]kept the current routes; {origin} is invalid: {error}[/red]")
             return False
-        seen["text"] = text
+        seen["text"], seen["status"] = text, status
         console.print(f"reloaded routes from {origin}")
         return True
 
@@ -347,7 +356,7 @@ def serve_gateway(
         except OSError as error:
             console.print(f"[red]kept the current routes; cannot read {file}: {error}[/red]")
             return False
-        return apply(text, str(file))
+        return apply(text, str(file), _read_bytes(rollout_status))
 
     watchers = []
     if watch_configmap:
@@ -373,6 +382,13 @@ def serve_gateway(
         watchers=watchers,
     )
     uvicorn.Server(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
+
+
+def _read_bytes(path: Path | None) -> bytes:
+    try:
+        return path.read_bytes() if path is not None else b""
+    except OSError:
+        return b""
 
 
 def fetch_model(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlpatterns.api.modelservice import ModelService, Version
+from mlpatterns.local.rollout import status_path
 from mlpatterns.topology import (
     Port,
     Slot,
@@ -136,5 +137,7 @@ def plan(
             Slot.UPSTREAMS: upstream_options(upstreams),
         }
         argv = (*cli, *expand(front.args, places.__getitem__))
+        if service.spec.rollout is not None:
+            argv += ("--rollout-status", str(status_path(home, service.metadata.name)))
         processes.append(ProcessSpec(front.name, argv, _ready_url(gateway_url, front.port)))
     return Plan(service.metadata.name, tuple(processes), upstreams, gateway_url)

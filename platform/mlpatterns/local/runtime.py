@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from mlpatterns.api.load import load_model_service
+from mlpatterns.api.modelservice import ModelService
 from mlpatterns.files import write_text_atomically
 from mlpatterns.local.plan import Plan, plan
+from mlpatterns.local.rollout import RolloutDriver, registry_promoter
 from mlpatterns.local.supervisor import Supervisor
+from mlpatterns.logstreams import place
+from mlpatterns.registry.registry import Registry
+from mlpatterns.settings import load_settings
 
 __all__ = [
     "Embedded",
@@ -80,6 +85,7 @@ class Embedded:
     supervisor: Supervisor
     file: Path
     home: Path
+    rollout: RolloutDriver | None = None
 
     @property
     def gateway_url(self) -> str | None:
@@ -111,6 +117,27 @@ class Embedded:
         while not stopping.wait(every):
             self.supervisor.poll()
             self.write_state()  # pids change when a process is restarted
+            if self.rollout is not None:
+                self.rollout.tick()
+
+
+def _driver(
+    service: ModelService, file: Path, home: Path, the_plan: Plan, say: Callable[[str], None]
+) -> RolloutDriver | None:
+    """The rollout driver, when the service has a rollout and a gateway to steer."""
+    if service.spec.rollout is None or the_plan.gateway_url is None:
+        return None
+    settings = load_settings(home=home)
+    return RolloutDriver(
+        file=file.resolve(),
+        home=home,
+        service=the_plan.service,
+        gateway_url=the_plan.gateway_url,
+        upstreams=the_plan.upstreams,
+        logs=place(settings),
+        say=say,
+        promote=registry_promoter(Registry.from_settings(settings)),
+    )
 
 
 @contextmanager
@@ -138,7 +165,8 @@ def embedded(
     logs = home / "logs" / "processes" / the_plan.service
     env = {"MLPATTERNS_HOME": str(home)}
     supervisor = Supervisor(the_plan.processes, logs, env=env, say=say)
-    running = Embedded(the_plan, supervisor, file, home)
+    driver = _driver(service, file, home, the_plan, say)
+    running = Embedded(the_plan, supervisor, file, home, driver)
     try:
         supervisor.start(timeout)
         running.write_state()

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mlpatterns.monitoring.coverage import ALL_PHASES, Coverage, coverage, in_window, utc_time
+from mlpatterns.proportions import Z_95, outcome_success, two_proportion_z, wilson_interval
 
 __all__ = [
     "ALPHA",
@@ -38,7 +39,6 @@ __all__ = [
     "wilson_interval",
 ]
 
-Z_95 = 1.959964
 ALPHA = 0.05
 MIN_OUTCOMES = 100  # per version, before a recommendation other than "wait"
 
@@ -206,26 +206,10 @@ def shadow_report(
 # ---- online A/B ----------------------------------------------------------------
 
 
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    if trials == 0:
-        return 0.0, 1.0
-    rate = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (rate + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def two_proportion_p_value(s1: int, n1: int, s2: int, n2: int) -> float:
     """Two-sided p-value of the pooled two-proportion z-test (1.0 when undefined)."""
-    if n1 == 0 or n2 == 0:
-        return 1.0
-    pooled = (s1 + s2) / (n1 + n2)
-    variance = pooled * (1 - pooled) * (1 / n1 + 1 / n2)
-    if variance == 0:
-        return 1.0
-    z = (s1 / n1 - s2 / n2) / math.sqrt(variance)
-    return math.erfc(abs(z) / math.sqrt(2))
+    z = two_proportion_z(s1, n1, s2, n2)
+    return 1.0 if z is None else math.erfc(abs(z) / math.sqrt(2))
 
 
 @dataclass(frozen=True)
@@ -286,16 +270,6 @@ class ABReport:
         }
 
 
-def _success(outcome: Any, predicted: list[str]) -> bool | None:
-    if isinstance(outcome, bool):
-        return outcome
-    if isinstance(outcome, (int, float)):
-        return outcome > 0
-    if isinstance(outcome, str):  # the true label: right if the answer named it
-        return bool(predicted) and predicted[0] == outcome
-    return None
-
-
 def ab_report(
     service: str,
     decisions: Sequence[dict[str, Any]],
@@ -326,7 +300,7 @@ def ab_report(
         version = answered.get(item["request_id"])
         if version is None and everything:  # a decision whose record is missing
             version = item.get("version")
-        verdict = _success(item.get("outcome"), labels.get(item["request_id"], []))
+        verdict = outcome_success(item.get("outcome"), labels.get(item["request_id"], []))
         if not version or verdict is None:
             unmatched += 1
             continue

@@ -1,0 +1,265 @@
+"""The embedded mode's rollout driver: the edges around `mlpatterns.rollout.decide`.
+
+Each tick it reads the ModelService file, the recorded status
+(`MLPATTERNS_HOME/run/<service>.rollout.json`, which survives a restart of `up`)
+and a pending command (`<service>.rollout-command`, written by `mlpatterns rollout
+pause|resume|promote|abort`); when an analysis is due it reads the gateway's and
+the candidate's `/metrics` and the prediction and feedback logs; then it writes the
+new status, tells the gateway to reload (the gateway routes by the status), appends
+every transition to the decision log (`logs/rollouts/<service>.jsonl`) and, when
+the candidate is promoted, moves the registry alias the rollout names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from mlpatterns.api.load import ModelServiceError, load_model_service
+from mlpatterns.api.modelservice import ModelService
+from mlpatterns.api.rollout import RolloutStatus
+from mlpatterns.files import write_atomically
+from mlpatterns.logstreams import Place, Stream
+from mlpatterns.registry.promotion import promote
+from mlpatterns.registry.references import RegistryRef, parse_ref
+from mlpatterns.registry.registry import Registry
+from mlpatterns.rollout.decide import (
+    COMMANDS,
+    Command,
+    Observation,
+    Transition,
+    advance,
+    analysis_due,
+)
+from mlpatterns.rollout.observe import (
+    GatewayReading,
+    bucket_quantile,
+    drifting,
+    gateway_reading,
+    outcomes,
+    shadow_pairs,
+)
+from mlpatterns.rollout.status import dump_status, parse_status
+
+__all__ = [
+    "RolloutDriver",
+    "command_path",
+    "decision_log_path",
+    "registry_promoter",
+    "request_command",
+    "status_path",
+]
+
+log = logging.getLogger("mlpatterns.rollout")
+
+
+def status_path(home: Path, service: str) -> Path:
+    return home / "run" / f"{service}.rollout.json"
+
+
+def command_path(home: Path, service: str) -> Path:
+    return home / "run" / f"{service}.rollout-command"
+
+
+def decision_log_path(home: Path, service: str) -> Path:
+    return home / "logs" / "rollouts" / f"{service}.jsonl"
+
+
+def request_command(home: Path, service: str, command: Command) -> Path:
+    """Leave `command` for the driver of `service`, which takes it on its next tick."""
+    path = command_path(home, service)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, lambda sink: sink.write(command.encode()))
+    return path
+
+
+def _read_command(path: Path) -> Command | None:
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    for command in COMMANDS:
+        if text == command:
+            return command
+    log.warning("ignored rollout command %r (not one of %s)", text, ", ".join(COMMANDS))
+    return None
+
+
+@dataclass
+class RolloutDriver:
+    file: Path
+    home: Path
+    service: str
+    gateway_url: str
+    upstreams: Mapping[str, str]  # version -> its server's URL
+    logs: Place
+    say: Callable[[str], None] = print
+    promote: Callable[[ModelService, RolloutStatus], str] | None = None
+    _baseline: GatewayReading | None = field(default=None, repr=False)
+
+    @property
+    def status_file(self) -> Path:
+        return status_path(self.home, self.service)
+
+    def tick(self, now: datetime | None = None) -> RolloutStatus | None:
+        """One round: take a command, analyse when due, record and apply the result."""
+        now = now or datetime.now(UTC)
+        try:
+            service = load_model_service(self.file)
+        except ModelServiceError as error:
+            log.warning("rollout: kept the current state; %s", error)
+            return None
+        if service.spec.rollout is None:
+            return None
+        recorded = self._recorded()
+        pending = command_path(self.home, self.service)
+        command = _read_command(pending)
+        status, told = advance(service, recorded, now, command=command)
+        if analysis_due(status, service.spec.rollout.analysis, now):
+            seen = self._observe(service, status)
+            if seen is not None:
+                status, analysed = advance(service, status, now, observation=seen)
+                told += analysed
+        elif self._baseline is None:
+            self._read_gateway()  # the first reading is the next analysis's starting point
+        if status != recorded or told:
+            self._record(service, recorded, status, told, now)
+        pending.unlink(missing_ok=True)  # taken: its effect is recorded
+        return status
+
+    def _recorded(self) -> RolloutStatus | None:
+        try:
+            return parse_status(self.status_file.read_bytes())
+        except OSError:
+            return None
+
+    def _record(
+        self,
+        service: ModelService,
+        before: RolloutStatus | None,
+        status: RolloutStatus,
+        told: list[Transition],
+        now: datetime,
+    ) -> None:
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.status_file, lambda sink: sink.write(dump_status(status)))
+        if before is None or before.phase != status.phase or before.step != status.step:
+            self._reload_gateway()
+        if status.phase == "Succeeded" and (before is None or before.phase != "Succeeded"):
+            told.append(self._promote_alias(service, status))
+        path = decision_log_path(self.home, self.service)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as decisions:
+            for transition in told:
+                line = {
+                    "time": now.isoformat(),
+                    "service": self.service,
+                    "revision": status.revision,
+                    "phase": status.phase,
+                    "step": status.step,
+                    "reason": transition.reason,
+                    "message": transition.message,
+                    "analysis": status.last_analysis.model_dump(mode="json", by_alias=True)
+                    if status.last_analysis
+                    else None,
+                }
+                decisions.write(json.dumps(line) + "\n")
+                self.say(f"rollout {self.service}: {transition.reason}: {transition.message}")
+
+    def _promote_alias(self, service: ModelService, status: RolloutStatus) -> Transition:
+        alias = service.spec.rollout.promote_alias if service.spec.rollout else None
+        if alias is None or self.promote is None:
+            return Transition("Kept", f"{status.stable} kept without traffic")
+        try:
+            return Transition("AliasMoved", self.promote(service, status))
+        except Exception as error:  # the rollout stands; the alias is the person's to move
+            log.exception("rollout %s: could not move alias %s", self.service, alias)
+            return Transition("AliasNotMoved", f"could not move {alias}: {error}", warning=True)
+
+    def _reload_gateway(self) -> None:
+        try:
+            httpx.post(f"{self.gateway_url}/-/reload", timeout=5)
+        except httpx.HTTPError:
+            log.warning("rollout %s: the gateway did not take the reload", self.service)
+
+    def _get(self, url: str) -> str | None:
+        try:
+            response = httpx.get(url, timeout=5)
+            response.raise_for_status()
+        except httpx.HTTPError as error:
+            log.warning("rollout %s: cannot read %s: %s", self.service, url, error)
+            return None
+        return response.text
+
+    def _read_gateway(self) -> GatewayReading | None:
+        text = self._get(f"{self.gateway_url}/-/metrics")
+        return None if text is None else gateway_reading(text, self.service)
+
+    def _observe(self, service: ModelService, status: RolloutStatus) -> Observation | None:
+        """The candidate since the last analysis (None: the gateway could not be read,
+        and the analysis waits for the next tick)."""
+        reading = self._read_gateway()
+        if reading is None:
+            return None
+        interval, self._baseline = reading.since(self._baseline), reading
+        last = status.last_analysis
+        since = datetime.fromisoformat(
+            last.time if last is not None and last.step == status.step else status.step_started_at
+        )
+        candidate = status.candidate
+        counts = interval.of(candidate)
+        metrics = self._get(f"{self.upstreams[candidate]}/metrics") or ""
+        step_start = datetime.fromisoformat(status.step_started_at)
+        predictions = self.logs.read(Stream.PREDICTIONS, self.service, step_start).items
+        rollout = service.spec.rollout
+        assert rollout is not None
+        if rollout.steps[status.step].shadow:
+            paired = shadow_pairs(predictions, candidate, since)
+            return Observation(
+                requests=paired.pairs,
+                errors=int(counts.shadow_errors),
+                p99_seconds=paired.shadow_p99_seconds,
+                rows=paired.rows,
+                agreeing_rows=paired.agreeing_rows,
+                drifting=drifting(metrics, candidate),
+            )
+        feedback = self.logs.read(Stream.FEEDBACK, self.service, step_start).items
+        results = outcomes(feedback, predictions, (candidate, status.stable), step_start)
+        return Observation(
+            requests=int(counts.requests),
+            errors=int(counts.errors),
+            p99_seconds=bucket_quantile(0.99, counts.buckets),
+            candidate_outcomes=(results[candidate].successes, results[candidate].outcomes),
+            stable_outcomes=(results[status.stable].successes, results[status.stable].outcomes),
+            drifting=drifting(metrics, candidate),
+        )
+
+
+def registry_promoter(registry: Registry) -> Callable[[ModelService, RolloutStatus], str]:
+    """Moves the rollout's alias to the model its candidate serves, as `mlpatterns
+    promote` would, recorded as done by MLPATTERNS_ACTOR or `rollout <service>`."""
+
+    def move(service: ModelService, status: RolloutStatus) -> str:
+        rollout = service.spec.rollout
+        assert rollout is not None
+        assert rollout.promote_alias is not None
+        version = next(v for v in service.spec.versions if v.name == status.candidate)
+        ref = parse_ref(version.model.uri) if version.model else None
+        if not isinstance(ref, RegistryRef):
+            raise ValueError(f"version {version.name} is not served from the registry")
+        source = ref.alias or ref.version
+        assert source is not None
+        by = os.environ.get("MLPATTERNS_ACTOR") or f"rollout {service.metadata.name}"
+        moved = promote(registry, ref.name, source, rollout.promote_alias, by=by)
+        return (
+            f"{ref.name}@{moved.alias} now names {moved.version} (was {moved.previous or 'unset'})"
+        )
+
+    return move

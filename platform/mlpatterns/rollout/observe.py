@@ -1,0 +1,237 @@
+"""The figures a rollout's analysis reads, from what the processes expose: the
+gateway's Prometheus text (requests, 5xx and latency per version, failed shadow
+copies), the candidate server's drift gauges, and the prediction and feedback
+records (shadow agreement, A/B outcomes). Pure: text and records in, numbers out;
+fetching them is the runtime's.
+
+Counters are cumulative, so an interval's figures are the difference between two
+readings (`GatewayReading.since`); a counter that went down was reset by a restart,
+and then counts from zero, as Prometheus' `increase` does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlpatterns.proportions import outcome_success
+
+__all__ = [
+    "DRIFT_MIN_ROWS",
+    "DRIFT_PSI",
+    "GatewayReading",
+    "Outcomes",
+    "ShadowPairs",
+    "VersionCounts",
+    "bucket_quantile",
+    "drifting",
+    "gateway_reading",
+    "outcomes",
+    "quantile",
+    "shadow_pairs",
+]
+
+DRIFT_PSI = 0.25  # the MlpatternsFeatureDrift and MlpatternsClassMixShift alerts' thresholds
+DRIFT_MIN_ROWS = 500  # ... once the server's window holds this many rows
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    requests: float = 0.0
+    errors: float = 0.0  # answered 5xx
+    shadow_errors: float = 0.0
+    buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count)
+
+    def minus(self, earlier: VersionCounts) -> VersionCounts:
+        if self.requests < earlier.requests or self.shadow_errors < earlier.shadow_errors:
+            return self  # the gateway restarted: its counters began again at zero
+        before = dict(earlier.buckets)
+        return VersionCounts(
+            self.requests - earlier.requests,
+            self.errors - earlier.errors,
+            self.shadow_errors - earlier.shadow_errors,
+            tuple((bound, count - before.get(bound, 0.0)) for bound, count in self.buckets),
+        )
+
+
+@dataclass(frozen=True)
+class GatewayReading:
+    versions: dict[str, VersionCounts] = field(default_factory=dict)
+
+    def of(self, version: str) -> VersionCounts:
+        return self.versions.get(version, VersionCounts())
+
+    def since(self, earlier: GatewayReading | None) -> GatewayReading:
+        if earlier is None:
+            return self
+        return GatewayReading(
+            {name: counts.minus(earlier.of(name)) for name, counts in self.versions.items()}
+        )
+
+
+def gateway_reading(text: str, service: str) -> GatewayReading:
+    """One service's counts by version from a gateway's /metrics text."""
+    requests: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    shadow: dict[str, float] = {}
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = sample.labels
+            if labels.get("service") != service:
+                continue
+            version = labels.get("version", "")
+            if sample.name == "mlpatterns_gateway_requests_total":
+                requests[version] = requests.get(version, 0.0) + sample.value
+                if labels.get("status", "").startswith("5"):
+                    errors[version] = errors.get(version, 0.0) + sample.value
+            elif sample.name == "mlpatterns_gateway_shadow_errors_total":
+                shadow[version] = shadow.get(version, 0.0) + sample.value
+            elif sample.name == "mlpatterns_gateway_request_duration_seconds_bucket":
+                buckets.setdefault(version, []).append((float(labels["le"]), sample.value))
+    names = set(requests) | set(shadow) | set(buckets)
+    return GatewayReading(
+        {
+            name: VersionCounts(
+                requests.get(name, 0.0),
+                errors.get(name, 0.0),
+                shadow.get(name, 0.0),
+                tuple(sorted(buckets.get(name, []))),
+            )
+            for name in names
+        }
+    )
+
+
+def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
+    """The q-quantile of a histogram's cumulative buckets, interpolated within the
+    bucket it falls in, as PromQL's histogram_quantile (None without observations)."""
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound  # beyond the last finite bucket: its bound, as PromQL
+            inside = count - lower_count
+            share = (rank - lower_count) / inside if inside > 0 else 1.0
+            return lower_bound + (bound - lower_bound) * share
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def quantile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _labels(record: dict[str, Any]) -> list[str]:
+    output = record.get("output")
+    labels = output.get("labels") if isinstance(output, dict) else None
+    return [str(label) for label in labels] if isinstance(labels, list) else []
+
+
+def _stamped(record: dict[str, Any], since: datetime | None) -> bool:
+    if since is None:
+        return True
+    try:
+        return datetime.fromisoformat(str(record.get("timestamp"))) > since
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class ShadowPairs:
+    pairs: int = 0
+    rows: int = 0
+    agreeing_rows: int = 0
+    shadow_p99_seconds: float | None = None
+
+
+def shadow_pairs(
+    records: Iterable[dict[str, Any]], shadow: str, since: datetime | None = None
+) -> ShadowPairs:
+    """Requests a primary answered and the `shadow` version saw as a copy (prediction
+    records stamped after `since`), and how often their predicted classes agree."""
+    primaries: dict[str, dict[str, Any]] = {}
+    copies: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if not _stamped(record, since):
+            continue
+        if record.get("shadow"):
+            if record.get("version") == shadow:
+                copies[record["request_id"]] = record
+        else:
+            primaries[record["request_id"]] = record
+    pairs = rows = agreeing = 0
+    latencies = []
+    for request_id, copy in copies.items():
+        answered = primaries.get(request_id)
+        if answered is None:
+            continue
+        pairs += 1
+        latencies.append(float(copy.get("latency_seconds", 0.0)))
+        for mine, theirs in zip(_labels(answered), _labels(copy), strict=False):
+            rows += 1
+            agreeing += mine == theirs
+    return ShadowPairs(pairs, rows, agreeing, quantile(latencies, 0.99))
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    successes: int = 0
+    outcomes: int = 0
+
+
+def outcomes(
+    feedback: Iterable[dict[str, Any]],
+    predictions: Iterable[dict[str, Any]],
+    versions: Sequence[str],
+    since: datetime | None = None,
+) -> dict[str, Outcomes]:
+    """Feedback received after `since` per version, as successes among outcomes (a
+    label outcome is a success when the version's answer named it)."""
+    answered = {
+        r["request_id"]: _labels(r)
+        for r in predictions
+        if not r.get("shadow") and r.get("version") in versions
+    }
+    counts = {name: [0, 0] for name in versions}
+    for item in feedback:
+        version = item.get("version")
+        if version not in counts or not _stamped(item, since):
+            continue
+        success = outcome_success(item.get("outcome"), answered.get(item["request_id"], []))
+        if success is not None:
+            counts[version][0] += success
+            counts[version][1] += 1
+    return {name: Outcomes(s, n) for name, (s, n) in counts.items()}
+
+
+def drifting(text: str, version: str) -> tuple[str, ...]:
+    """The drift signals over threshold in a model server's /metrics text, once its
+    window holds enough rows: `feature <name>` per drifting feature, `class mix`."""
+    rows = 0.0
+    signals: list[str] = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("version", version) != version:
+                continue
+            if sample.name == "mlpatterns_drift_window_rows":
+                rows = sample.value
+            elif sample.name == "mlpatterns_feature_psi" and sample.value > DRIFT_PSI:
+                signals.append(f"feature {sample.labels.get('feature', '?')}")
+            elif sample.name == "mlpatterns_class_mix_psi" and sample.value > DRIFT_PSI:
+                signals.append("class mix")
+    return tuple(signals) if rows >= DRIFT_MIN_ROWS else ()
