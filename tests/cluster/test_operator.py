@@ -18,17 +18,17 @@ import yaml
 from tests.cluster.conftest import repo_path
 from tests.support.controlplane import ControlPlane, ControlPlaneError
 from tests.support.operator import (
+    ACCOUNT,
     Operator,
     condition,
     get_json,
-    service_account_kubeconfig,
+    install_platform,
     start_operator,
     wait_for,
 )
 
 pytestmark = pytest.mark.cluster
 PATTERNS = sorted(p.name for p in repo_path("manifests", "patterns").iterdir() if p.is_dir())
-ACCOUNT = "mlpatterns"  # the chart's ServiceAccount for release "mlpatterns"
 # what the chart's values operator.allowedImageRegistries and allowedSecrets pass
 ADMISSION = ("--allow-registry", "registry.local", "--allow-secret", "redis-credentials")
 
@@ -71,29 +71,7 @@ def platform(
 ) -> Iterator[Platform]:
     folder = tmp_path_factory.mktemp("platform")
     namespace = "mlp-operator"
-    control_plane.kubectl("create", "namespace", namespace)
-    subprocess.run(
-        [
-            "helm",
-            "install",
-            "mlpatterns",
-            str(repo_path("charts", "mlpatterns")),
-            "-n",
-            namespace,
-            "--wait",
-            "--timeout",
-            "120s",
-        ],
-        env=tool_env,
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    kubeconfig = service_account_kubeconfig(
-        control_plane, namespace, ACCOUNT, folder / "operator.kubeconfig"
-    )
-    operator = start_operator(kubeconfig, namespace, folder / "operator.log", *ADMISSION)
+    kubeconfig, operator = install_platform(control_plane, tool_env, namespace, folder, *ADMISSION)
     platform = Platform(control_plane, namespace, kubeconfig, operator, folder)
     yield platform
     platform.operator.stop()

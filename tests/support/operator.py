@@ -19,6 +19,8 @@ from tests.support.controlplane import ControlPlane
 from tests.support.processes import die_with_parent
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNT = "mlpatterns"  # the platform chart's ServiceAccount for release "mlpatterns"
 
 
 def service_account_kubeconfig(
@@ -51,11 +53,13 @@ class Operator:
         return self.log.read_text(errors="replace")
 
 
-def start_operator(kubeconfig: Path, namespace: str, log: Path, *extra: str) -> Operator:
+def start_operator(
+    kubeconfig: Path, namespace: str, log: Path, *extra: str, env: dict[str, str] | None = None
+) -> Operator:
     handle = log.open("ab")
     process = subprocess.Popen(
         [MLPATTERNS, "operator", "run", "--namespace", namespace, *extra],
-        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
         stdout=handle,
         stderr=subprocess.STDOUT,
         preexec_fn=die_with_parent,
@@ -89,3 +93,26 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, operator: Ope
     raise AssertionError(
         f"timed out waiting for {what}; operator log:\n{operator.output()[-4000:]}"
     )
+
+
+def install_platform(
+    control_plane: ControlPlane,
+    tool_env: dict[str, str],
+    namespace: str,
+    folder: Path,
+    *operator_args: str,
+    env: dict[str, str] | None = None,
+) -> tuple[Path, Operator]:
+    """The platform chart installed with helm into a new `namespace`, and the operator
+    started with its ServiceAccount's credentials: the kubeconfig and the operator."""
+    control_plane.kubectl("create", "namespace", namespace)
+    subprocess.run(
+        ["helm", "install", "mlpatterns", str(REPO / "charts" / "mlpatterns"), "-n", namespace,
+         "--wait", "--timeout", "120s"],
+        env=tool_env, check=True, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    kubeconfig = service_account_kubeconfig(
+        control_plane, namespace, ACCOUNT, folder / "operator.kubeconfig"
+    )
+    log = folder / "operator.log"
+    return kubeconfig, start_operator(kubeconfig, namespace, log, *operator_args, env=env)

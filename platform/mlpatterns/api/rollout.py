@@ -156,7 +156,7 @@ def check_rollout(
 
 class CheckResult(Strict):
     name: str
-    value: float | None = Field(description="What was measured (null: too little data).")
+    value: float | None = Field(default=None, description="What was measured (null: no data).")
     threshold: float
     passed: bool | None = None
     detail: str = ""

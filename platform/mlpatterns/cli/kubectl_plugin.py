@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,9 @@ from rich.console import Console
 
 from mlpatterns.api.edits import apply_changes, traffic_patch
 from mlpatterns.api.load import ModelServiceError, parse_model_service
+from mlpatterns.api.modelservice import ModelService
 from mlpatterns.cli import completion
+from mlpatterns.cli.rollout import print_rollout, require_rollout
 from mlpatterns.cli.traffic_options import (
     NO_SHADOW,
     NO_STICKY,
@@ -32,8 +35,20 @@ from mlpatterns.cli.traffic_options import (
     SPLIT,
     STICKY,
 )
+from mlpatterns.rollout.decide import Command, refusal
+from mlpatterns.rollout.status import status_from
 
-__all__ = ["GLOBAL_FLAGS", "Kubectl", "app", "console", "hoisted", "main", "root", "traffic"]
+__all__ = [
+    "GLOBAL_FLAGS",
+    "Kubectl",
+    "app",
+    "console",
+    "hoisted",
+    "main",
+    "rollout_app",
+    "root",
+    "traffic",
+]
 
 console = Console()
 app = typer.Typer(
@@ -108,12 +123,10 @@ def traffic(
 ) -> None:
     """Validate a traffic change against the live ModelService, then patch it."""
     kubectl = context.obj if isinstance(context.obj, Kubectl) else Kubectl()
-    live: dict[str, Any] = json.loads(kubectl.run("get", "modelservice", name, "-o", "json"))
-    data = {k: live[k] for k in ("apiVersion", "kind", "spec")}
-    data["metadata"] = {"name": live["metadata"]["name"]}
+    current, _ = _live(kubectl, name)
     try:
         changed = apply_changes(
-            parse_model_service(data, f"ModelService {name}"),
+            current,
             split=split,
             shadow=shadow,
             no_shadow=no_shadow,
@@ -133,6 +146,84 @@ def traffic(
     console.print(
         f"modelservice/{name} patched; `kubectl get ms {name}` shows the weights in force"
     )
+
+
+rollout_app = typer.Typer(
+    help="Follow and steer a ModelService's rollout (spec.rollout).", no_args_is_help=True
+)
+app.add_typer(rollout_app, name="rollout")
+ROLLOUT_COMMAND = "rollout.mlpatterns.io/command"  # what the operator takes, then removes
+
+
+def _live(kubectl: Kubectl, name: str) -> tuple[ModelService, dict[str, Any]]:
+    """The live ModelService, parsed, and as the API server returned it."""
+    live: dict[str, Any] = json.loads(kubectl.run("get", "modelservice", name, "-o", "json"))
+    data = {k: live[k] for k in ("apiVersion", "kind", "spec")}
+    data["metadata"] = {"name": live["metadata"]["name"]}
+    try:
+        return parse_model_service(data, f"ModelService {name}"), live
+    except ModelServiceError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
+
+
+def _show(service: ModelService, live: dict[str, Any]) -> None:
+    print_rollout(require_rollout(service), status_from((live.get("status") or {}).get("rollout")))
+
+
+@rollout_app.command("status")
+def rollout_status(
+    context: typer.Context, name: str = typer.Argument(..., help="The ModelService's name.")
+) -> None:
+    """The phase, the step, the weights in force and the last analysis."""
+    kubectl = context.obj if isinstance(context.obj, Kubectl) else Kubectl()
+    _show(*_live(kubectl, name))
+
+
+def _ask(context: typer.Context, name: str, command: Command, timeout: float = 60.0) -> None:
+    kubectl = context.obj if isinstance(context.obj, Kubectl) else Kubectl()
+    service, live = _live(kubectl, name)
+    require_rollout(service)
+    recorded = status_from((live.get("status") or {}).get("rollout"))
+    refused = refusal(recorded, command) if recorded is not None else None
+    if refused is not None:
+        console.print(f"[red]{refused}[/red]")
+        raise typer.Exit(1)
+    kubectl.run("annotate", "modelservice", name, f"{ROLLOUT_COMMAND}={command}", "--overwrite")
+    deadline = time.monotonic() + timeout
+    while True:
+        service, live = _live(kubectl, name)
+        if ROLLOUT_COMMAND not in (live["metadata"].get("annotations") or {}):
+            break
+        if time.monotonic() > deadline:
+            console.print(f"[red]the operator did not take {command} in {timeout:g} s[/red]")
+            raise typer.Exit(1)
+        time.sleep(0.5)
+    _show(service, live)
+
+
+@rollout_app.command("pause")
+def rollout_pause(context: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Hold the rollout at its step: weights stay, analyses stop."""
+    _ask(context, name, "pause")
+
+
+@rollout_app.command("resume")
+def rollout_resume(context: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Go on from a pause."""
+    _ask(context, name, "resume")
+
+
+@rollout_app.command("promote")
+def rollout_promote(context: typer.Context, name: str = typer.Argument(...)) -> None:
+    """Skip the remaining steps: all traffic to the candidate now."""
+    _ask(context, name, "promote")
+
+
+@rollout_app.command("abort")
+def rollout_abort(context: typer.Context, name: str = typer.Argument(...)) -> None:
+    """All traffic back to the stable version now (also soon after a promotion)."""
+    _ask(context, name, "abort")
 
 
 GLOBAL_FLAGS = ("--kubeconfig", "--context", "--cluster", "--user", "-n", "--namespace")

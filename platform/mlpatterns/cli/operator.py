@@ -45,6 +45,14 @@ def run(
         [],
         help="A Secret a spec may name (storage, queue); repeatable. None given: none.",
     ),
+    prometheus_url: str | None = typer.Option(
+        None, help="Prometheus a rollout's analysis reads the candidate's figures from."
+    ),
+    rollout_tick: float = typer.Option(
+        5.0,
+        min=0.1,
+        help="Seconds between two looks at each rollout (its analysis has its own interval).",
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Log kopf's debug details."),
     liveness: str | None = typer.Option(
         None, help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."
@@ -71,7 +79,9 @@ def run(
         redis_url=redis_url or defaults.redis_url,
         redis_secret=redis_secret,
         admission=AdmissionPolicy(tuple(allow_registry), tuple(allow_secret)),
+        prometheus_url=prometheus_url,
     )
+    handlers.register_rollout_timer(rollout_tick)
     # INFO by default: what was handled, and how it went; JSON lines off a terminal, as
     # every mlpatterns process writes them (kopf's own setup, which owns its loggers)
     debug = level_from(os.environ) == "DEBUG"

@@ -21,7 +21,7 @@ from mlpatterns.rollout.decide import Command, in_force, refusal
 from mlpatterns.rollout.status import parse_status
 from mlpatterns.settings import load_settings
 
-__all__ = ["print_rollout", "rollout_app", "rollout_data"]
+__all__ = ["print_rollout", "require_rollout", "rollout_app", "rollout_data"]
 
 console = Console()
 rollout_app = typer.Typer(
@@ -91,10 +91,15 @@ def _running(name: str) -> tuple[ModelService, Path]:
     except (NotRunningError, ModelServiceError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from None
+    return require_rollout(service), home
+
+
+def require_rollout(service: ModelService) -> ModelService:
+    """`service`, which must have a spec.rollout, or a plain exit that says so."""
     if service.spec.rollout is None:
-        console.print(f"[red]ModelService {name!r} has no spec.rollout[/red]")
+        console.print(f"[red]ModelService {service.metadata.name!r} has no spec.rollout[/red]")
         raise typer.Exit(1)
-    return service, home
+    return service
 
 
 def _status(home: Path, name: str) -> RolloutStatus | None:

@@ -43,8 +43,7 @@ from mlpatterns.rollout.observe import (
     bucket_quantile,
     drifting,
     gateway_reading,
-    outcomes,
-    shadow_pairs,
+    observation,
 )
 from mlpatterns.rollout.status import dump_status, parse_status
 
@@ -209,36 +208,18 @@ class RolloutDriver:
         if reading is None:
             return None
         interval, self._baseline = reading.since(self._baseline), reading
-        last = status.last_analysis
-        since = datetime.fromisoformat(
-            last.time if last is not None and last.step == status.step else status.step_started_at
-        )
-        candidate = status.candidate
-        counts = interval.of(candidate)
-        metrics = self._get(f"{self.upstreams[candidate]}/metrics") or ""
+        counts = interval.of(status.candidate)
         step_start = datetime.fromisoformat(status.step_started_at)
-        predictions = self.logs.read(Stream.PREDICTIONS, self.service, step_start).items
-        rollout = service.spec.rollout
-        assert rollout is not None
-        if rollout.steps[status.step].shadow:
-            paired = shadow_pairs(predictions, candidate, since)
-            return Observation(
-                requests=paired.pairs,
-                errors=int(counts.shadow_errors),
-                p99_seconds=paired.shadow_p99_seconds,
-                rows=paired.rows,
-                agreeing_rows=paired.agreeing_rows,
-                drifting=drifting(metrics, candidate),
-            )
-        feedback = self.logs.read(Stream.FEEDBACK, self.service, step_start).items
-        results = outcomes(feedback, predictions, (candidate, status.stable), step_start)
-        return Observation(
-            requests=int(counts.requests),
-            errors=int(counts.errors),
-            p99_seconds=bucket_quantile(0.99, counts.buckets),
-            candidate_outcomes=(results[candidate].successes, results[candidate].outcomes),
-            stable_outcomes=(results[status.stable].successes, results[status.stable].outcomes),
-            drifting=drifting(metrics, candidate),
+        metrics = self._get(f"{self.upstreams[status.candidate]}/metrics") or ""
+        assert service.spec.rollout is not None
+        return observation(
+            service.spec.rollout.steps[status.step],
+            status,
+            counts,
+            bucket_quantile(0.99, counts.buckets),
+            self.logs.read(Stream.PREDICTIONS, self.service, step_start).items,
+            self.logs.read(Stream.FEEDBACK, self.service, step_start).items,
+            drifting(metrics, status.candidate),
         )
 
 

@@ -18,6 +18,7 @@ import kopf
 
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
+from mlpatterns.logstreams import place
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
 from mlpatterns.operator.pods import pod_failures
 from mlpatterns.operator.policy import AdmissionPolicy, problems
@@ -31,9 +32,13 @@ from mlpatterns.operator.reconcile import (
     status_of,
     with_transition_times,
 )
+from mlpatterns.operator.rollout import COMMAND_ANNOTATION, Prometheus, RolloutFigures, post, tick
 from mlpatterns.render import RenderOptions, render
 from mlpatterns.render.common import SERVICE_LABEL
+from mlpatterns.rollout.decide import in_force
+from mlpatterns.rollout.status import status_data, status_from
 from mlpatterns.routing.table import RouteTable, RoutingError, compile_table
+from mlpatterns.settings import load_settings
 
 __all__ = [
     "ANNOTATIONS",
@@ -42,12 +47,14 @@ __all__ = [
     "OperatorConfig",
     "configure",
     "deployment_changed",
+    "drive_rollout",
     "forget",
     "operator_of",
     "parse",
     "pod_changed",
     "reconcile",
     "refresh_status",
+    "register_rollout_timer",
     "resolve_router",
     "show_workload",
     "sync",
@@ -68,6 +75,7 @@ class OperatorConfig:
     redis_url: str = RenderOptions().redis_url
     redis_secret: str | None = None
     admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
+    prometheus_url: str | None = None
 
 
 @dataclass
@@ -79,12 +87,23 @@ class Operator:
     config: OperatorConfig
     applied: dict[tuple[str, str], dict[Key, str]] = field(default_factory=dict)
     _kube: Kube | None = None
+    _figures: RolloutFigures | None = None
 
     @property
     def kube(self) -> Kube:
         if self._kube is None:
             self._kube = Kube()
         return self._kube
+
+    @property
+    def figures(self) -> RolloutFigures:
+        """Where rollouts read their figures: Prometheus, if configured, and the log
+        streams of the operator's settings (the object store when MLPATTERNS_S3_* are
+        set)."""
+        if self._figures is None:
+            url = self.config.prometheus_url
+            self._figures = RolloutFigures(Prometheus(url) if url else None, place(load_settings()))
+        return self._figures
 
 
 def operator_of(memo: Any) -> Operator:
@@ -164,6 +183,7 @@ def sync(body: Mapping[str, Any], operator: Operator) -> int:
         storage_secret=config.storage_secret,
         owner=owner,
     )
+    service = in_force(service, status_from((body.get("status") or {}).get("rollout")))
     desired = render(service, options)
     memory = operator.applied.setdefault((namespace, name), {})
     changes = plan_changes(desired, cluster.owned(namespace, name), memory)
@@ -216,7 +236,8 @@ def refresh_status(
             has_cronjob=has_cronjob,
             failures=pod_failures(_with_pod(cluster.pods(namespace, name), pod)),
         )
-    old = body.get("status")
+    # the rollout's part is the rollout timer's alone: a merge patch without it keeps it
+    old = {k: v for k, v in (body.get("status") or {}).items() if k != "rollout"}
     new = with_transition_times(merged(status, old), old)
     if status_changed(new, old):
         cluster.patch_status(namespace, name, new)
@@ -287,7 +308,7 @@ def show_workload(
     except InvalidSpecError:
         return  # its Degraded status was written when the spec was handled
     status = found.get("status") or {}
-    table = compile_table(service)
+    table = compile_table(in_force(service, status_from(status.get("rollout"))))
     refresh_status(cluster, found, service, table, router=status.get("router", "-"), pod=pod)
 
 
@@ -296,3 +317,43 @@ def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Its objects go with it (owner references); only this process's memory stays."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     operator_of(memo).applied.pop(key, None)
+
+
+def drive_rollout(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The rollout timer (registered by `operator run` with its --rollout-tick)."""
+    operator = operator_of(memo)
+    try:
+        service = parse(body, operator.config.admission)
+    except InvalidSpecError:
+        return  # its Degraded status was written when the spec was handled
+    if service.spec.rollout is None:
+        return
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    router = (body.get("status") or {}).get("router") or "gateway"
+    recorded, status, told = tick(service, body, operator.figures, router)
+    if COMMAND_ANNOTATION in (meta.get("annotations") or {}):
+        operator.kube.annotate(namespace, name, {COMMAND_ANNOTATION: None})
+    post(body, told)
+    if status == recorded:
+        return
+    written = status_data(status)
+    operator.kube.patch_status(namespace, name, {"rollout": written})
+    moved = recorded is None or (recorded.revision, recorded.phase, recorded.step) != (
+        status.revision,
+        status.phase,
+        status.step,
+    )
+    if moved:
+        sync({**body, "status": {**(body.get("status") or {}), "rollout": written}}, operator)
+
+
+def register_rollout_timer(interval: float) -> None:
+    """Drive every ModelService that has a spec.rollout every `interval` seconds."""
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=interval,
+        when=lambda spec, **_: bool(spec.get("rollout")),
+    )(drive_rollout)

@@ -123,6 +123,12 @@ class Kube:
             GROUP, VERSION, namespace, PLURAL, name, {"status": status}
         )
 
+    def annotate(self, namespace: str, name: str, annotations: dict[str, str | None]) -> None:
+        """Merge `annotations` into a ModelService's (None removes one)."""
+        client.CustomObjectsApi(self.dynamic.client).patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, name, {"metadata": {"annotations": annotations}}
+        )
+
     def get_model_service(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             found: dict[str, Any] = client.CustomObjectsApi(

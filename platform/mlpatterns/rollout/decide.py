@@ -111,9 +111,9 @@ def _current(service: ModelService, status: RolloutStatus | None, now: datetime)
 
 
 def in_force(service: ModelService, status: RolloutStatus | None) -> ModelService:
-    """The ModelService with the traffic the rollout puts in force (the spec's own
-    traffic when it has no rollout). Before a status is recorded, and for a new
-    candidate, that is the first step's."""
+    """The ModelService as it routes now: the traffic the rollout puts in force, and no
+    rollout left to apply (what the gateway and the renderer execute). Before a status
+    is recorded, and for a new candidate, that is the first step's traffic."""
     rollout = service.spec.rollout
     if rollout is None:
         return service
@@ -138,7 +138,7 @@ def in_force(service: ModelService, status: RolloutStatus | None) -> ModelServic
                 Destination(version=candidate, weight=weight),
             ]
     forced = Traffic(rules=traffic.rules, split=split, sticky=traffic.sticky, shadow=shadow)
-    spec = service.spec.model_copy(update={"traffic": forced})
+    spec = service.spec.model_copy(update={"traffic": forced, "rollout": None})
     return service.model_copy(update={"spec": spec})
 
 

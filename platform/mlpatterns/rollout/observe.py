@@ -19,7 +19,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from mlpatterns.api.rollout import RolloutStatus, Step
 from mlpatterns.proportions import outcome_success
+from mlpatterns.rollout.decide import Observation
 
 __all__ = [
     "DRIFT_MIN_ROWS",
@@ -31,6 +33,7 @@ __all__ = [
     "bucket_quantile",
     "drifting",
     "gateway_reading",
+    "observation",
     "outcomes",
     "quantile",
     "shadow_pairs",
@@ -235,3 +238,43 @@ def drifting(text: str, version: str) -> tuple[str, ...]:
             elif sample.name == "mlpatterns_class_mix_psi" and sample.value > DRIFT_PSI:
                 signals.append("class mix")
     return tuple(signals) if rows >= DRIFT_MIN_ROWS else ()
+
+
+def observation(
+    step: Step,
+    status: RolloutStatus,
+    counts: VersionCounts,
+    p99_seconds: float | None,
+    predictions: Sequence[dict[str, Any]],
+    feedback: Sequence[dict[str, Any]],
+    drift: tuple[str, ...],
+) -> Observation:
+    """The candidate's Observation over one interval, wherever its figures were read:
+    `counts` over the interval (the gateway's counters, or Prometheus'), prediction
+    and feedback records from the step's start on. In a shadow step the requests are
+    the copies both versions answered, in a weighted one the candidate's answers."""
+    last = status.last_analysis
+    since = datetime.fromisoformat(
+        last.time if last is not None and last.step == status.step else status.step_started_at
+    )
+    candidate, stable = status.candidate, status.stable
+    if step.shadow:
+        paired = shadow_pairs(predictions, candidate, since)
+        return Observation(
+            requests=paired.pairs,
+            errors=int(counts.shadow_errors),
+            p99_seconds=paired.shadow_p99_seconds,
+            rows=paired.rows,
+            agreeing_rows=paired.agreeing_rows,
+            drifting=drift,
+        )
+    step_start = datetime.fromisoformat(status.step_started_at)
+    results = outcomes(feedback, predictions, (candidate, stable), step_start)
+    return Observation(
+        requests=int(counts.requests),
+        errors=int(counts.errors),
+        p99_seconds=p99_seconds,
+        candidate_outcomes=(results[candidate].successes, results[candidate].outcomes),
+        stable_outcomes=(results[stable].successes, results[stable].outcomes),
+        drifting=drift,
+    )
