@@ -2,12 +2,32 @@
 and the stages after it. Plain functions that add tasks to the pipeline being built."""
 
 # No `from __future__ import annotations` here: kfp reads the annotation objects.
+import os
 from dataclasses import dataclass
 from typing import Any
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from pipelines import components as c
+
+# The steps that read or write the registry take its S3 settings from this Secret
+# (in a cluster; the platform chart's MinIO writes it for release "mlpatterns"), so a
+# run registers into the object store, not into its pod. Read when compiled.
+STORAGE_SECRET = os.environ.get("MLPATTERNS_STORAGE_SECRET", "mlpatterns-storage-training")
+S3_SETTINGS = (
+    "MLPATTERNS_S3_ENDPOINT",
+    "MLPATTERNS_S3_BUCKET",
+    "MLPATTERNS_S3_SECURE",
+    "MLPATTERNS_S3_ACCESS_KEY",
+    "MLPATTERNS_S3_SECRET_KEY",
+)
+
+
+def with_storage(task: Any) -> Any:
+    """`task` with the registry's S3 settings as environment, from STORAGE_SECRET."""
+    return kubernetes.use_secret_as_env(
+        task, secret_name=STORAGE_SECRET, secret_key_to_env={k: k for k in S3_SETTINGS}
+    )
 
 
 @dataclass(frozen=True)
@@ -29,7 +49,7 @@ def prepare_data(
     seed: Any,
 ) -> PreparedData:
     """load -> validate -> split."""
-    loaded = c.load(dataset=dataset, schema_file=schema_file)
+    loaded = with_storage(c.load(dataset=dataset, schema_file=schema_file))
     validated = c.validate(
         data=loaded.outputs["data"],
         schema=loaded.outputs["schema"],
@@ -85,4 +105,4 @@ def train_and_register(
         train=data.drawn.outputs["train"],
         schema=data.schema,
     )
-    return registered.outputs["Output"]
+    return with_storage(registered).outputs["Output"]

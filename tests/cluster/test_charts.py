@@ -361,3 +361,30 @@ def test_the_platform_is_closed_by_default(tool_env: dict[str, str]) -> None:
         tool_env, "helm", "template", "p", str(PLATFORM), "--set", "networkPolicy.enabled=false"
     )
     assert "NetworkPolicy" not in closed
+
+
+def test_compiled_pipelines_take_the_registry_settings_from_the_charts_training_secret(
+    tool_env: dict[str, str],
+) -> None:
+    """A run on KFP registers into the chart's MinIO: the steps that use the registry
+    get every MLPATTERNS_S3_* key of the Secret the chart writes for training."""
+    rendered = run(tool_env, "helm", "template", "mlpatterns", str(PLATFORM), *EVERYTHING_ON)
+    secrets = {
+        o["metadata"]["name"]: o
+        for o in yaml.safe_load_all(rendered)
+        if o and o["kind"] == "Secret"
+    }
+    for compiled in sorted(repo_path("pipelines", "compiled").glob("*.yaml")):
+        documents = list(yaml.safe_load_all(compiled.read_text()))
+        platform = next(d for d in documents if "platforms" in d)
+        executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        with_secret = {
+            name: spec["secretAsEnv"] for name, spec in executors.items() if "secretAsEnv" in spec
+        }
+        assert {"exec-load", "exec-register"} <= set(with_secret), compiled.name
+        for name, entries in with_secret.items():
+            (entry,) = entries
+            secret = secrets[entry["secretName"]]
+            keys = {k["secretKey"] for k in entry["keyToEnv"]}
+            assert keys <= set(secret.get("stringData") or secret.get("data") or {}), name
+            assert {k["envVar"] for k in entry["keyToEnv"]} == keys
