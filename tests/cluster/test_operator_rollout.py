@@ -7,7 +7,8 @@ on loopback that serves real traffic; Prometheus scrapes that gateway and its
 model servers; the operator, told Prometheus' URL and reading the prediction logs,
 analyses the candidate and moves the weights. A good candidate is promoted step by
 step; a new candidate starts again, is paused and resumed with the kubectl plugin,
-and is rolled back when its server stops answering."""
+and is rolled back when its server stops answering. Pods that serve an alias roll
+when it moves, and only then."""
 
 from __future__ import annotations
 
@@ -118,7 +119,7 @@ def operator(
     with prometheus_server(folder / "prometheus", targets, rules) as prometheus:
         _, running = install_platform(
             control_plane, tool_env, NAMESPACE, folder,
-            "--prometheus-url", prometheus, "--rollout-tick", "0.5",
+            "--prometheus-url", prometheus, "--rollout-tick", "0.5", "--registry-poll", "0.5",
             env={"MLPATTERNS_HOME": str(home)},
         )  # fmt: skip
         yield running
@@ -192,6 +193,7 @@ def test_the_operator_promotes_from_prometheus_figures_and_rolls_back(
     with RoutesCopy(control_plane, gateway.file) as routes, recorded_load(gateway.url, ROWS):
         apply(with_rollout("models:/iris@candidate", steps))
         wait_for("promoted", lambda: reached("Succeeded"), 150, operator)
+        wait_for("routes b=100", lambda: routes.splits[-1:] == [{"b": 100}], 30, operator)
     assert routes.splits == [
         {"a": 100, "shadow:b": 100},
         {"a": 90, "b": 10},
@@ -234,3 +236,52 @@ def test_the_operator_promotes_from_prometheus_figures_and_rolls_back(
     assert "RolledBack" in shown.stdout
     assert "weights in force: a=100" in shown.stdout
     assert "errorRate" in rollout_of(control_plane)["message"]
+
+
+def test_pods_roll_when_the_alias_they_serve_moves_and_only_then(
+    control_plane: ControlPlane, home: Path, operator: Operator
+) -> None:
+    name = "iris-follow"
+    registry = Registry.from_settings(load_settings(home=home))
+    aliases = registry.aliases("iris")
+    stable, good = aliases["production"], aliases["candidate"]
+    service = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"versions": [{"name": "a", "model": {"uri": "models:/iris@production"}}]},
+    }
+    control_plane.kubectl("apply", "-f", "-", input=json.dumps(service))
+
+    def template() -> dict[str, Any]:
+        found = get_json(control_plane, "deployment", f"{name}-a", "-n", NAMESPACE)
+        return dict(found["spec"]["template"])
+
+    def serves(version: str) -> bool:
+        try:
+            pod = template()
+        except ControlPlaneError:
+            return False
+        sha = registry.model("iris", version).sha256
+        fetch = pod["spec"]["initContainers"][0]["args"]
+        annotations = pod["metadata"].get("annotations") or {}
+        return annotations.get("mlpatterns.io/model-sha256") == sha and (
+            f"models:/iris/{version}" in fetch
+        )
+
+    def shown() -> str:
+        found = get_json(control_plane, "modelservice", name, "-n", NAMESPACE)
+        return str((found.get("status") or {}).get("models", {}).get("a", ""))
+
+    wait_for("pinned to production", lambda: serves(stable), 60, operator)
+    wait_for("status names it", lambda: shown().startswith(f"iris/{stable} sha256:"), 30, operator)
+    before = get_json(control_plane, "deployment", f"{name}-a", "-n", NAMESPACE)
+    time.sleep(3)  # six looks at the registry with nothing moved: nothing written
+    after = get_json(control_plane, "deployment", f"{name}-a", "-n", NAMESPACE)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    registry.move_alias("iris", "production", good)
+    try:
+        wait_for("rolled to the new production", lambda: serves(good), 30, operator)
+        wait_for("status follows", lambda: shown().startswith(f"iris/{good} "), 30, operator)
+    finally:
+        registry.move_alias("iris", "production", stable)

@@ -3,9 +3,11 @@ validation with clear messages. Imports no sibling room.
 """
 
 __all__ = [
+    "base",
     "edits",
     "load",
     "modelservice",
     "regex",
+    "rollout",
     "schema",
 ]  # the room's modules, each with its own __all__

@@ -444,6 +444,10 @@ class Status(Strict):
     shadow: str | None = Field(default=None, description="The shadow in force, as b:100%.")
     ready: str | None = Field(default=None, description="Ready replicas over desired, as 3/3.")
     router: str | None = None
+    models: dict[str, str] = Field(
+        default_factory=dict,
+        description="The model each version serves, its registry reference resolved.",
+    )
     rollout: RolloutStatus | None = None
     observed_generation: int | None = Field(default=None, alias="observedGeneration")
 

@@ -53,6 +53,11 @@ def run(
         min=0.1,
         help="Seconds between two looks at each rollout (its analysis has its own interval).",
     ),
+    registry_poll: float = typer.Option(
+        30.0,
+        min=0.1,
+        help="Seconds between two looks at the registry: pods roll when an alias they serve moves.",
+    ),
     verbose: bool = typer.Option(False, "--verbose", help="Log kopf's debug details."),
     liveness: str | None = typer.Option(
         None, help="Serve kopf's liveness probe here, e.g. http://0.0.0.0:8080/healthz."
@@ -62,7 +67,7 @@ def run(
     import kopf
 
     from mlpatterns.logsetup import level_from, wants_json
-    from mlpatterns.operator import handlers
+    from mlpatterns.operator import handlers, timers
     from mlpatterns.operator.policy import AdmissionPolicy
 
     if bool(namespace) == all_namespaces:
@@ -81,7 +86,7 @@ def run(
         admission=AdmissionPolicy(tuple(allow_registry), tuple(allow_secret)),
         prometheus_url=prometheus_url,
     )
-    handlers.register_rollout_timer(rollout_tick)
+    timers.register_timers(rollout_tick, registry_poll)
     # INFO by default: what was handled, and how it went; JSON lines off a terminal, as
     # every mlpatterns process writes them (kopf's own setup, which owns its loggers)
     debug = level_from(os.environ) == "DEBUG"

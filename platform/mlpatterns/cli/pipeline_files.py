@@ -33,8 +33,10 @@ def pipeline_manifest_files(
     files: dict[Path, str] = {}
     names = []
     for path in sorted(compiled.glob("*.yaml")):
-        ir = yaml.safe_load(path.read_text())
-        files[out / path.name] = documents(pipeline_objects(ir, namespace), _shown(path))
+        ir, *rest = yaml.safe_load_all(path.read_text())
+        platform = next((d for d in rest if isinstance(d, dict) and "platforms" in d), None)
+        objects = pipeline_objects(ir, namespace, platform)
+        files[out / path.name] = documents(objects, _shown(path))
         names.append(path.name)
     kustomization = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",

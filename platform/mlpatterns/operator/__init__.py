@@ -3,7 +3,10 @@
 __all__ = [
     "handlers",
     "kube",
+    "models",
     "pods",
     "policy",
     "reconcile",
+    "rollout",
+    "timers",
 ]  # the room's modules, each with its own __all__

@@ -20,6 +20,7 @@ from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.logstreams import place
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
+from mlpatterns.operator.models import described, resolve_models
 from mlpatterns.operator.pods import pod_failures
 from mlpatterns.operator.policy import AdmissionPolicy, problems
 from mlpatterns.operator.reconcile import (
@@ -32,11 +33,12 @@ from mlpatterns.operator.reconcile import (
     status_of,
     with_transition_times,
 )
-from mlpatterns.operator.rollout import COMMAND_ANNOTATION, Prometheus, RolloutFigures, post, tick
+from mlpatterns.operator.rollout import Prometheus, RolloutFigures
+from mlpatterns.registry.registry import Registry
 from mlpatterns.render import RenderOptions, render
 from mlpatterns.render.common import SERVICE_LABEL
 from mlpatterns.rollout.decide import in_force
-from mlpatterns.rollout.status import status_data, status_from
+from mlpatterns.rollout.status import status_from
 from mlpatterns.routing.table import RouteTable, RoutingError, compile_table
 from mlpatterns.settings import load_settings
 
@@ -47,14 +49,12 @@ __all__ = [
     "OperatorConfig",
     "configure",
     "deployment_changed",
-    "drive_rollout",
     "forget",
     "operator_of",
     "parse",
     "pod_changed",
     "reconcile",
     "refresh_status",
-    "register_rollout_timer",
     "resolve_router",
     "show_workload",
     "sync",
@@ -88,12 +88,24 @@ class Operator:
     applied: dict[tuple[str, str], dict[Key, str]] = field(default_factory=dict)
     _kube: Kube | None = None
     _figures: RolloutFigures | None = None
+    _registry: Registry | None = None
 
     @property
     def kube(self) -> Kube:
         if self._kube is None:
             self._kube = Kube()
         return self._kube
+
+    @property
+    def registry(self) -> Registry | None:
+        """The registry of the operator's settings, read only, to resolve references:
+        the object store when MLPATTERNS_S3_* are set, else an existing registry folder
+        under MLPATTERNS_HOME; None when there is neither."""
+        if self._registry is None:
+            settings = load_settings()
+            if settings.uses_object_storage or (settings.home / "registry").is_dir():
+                self._registry = Registry.from_settings(settings)
+        return self._registry
 
     @property
     def figures(self) -> RolloutFigures:
@@ -182,6 +194,7 @@ def sync(body: Mapping[str, Any], operator: Operator) -> int:
         redis_secret=config.redis_secret,
         storage_secret=config.storage_secret,
         owner=owner,
+        models=resolve_models(service, operator.registry) if operator.registry else {},
     )
     service = in_force(service, status_from((body.get("status") or {}).get("rollout")))
     desired = render(service, options)
@@ -202,7 +215,8 @@ def sync(body: Mapping[str, Any], operator: Operator) -> int:
             reason="Applied",
             message=f"wrote {len(changes.apply)} objects, deleted {len(changes.delete)}",
         )
-    refresh_status(cluster, body, service, compile_table(service), router=router)
+    models = described(dict(options.models))
+    refresh_status(cluster, body, service, compile_table(service), router=router, models=models)
     return len(changes.apply) + len(changes.delete)
 
 
@@ -215,9 +229,11 @@ def refresh_status(
     router: str,
     problem: tuple[str, str] | None = None,
     pod: Mapping[str, Any] | None = None,
+    models: Mapping[str, str] | None = None,
 ) -> None:
     """Write the status when it changed; `problem` (reason, message) keeps the rest;
-    `pod`, from an event, stands in for its possibly older copy in the listed pods."""
+    `pod`, from an event, stands in for its possibly older copy in the listed pods;
+    `models` (what each version serves, resolved) when the spec was rendered."""
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     if problem is not None or service is None or table is None:
@@ -236,6 +252,8 @@ def refresh_status(
             has_cronjob=has_cronjob,
             failures=pod_failures(_with_pod(cluster.pods(namespace, name), pod)),
         )
+        if models is not None:
+            status["models"] = dict(models)
     # the rollout's part is the rollout timer's alone: a merge patch without it keeps it
     old = {k: v for k, v in (body.get("status") or {}).items() if k != "rollout"}
     new = with_transition_times(merged(status, old), old)
@@ -317,43 +335,3 @@ def forget(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Its objects go with it (owner references); only this process's memory stays."""
     key = (body["metadata"]["namespace"], body["metadata"]["name"])
     operator_of(memo).applied.pop(key, None)
-
-
-def drive_rollout(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The rollout timer (registered by `operator run` with its --rollout-tick)."""
-    operator = operator_of(memo)
-    try:
-        service = parse(body, operator.config.admission)
-    except InvalidSpecError:
-        return  # its Degraded status was written when the spec was handled
-    if service.spec.rollout is None:
-        return
-    meta = body["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
-    router = (body.get("status") or {}).get("router") or "gateway"
-    recorded, status, told = tick(service, body, operator.figures, router)
-    if COMMAND_ANNOTATION in (meta.get("annotations") or {}):
-        operator.kube.annotate(namespace, name, {COMMAND_ANNOTATION: None})
-    post(body, told)
-    if status == recorded:
-        return
-    written = status_data(status)
-    operator.kube.patch_status(namespace, name, {"rollout": written})
-    moved = recorded is None or (recorded.revision, recorded.phase, recorded.step) != (
-        status.revision,
-        status.phase,
-        status.step,
-    )
-    if moved:
-        sync({**body, "status": {**(body.get("status") or {}), "rollout": written}}, operator)
-
-
-def register_rollout_timer(interval: float) -> None:
-    """Drive every ModelService that has a spec.rollout every `interval` seconds."""
-    kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        interval=interval,
-        when=lambda spec, **_: bool(spec.get("rollout")),
-    )(drive_rollout)

@@ -3,6 +3,7 @@ security settings, probes, and the containers' common shape."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -14,12 +15,14 @@ __all__ = [
     "HASH_ANNOTATION",
     "METRICS_LABEL",
     "MODELS",
+    "MODEL_ANNOTATION",
     "PORT",
     "ROUTED_LABEL",
     "SERVICE_LABEL",
     "STATE",
     "USER",
     "RenderOptions",
+    "ResolvedModel",
     "container",
     "container_security",
     "env_from",
@@ -43,7 +46,20 @@ SERVICE_LABEL = "mlpatterns.io/service"
 ROUTED_LABEL = "mlpatterns.io/routed"  # pods that answer the service's traffic
 METRICS_LABEL = "mlpatterns.io/metrics"
 HASH_ANNOTATION = "mlpatterns.io/desired-hash"
+MODEL_ANNOTATION = "mlpatterns.io/model-sha256"  # on a pod template: a new model rolls it
 USER = 10001
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """What a version's registry reference names now: the pinned reference and its
+    model's sha256 (pods load exactly this, and roll when it changes)."""
+
+    uri: str  # models:/name/version
+    sha256: str
+
+    def describe(self) -> str:
+        return f"{self.uri.removeprefix('models:/')} sha256:{self.sha256[:12]}"
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class RenderOptions:
     redis_secret: str | None = None  # its password, key redis-password
     storage_secret: str | None = None  # default Secret with MLPATTERNS_S3_*
     owner: dict[str, Any] | None = field(default=None)  # an ownerReference to set
+    models: Mapping[str, ResolvedModel] = field(default_factory=dict)  # by version name
 
 
 def router_of(service: ModelService, options: RenderOptions) -> str:

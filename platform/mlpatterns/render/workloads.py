@@ -16,6 +16,7 @@ from typing import Any
 from mlpatterns.api.modelservice import ModelService, Version
 from mlpatterns.render.common import (
     METRICS_LABEL,
+    MODEL_ANNOTATION,
     MODELS,
     PORT,
     ROUTED_LABEL,
@@ -61,10 +62,11 @@ def _image(version: Version, options: RenderOptions) -> str:
 
 def _fetch(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
     assert version.model is not None
+    resolved = options.models.get(version.name)
     return container(
         "fetch-model",
         options.image,
-        ["fetch-model", version.model.uri, _model_path(version)],
+        ["fetch-model", resolved.uri if resolved else version.model.uri, _model_path(version)],
         service,
         version,
         options,
@@ -88,11 +90,15 @@ def _pod(
         "containers": [main],
         "volumes": pod_volumes(*extra_volumes),
     }
+    meta: dict[str, Any] = {"labels": pod_labels}
     if version.model is not None:  # model load
         spec["initContainers"] = [_fetch(service, version, options)]
         main["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
         spec["volumes"].append({"name": "models", "emptyDir": {}})
-    return {"metadata": {"labels": pod_labels}, "spec": spec}
+        resolved = options.models.get(version.name)
+        if resolved is not None:
+            meta["annotations"] = {MODEL_ANNOTATION: resolved.sha256}
+    return {"metadata": meta, "spec": spec}
 
 
 def deployment(

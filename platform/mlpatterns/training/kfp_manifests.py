@@ -15,13 +15,17 @@ __all__ = ["API_VERSION", "pipeline_objects"]
 API_VERSION = "pipelines.kubeflow.org/v2beta1"
 
 
-def pipeline_objects(ir: dict[str, Any], namespace: str | None = None) -> list[dict[str, Any]]:
+def pipeline_objects(
+    ir: dict[str, Any], namespace: str | None = None, platform: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """A Pipeline and its PipelineVersion for the compiled `ir` and its `platform` spec
+    (the Kubernetes settings of its tasks, such as Secrets as environment)."""
     info = ir.get("pipelineInfo") or {}
     name = str(info.get("name") or "").replace("_", "-")
     if not name:
         raise ValueError("the compiled pipeline has no pipelineInfo.name")
     description = str(info.get("description") or "")
-    digest = hashlib.sha256(json.dumps(ir, sort_keys=True).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(json.dumps([ir, platform], sort_keys=True).encode()).hexdigest()[:10]
     version = f"{name}-{digest}"
     labels = {
         "app.kubernetes.io/name": name,
@@ -53,6 +57,7 @@ def pipeline_objects(ir: dict[str, Any], namespace: str | None = None) -> list[d
                 "displayName": f"{name} ({digest})",
                 "description": description,
                 "pipelineSpec": ir,
+                **({"platformSpec": platform} if platform else {}),
             },
         },
     ]
