@@ -230,3 +230,45 @@ def test_pause_resume_restart_and_abort_act_on_the_recorded_state(
     refused = again.mlpatterns("rollout", "resume", "steered")
     assert refused.returncode == 1
     assert "resume does not apply to a rollout that is Aborted" in refused.stdout
+
+
+def test_a_version_follows_its_alias_and_restarts_only_when_it_moves(
+    home: Path, tmp_path: Path, started: list[Up]
+) -> None:
+    registry = Registry.from_settings(load_settings(home=home))
+    aliases = registry.aliases("iris")
+    registry.move_alias("iris", "followed", aliases["production"])
+    service = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "follow"},
+        "spec": {"versions": [{"name": "a", "model": {"uri": "models:/iris@followed"}}]},
+    }
+    file = tmp_path / "follow.yaml"
+    file.write_text(yaml.safe_dump(service))
+    up = start_up(home, file, "--registry-poll", "0.5")
+    started.append(up)
+    server: str = up.state()["upstreams"]["a"]  # type: ignore[index]
+
+    def state() -> dict[str, Any]:
+        return dict(up.state())
+
+    def pid() -> int:
+        return int(next(p["pid"] for p in state()["processes"] if p["name"] == "model-a"))
+
+    def serving() -> str:
+        try:
+            return str(httpx.get(f"{server}/metadata", timeout=5).json()["version"])
+        except httpx.HTTPError:
+            return ""
+
+    first = pid()
+    assert serving() == aliases["production"]
+    assert state()["models"]["a"].startswith(f"iris/{aliases['production']} sha256:")
+    time.sleep(3)  # six looks at the registry with nothing moved
+    assert pid() == first
+    registry.move_alias("iris", "followed", aliases["candidate"])
+    wait_until("the new model served", lambda: serving() == aliases["candidate"], 60)
+    assert pid() != first
+    assert state()["models"]["a"].startswith(f"iris/{aliases['candidate']} ")
+    assert "restarting model-a" in up.stop()

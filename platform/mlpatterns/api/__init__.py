@@ -8,6 +8,7 @@ __all__ = [
     "load",
     "modelservice",
     "regex",
+    "resolved",
     "rollout",
     "schema",
 ]  # the room's modules, each with its own __all__

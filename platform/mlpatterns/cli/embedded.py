@@ -50,6 +50,12 @@ def up(
         [], help="IMAGE=FOLDER: a build context to run for a model-in-image version."
     ),
     timeout: float = typer.Option(120.0, help="Seconds to wait for every process to be ready."),
+    registry_poll: float = typer.Option(
+        10.0,
+        min=0.1,
+        help="Seconds between two looks at the registry: a version whose alias moved "
+        "restarts with the new model.",
+    ),
 ) -> None:
     """Run a ModelService as local processes (the embedded mode) until Ctrl-C or SIGTERM."""
     from mlpatterns.local.plan import PlanError
@@ -61,7 +67,14 @@ def up(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())
     try:
-        with embedded(file, home, port=port, images=_images(image), timeout=timeout) as running:
+        with embedded(
+            file,
+            home,
+            port=port,
+            images=_images(image),
+            timeout=timeout,
+            registry_poll=registry_poll,
+        ) as running:
             table = new_table(title=f"ModelService {running.plan.service}: running")
             for column in ("process", "pid", "log"):
                 table.add_column(column)

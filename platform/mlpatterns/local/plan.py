@@ -41,6 +41,7 @@ class ProcessSpec:
     ready_url: str | None  # polled until it answers 200; None: ready once started
     schedule: str | None = None  # set: a job run at start and on this cron schedule
     env: Mapping[str, str] = field(default_factory=dict)
+    version: str | None = None  # the ModelService version it serves (None: the gateway)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def _version_processes(
         }
         argv = (*cli, *expand(part.args, places.__getitem__))
         ready = _ready_url(url, part.port)
-        processes.append(ProcessSpec(f"{part.name}-{version.name}", argv, ready, part.schedule))
+        name = f"{part.name}-{version.name}"
+        processes.append(ProcessSpec(name, argv, ready, part.schedule, version=version.name))
         urls[part.name] = url
         if part.routed:
             upstream = url

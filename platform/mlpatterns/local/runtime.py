@@ -19,6 +19,7 @@ from typing import Any
 from mlpatterns.api.load import load_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.files import write_text_atomically
+from mlpatterns.local.follow import ModelFollower
 from mlpatterns.local.plan import Plan, plan
 from mlpatterns.local.rollout import RolloutDriver, registry_promoter
 from mlpatterns.local.supervisor import Supervisor
@@ -86,6 +87,7 @@ class Embedded:
     file: Path
     home: Path
     rollout: RolloutDriver | None = None
+    follower: ModelFollower | None = None
 
     @property
     def gateway_url(self) -> str | None:
@@ -100,6 +102,10 @@ class Embedded:
             "pid": os.getpid(),
             "gateway_url": self.plan.gateway_url,
             "upstreams": dict(self.plan.upstreams),
+            "models": {
+                name: model.describe()
+                for name, model in (self.follower.served if self.follower else {}).items()
+            },
             "processes": [
                 {
                     "name": r.spec.name,
@@ -119,6 +125,8 @@ class Embedded:
             self.write_state()  # pids change when a process is restarted
             if self.rollout is not None:
                 self.rollout.tick()
+            if self.follower is not None:
+                self.follower.tick()
 
 
 def _driver(
@@ -149,6 +157,7 @@ def embedded(
     images: Mapping[str, Path] | None = None,
     say: Callable[[str], None] = print,
     timeout: float = 120.0,
+    registry_poll: float = 10.0,
 ) -> Iterator[Embedded]:
     """Run the ModelService in `file` as local processes for the `with` block."""
     service = load_model_service(file)
@@ -166,7 +175,9 @@ def embedded(
     env = {"MLPATTERNS_HOME": str(home)}
     supervisor = Supervisor(the_plan.processes, logs, env=env, say=say)
     driver = _driver(service, file, home, the_plan, say)
-    running = Embedded(the_plan, supervisor, file, home, driver)
+    registry = Registry.from_settings(load_settings(home=home))
+    follower = ModelFollower(service, registry, supervisor, registry_poll, say)
+    running = Embedded(the_plan, supervisor, file, home, driver, follower)
     try:
         supervisor.start(timeout)
         running.write_state()

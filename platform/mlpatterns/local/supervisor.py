@@ -42,6 +42,7 @@ class Running:
     next_start: float = 0.0  # monotonic time of the next (re)start; 0: not scheduled
     schedule: Schedule | None = None
     next_run: datetime | None = None
+    replacing: bool = False  # stopped on purpose: start it again at once, quietly
 
     @property
     def alive(self) -> bool:
@@ -123,6 +124,10 @@ class Supervisor:
                 if now - running.started_at > STABLE_SECONDS:
                     running.backoff = 0.5
                 continue
+            if running.replacing:
+                running.replacing = False
+                self._spawn(running)
+                continue
             if running.next_start == 0.0:
                 code = running.process.returncode if running.process else None
                 running.next_start = now + running.backoff
@@ -150,6 +155,18 @@ class Supervisor:
                 self._say(f"{running.spec.name} is still running; this run is skipped")
             else:
                 self._spawn(running)
+
+    def restart(self, version: str) -> list[str]:
+        """Stop the processes that serve `version` (SIGTERM: they finish what they
+        answer); the next poll starts them again at once. Their names."""
+        names = []
+        for running in self.processes:
+            if running.spec.version == version and running.schedule is None and running.alive:
+                assert running.process is not None
+                running.replacing = True
+                running.process.send_signal(signal.SIGTERM)
+                names.append(running.spec.name)
+        return names
 
     def stop(self, grace: float = 30.0) -> dict[str, int | None]:
         """SIGTERM in reverse start order (the gateway first), then SIGKILL after `grace`."""

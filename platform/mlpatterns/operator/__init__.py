@@ -3,7 +3,6 @@
 __all__ = [
     "handlers",
     "kube",
-    "models",
     "pods",
     "policy",
     "reconcile",

@@ -20,7 +20,6 @@ from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.logstreams import place
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
-from mlpatterns.operator.models import described, resolve_models
 from mlpatterns.operator.pods import pod_failures
 from mlpatterns.operator.policy import AdmissionPolicy, problems
 from mlpatterns.operator.reconcile import (
@@ -35,6 +34,7 @@ from mlpatterns.operator.reconcile import (
 )
 from mlpatterns.operator.rollout import Prometheus, RolloutFigures
 from mlpatterns.registry.registry import Registry
+from mlpatterns.registry.resolve import described, resolve_models
 from mlpatterns.render import RenderOptions, render
 from mlpatterns.render.common import SERVICE_LABEL
 from mlpatterns.rollout.decide import in_force

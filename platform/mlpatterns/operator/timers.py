@@ -11,8 +11,8 @@ import kopf
 
 from mlpatterns.operator.handlers import InvalidSpecError, operator_of, parse, sync
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION
-from mlpatterns.operator.models import described, resolve_models
 from mlpatterns.operator.rollout import COMMAND_ANNOTATION, post, tick
+from mlpatterns.registry.resolve import described, resolve_models
 from mlpatterns.rollout.status import status_data
 
 __all__ = ["drive_rollout", "follow_models", "register_timers"]

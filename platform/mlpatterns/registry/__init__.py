@@ -8,6 +8,7 @@ __all__ = [
     "promotion",
     "references",
     "registry",
+    "resolve",
     "s3",
     "store",
     "versions",

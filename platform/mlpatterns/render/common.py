@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from mlpatterns import __version__
 from mlpatterns.api.modelservice import ModelService, Resources, Version
+from mlpatterns.api.resolved import ResolvedModel
 from mlpatterns.topology import Port
 
 __all__ = [
@@ -22,7 +23,6 @@ __all__ = [
     "STATE",
     "USER",
     "RenderOptions",
-    "ResolvedModel",
     "container",
     "container_security",
     "env_from",
@@ -48,18 +48,6 @@ METRICS_LABEL = "mlpatterns.io/metrics"
 HASH_ANNOTATION = "mlpatterns.io/desired-hash"
 MODEL_ANNOTATION = "mlpatterns.io/model-sha256"  # on a pod template: a new model rolls it
 USER = 10001
-
-
-@dataclass(frozen=True)
-class ResolvedModel:
-    """What a version's registry reference names now: the pinned reference and its
-    model's sha256 (pods load exactly this, and roll when it changes)."""
-
-    uri: str  # models:/name/version
-    sha256: str
-
-    def describe(self) -> str:
-        return f"{self.uri.removeprefix('models:/')} sha256:{self.sha256[:12]}"
 
 
 @dataclass(frozen=True)

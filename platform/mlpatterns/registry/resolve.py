@@ -1,25 +1,22 @@
-"""Train-then-serve in a cluster: what serves follows the registry. A version whose
-model is a registry reference (`models:/iris@production`, `models:/iris/1.0.0`) is
-resolved to the version and sha256 it names now; its pods load exactly that, carry
-the sha256 on their template, and so roll when an alias moves, and only then.
-
-The operator reads the registry with the credentials of its environment
-(`MLPATTERNS_S3_*`, the read-only serving user in the platform chart); when it
-cannot, nothing is pinned and pods resolve the reference when they start."""
+"""Train-then-serve: what serves follows the registry. A version whose model is a
+registry reference (`models:/iris@production`, `models:/iris/1.0.0`) is resolved to
+the version and sha256 it names now. In a cluster its pods load exactly that, carry
+the sha256 on their template, and so roll when an alias moves, and only then; on
+one machine its server restarts."""
 
 from __future__ import annotations
 
 import logging
 
 from mlpatterns.api.modelservice import ModelService
+from mlpatterns.api.resolved import ResolvedModel
 from mlpatterns.registry.references import ReferenceError, RegistryRef, parse_ref
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.store import StoreError
-from mlpatterns.render.common import ResolvedModel
 
 __all__ = ["described", "resolve_models"]
 
-log = logging.getLogger("mlpatterns.operator.models")
+log = logging.getLogger("mlpatterns.registry.resolve")
 
 
 def resolve_models(service: ModelService, registry: Registry) -> dict[str, ResolvedModel]:
