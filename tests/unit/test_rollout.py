@@ -262,3 +262,15 @@ def test_drift_signals_use_the_alert_rules_thresholds() -> None:
     )
     assert drifting(text, "b") == ("feature petal_length", "class mix")
     assert drifting(text.replace("} 600", "} 100"), "b") == ()
+
+
+def test_a_moved_alias_of_the_candidate_starts_a_new_rollout_and_routes_until_then() -> None:
+    svc = service(steps=[{"weight": 10}, {"weight": 50}])
+    status, _ = advance(svc, None, T0, model="iris/0.1.0 sha256:aaa")
+    status, _ = advance(svc, status, T0 + timedelta(seconds=10), observation=GOOD_CANARY,
+                        model="iris/0.1.0 sha256:aaa")  # fmt: skip
+    assert weights(svc, status) == {"a": 50, "b": 50}
+    moved, told = advance(svc, status, T0 + timedelta(seconds=11), model="iris/0.2.0 sha256:bbb")
+    assert (moved.step, told[0].reason) == (0, "Started")
+    assert weights(svc, status) == {"a": 50, "b": 50}  # the router keeps the recorded status
+    assert weights(svc, moved) == {"a": 90, "b": 10}

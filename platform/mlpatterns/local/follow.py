@@ -36,6 +36,11 @@ class ModelFollower:
         self.served = resolve_models(self.service, self.registry)
         self._next = time.monotonic() + self.every
 
+    def describe(self, version: str) -> str:
+        """What `version` serves, resolved ("" when not from the registry)."""
+        model = self.served.get(version)
+        return model.describe() if model else ""
+
     def tick(self, now: float | None = None) -> list[str]:
         """Restart the versions whose model moved; their names."""
         now = time.monotonic() if now is None else now

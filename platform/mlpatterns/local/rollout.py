@@ -88,6 +88,7 @@ def _read_command(path: Path) -> Command | None:
         if text == command:
             return command
     log.warning("ignored rollout command %r (not one of %s)", text, ", ".join(COMMANDS))
+    path.unlink(missing_ok=True)
     return None
 
 
@@ -101,6 +102,8 @@ class RolloutDriver:
     logs: Place
     say: Callable[[str], None] = print
     promote: Callable[[ModelService, RolloutStatus], str] | None = None
+    model_of: Callable[[str], str] = field(default=lambda version: "")  # resolved, see revision
+    ready: Callable[[str], bool] = field(default=lambda version: True)  # its server answers
     _baseline: GatewayReading | None = field(default=None, repr=False)
 
     @property
@@ -120,17 +123,21 @@ class RolloutDriver:
         recorded = self._recorded()
         pending = command_path(self.home, self.service)
         command = _read_command(pending)
-        status, told = advance(service, recorded, now, command=command)
-        if analysis_due(status, service.spec.rollout.analysis, now):
+        model = self.model_of(service.spec.rollout.candidate)
+        status, told = advance(service, recorded, now, command=command, model=model)
+        if not self.ready(status.candidate):
+            self._baseline = None  # (re)starting: its downtime is not the candidate's figures
+        elif self._baseline is None:
+            self._baseline = self._read_gateway()  # where the next analysis counts from
+        elif analysis_due(status, service.spec.rollout.analysis, now):
             seen = self._observe(service, status)
             if seen is not None:
-                status, analysed = advance(service, status, now, observation=seen)
+                status, analysed = advance(service, status, now, observation=seen, model=model)
                 told += analysed
-        elif self._baseline is None:
-            self._read_gateway()  # the first reading is the next analysis's starting point
         if status != recorded or told:
             self._record(service, recorded, status, told, now)
-        pending.unlink(missing_ok=True)  # taken: its effect is recorded
+        if command is not None:
+            pending.unlink(missing_ok=True)  # taken: its effect is recorded
         return status
 
     def _recorded(self) -> RolloutStatus | None:
@@ -147,15 +154,11 @@ class RolloutDriver:
         told: list[Transition],
         now: datetime,
     ) -> None:
-        self.status_file.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.status_file, lambda sink: sink.write(dump_status(status)))
-        if before is None or before.phase != status.phase or before.step != status.step:
-            self._reload_gateway()
         if status.phase == "Succeeded" and (before is None or before.phase != "Succeeded"):
             told.append(self._promote_alias(service, status))
         path = decision_log_path(self.home, self.service)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as decisions:
+        with path.open("a") as decisions:  # first: a status on disk has its lines logged
             for transition in told:
                 line = {
                     "time": now.isoformat(),
@@ -171,6 +174,10 @@ class RolloutDriver:
                 }
                 decisions.write(json.dumps(line) + "\n")
                 self.say(f"rollout {self.service}: {transition.reason}: {transition.message}")
+        self.status_file.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.status_file, lambda sink: sink.write(dump_status(status)))
+        if before is None or before.phase != status.phase or before.step != status.step:
+            self._reload_gateway()
 
     def _promote_alias(self, service: ModelService, status: RolloutStatus) -> Transition:
         alias = service.spec.rollout.promote_alias if service.spec.rollout else None

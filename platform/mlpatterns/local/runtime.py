@@ -174,9 +174,12 @@ def embedded(
     logs = home / "logs" / "processes" / the_plan.service
     env = {"MLPATTERNS_HOME": str(home)}
     supervisor = Supervisor(the_plan.processes, logs, env=env, say=say)
-    driver = _driver(service, file, home, the_plan, say)
     registry = Registry.from_settings(load_settings(home=home))
     follower = ModelFollower(service, registry, supervisor, registry_poll, say)
+    driver = _driver(service, file, home, the_plan, say)
+    if driver is not None:
+        driver.model_of = follower.describe
+        driver.ready = supervisor.ready
     running = Embedded(the_plan, supervisor, file, home, driver, follower)
     try:
         supervisor.start(timeout)

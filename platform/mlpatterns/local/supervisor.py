@@ -43,15 +43,16 @@ class Running:
     schedule: Schedule | None = None
     next_run: datetime | None = None
     replacing: bool = False  # stopped on purpose: start it again at once, quietly
+    answered: bool = False  # its readiness probe answered since it was (re)started
 
     @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
 
-def _answers(url: str) -> bool:
+def _answers(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 (loopback)
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (loopback)
             return bool(response.status == 200)
     except OSError:
         return False
@@ -88,6 +89,7 @@ class Supervisor:
             start_new_session=True,  # Ctrl-C reaches the supervisor, which stops them in order
         )
         running.started_at = time.monotonic()
+        running.answered = False
 
     def start(self, timeout: float = 120.0) -> None:
         """Start every process and wait until each is ready; StartError names the one
@@ -167,6 +169,22 @@ class Supervisor:
                 running.process.send_signal(signal.SIGTERM)
                 names.append(running.spec.name)
         return names
+
+    def ready(self, version: str) -> bool:
+        """Whether every process of `version` runs and has answered its readiness probe
+        since it was (re)started: one that hangs later stays ready, and its failures
+        count as its own."""
+        for running in self.processes:
+            if running.spec.version != version or running.schedule is not None:
+                continue
+            if not running.alive:
+                return False
+            if not running.answered:
+                url = running.spec.ready_url
+                running.answered = url is None or _answers(url, timeout=0.5)
+                if not running.answered:
+                    return False
+        return True
 
     def stop(self, grace: float = 30.0) -> dict[str, int | None]:
         """SIGTERM in reverse start order (the gateway first), then SIGKILL after `grace`."""

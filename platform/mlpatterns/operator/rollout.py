@@ -110,7 +110,8 @@ def tick(
     rollout = service.spec.rollout
     assert rollout is not None
     recorded = status_from((body.get("status") or {}).get("rollout"))
-    status, told = advance(service, recorded, now, command=command_of(body))
+    model = ((body.get("status") or {}).get("models") or {}).get(rollout.candidate, "")
+    status, told = advance(service, recorded, now, command=command_of(body), model=model)
     if analysis_due(status, rollout.analysis, now):
         last = status.last_analysis
         since = datetime.fromisoformat(
@@ -121,7 +122,7 @@ def tick(
         if seen is None and figures.prometheus is None and NO_PROMETHEUS not in status.message:
             status = status.model_copy(update={"message": f"{status.message}; {NO_PROMETHEUS}"})
         if seen is not None:
-            status, analysed = advance(service, status, now, observation=seen)
+            status, analysed = advance(service, status, now, observation=seen, model=model)
             told += analysed
     return recorded, status, told
 

@@ -70,14 +70,25 @@ class Transition:
     warning: bool = False
 
 
-def revision(service: ModelService) -> str:
-    """Which rollout this is: the candidate's version and the rollout, hashed. A new
-    candidate (or new steps) starts a new rollout from its first step."""
+def _hashed(text: str, length: int) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:length]
+
+
+def revision(service: ModelService, model: str = "") -> str:
+    """Which rollout this is: `<spec>.<model>`, the candidate's version and the
+    rollout hashed, then the model its reference names now (`model`, as resolved,
+    when the runtime knows it). A new candidate, new steps or an alias of the
+    candidate's that moved start a new rollout from its first step."""
     rollout = service.spec.rollout
     assert rollout is not None
     candidate = next(v for v in service.spec.versions if v.name == rollout.candidate)
-    text = candidate.model_dump_json(by_alias=True) + rollout.model_dump_json(by_alias=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    spec = candidate.model_dump_json(by_alias=True) + rollout.model_dump_json(by_alias=True)
+    return f"{_hashed(spec, 12)}.{_hashed(model, 8)}"
+
+
+def _same_spec(status: RolloutStatus, service: ModelService) -> bool:
+    """Whether `status` is of this spec's rollout, whatever model it resolved to."""
+    return status.revision.split(".")[0] == revision(service).split(".")[0]
 
 
 def stable_of(service: ModelService) -> str:
@@ -90,11 +101,11 @@ def stable_of(service: ModelService) -> str:
     )
 
 
-def start(service: ModelService, now: datetime) -> RolloutStatus:
+def start(service: ModelService, now: datetime, model: str = "") -> RolloutStatus:
     rollout = service.spec.rollout
     assert rollout is not None
     return RolloutStatus(
-        revision=revision(service),
+        revision=revision(service, model),
         candidate=rollout.candidate,
         stable=stable_of(service),
         phase="Progressing",
@@ -104,20 +115,24 @@ def start(service: ModelService, now: datetime) -> RolloutStatus:
     )
 
 
-def _current(service: ModelService, status: RolloutStatus | None, now: datetime) -> RolloutStatus:
-    if status is None or status.revision != revision(service):
-        return start(service, now)
+def _current(
+    service: ModelService, status: RolloutStatus | None, now: datetime, model: str
+) -> RolloutStatus:
+    if status is None or status.revision != revision(service, model):
+        return start(service, now, model)
     return status
 
 
 def in_force(service: ModelService, status: RolloutStatus | None) -> ModelService:
     """The ModelService as it routes now: the traffic the rollout puts in force, and no
     rollout left to apply (what the gateway and the renderer execute). Before a status
-    is recorded, and for a new candidate, that is the first step's traffic."""
+    is recorded, and for a new candidate, that is the first step's traffic; a moved
+    alias of the candidate's keeps the status' traffic until a new status says
+    otherwise (the router does not resolve references)."""
     rollout = service.spec.rollout
     if rollout is None:
         return service
-    if status is None or status.revision != revision(service):
+    if status is None or not _same_spec(status, service):
         status = start(service, datetime.fromtimestamp(0).astimezone())
     stable, candidate = status.stable, status.candidate
     traffic = service.spec.traffic
@@ -283,13 +298,15 @@ def advance(
     *,
     observation: Observation | None = None,
     command: Command | None = None,
+    model: str = "",
 ) -> tuple[RolloutStatus, list[Transition]]:
     """The next status and what happened on the way. `observation` is given when an
-    analysis is due (`analysis_due`); `command` when a person asked for one."""
+    analysis is due (`analysis_due`); `command` when a person asked for one; `model`
+    is the candidate's model as resolved now (see `revision`)."""
     rollout = service.spec.rollout
     assert rollout is not None
     transitions: list[Transition] = []
-    current = _current(service, status, now)
+    current = _current(service, status, now, model)
     if current is not status:
         transitions.append(
             Transition("Started", f"rolling out {current.candidate}: {current.message}")
