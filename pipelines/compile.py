@@ -16,10 +16,12 @@ from kfp import compiler
 
 from pipelines.batch_training import batch_training
 from pipelines.parameter_search import parameter_search
+from pipelines.training_to_serving import training_to_serving
 
 PIPELINES: dict[str, Callable[..., Any]] = {
     "batch_training": batch_training,
     "parameter_search": parameter_search,
+    "training_to_serving": training_to_serving,
 }
 COMPILED = Path(__file__).parent / "compiled"
 

@@ -143,6 +143,13 @@ def register(
 
 
 @component
+def hand_over(name: str, version: str, alias: str, run_id: str) -> str:
+    from mlpatterns.training.steps import hand_over_step
+
+    return hand_over_step(name, version, alias, run_id)
+
+
+@component
 def plan_search(
     space: str, strategy: str, trials: int, seed: int, time_budget_seconds: float
 ) -> list[str]:

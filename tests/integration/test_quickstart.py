@@ -34,8 +34,16 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
     assert "users who saw more than one version: 0" in out
     assert "Online A/B report: iris-quickstart" in out
     assert "recommendation:" in out
+    assert "rollout iris-rollout: Advanced: step 4 of 4: weight 100" in out
+    assert "iris-rollout: Succeeded, step 4 of 4" in out
+    assert "AliasMoved: iris@production now names" in out
     folder = tmp_path / "quickstart"
-    for name in ("iris-modelservice.yaml", "shadow-report.html", "ab-report.html"):
+    for name in (
+        "iris-modelservice.yaml",
+        "shadow-report.html",
+        "ab-report.html",
+        "iris-rollout.yaml",
+    ):
         assert (folder / name).is_file()
         assert str(folder / name) in out
     assert "<svg" in (folder / "ab-report.html").read_text()

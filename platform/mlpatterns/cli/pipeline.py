@@ -30,7 +30,7 @@ console = Console()
 pipeline_app = typer.Typer(
     help="Compile, submit and schedule kfp training pipelines.", no_args_is_help=True
 )
-PIPELINE_NAMES = ("batch_training", "parameter_search")
+PIPELINE_NAMES = ("batch_training", "parameter_search", "training_to_serving")
 # KFP's scheduler takes six cron fields, seconds first: "0 0 3 * * *" is 03:00 daily.
 _CRON = re.compile(r"^\s*(\S+\s+){5}\S+\s*$")
 

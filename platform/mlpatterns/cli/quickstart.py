@@ -80,6 +80,9 @@ def run(
     serve: bool = typer.Option(True, help="Run the shadow and A/B tour on the trained models."),
     port: int = typer.Option(8080, help="The tour's gateway port."),
     requests: int = typer.Option(500, min=50, help="Requests sent in the shadow phase."),
+    rollout: bool = typer.Option(
+        True, help="End with training to serving: a new candidate rolled out in steps."
+    ),
 ) -> None:
     """Run the embedded quickstart: train, serve, shadow, A/B test, report, on this machine."""
     settings = load_settings()
@@ -107,8 +110,17 @@ def run(
         ]
         done.append(
             "served them as a ModelService with a shadow, then a 90/10 sticky A/B test with "
-            "feedback, and reported on both; everything is stopped again"
+            "feedback, and reported on both"
         )
+        if rollout:
+            from mlpatterns.cli import tour_rollout
+
+            files.append(str(tour_rollout.run_rollout(console, home, port)))
+            done.append(
+                "trained a third model through the training_to_serving pipeline and rolled it "
+                "out step by step under traffic (spec.rollout)"
+            )
+        done.append("everything is stopped again")
     elif serve:
         done.append("skipped the serving tour (it needs the two trained models: run with --train)")
     console.print(f"Done: {'; '.join(done)}.")

@@ -80,7 +80,8 @@ def run_pipeline(
     caching: bool = True,
     on_event: Callable[[TaskEvent], None] = lambda event: None,
 ) -> str:
-    """Run `batch_training` or `parameter_search` locally; return its output (a version)."""
+    """Run `batch_training`, `training_to_serving` or `parameter_search` locally; return
+    its output (batch training's: the version registered)."""
     home = load_settings().home.resolve()
     logs = home / "kfp" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -136,6 +137,7 @@ def _child(
 
     from pipelines.batch_training import batch_training
     from pipelines.parameter_search import make_parameter_search
+    from pipelines.training_to_serving import training_to_serving
 
     home = load_settings().home.resolve()
     local.init(
@@ -143,7 +145,7 @@ def _child(
         pipeline_root=str(home / "kfp" / "outputs"),
         enable_caching=caching,
     )
-    pipelines = {"batch_training": batch_training}
+    pipelines = {"batch_training": batch_training, "training_to_serving": training_to_serving}
     pipelines["parameter_search"] = make_parameter_search(parallelism)
     try:
         task = pipelines[pipeline](**arguments)

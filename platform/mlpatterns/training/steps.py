@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpatterns.registry.metadata import DatasetRef, DatasetSchema, ModelDraft, Split
+from mlpatterns.registry.promotion import promote
 from mlpatterns.registry.registry import Registry
 from mlpatterns.settings import load_settings
 from mlpatterns.training import validation
@@ -34,6 +35,7 @@ __all__ = [
     "evaluate_step",
     "export_step",
     "frameworks",
+    "hand_over_step",
     "load_step",
     "read_table",
     "register_step",
@@ -254,6 +256,19 @@ def register_step(
     registry.record_run(run_id, {"name": name, **outcome, "metrics": evaluated["metrics"]})
     _write_json(result, outcome)
     return registered.version
+
+
+def hand_over_step(name: str, version: str, alias: str, run_id: str) -> str:
+    """Point `alias` at `version` (the rollout's candidate follows it), recorded as done
+    by this run; nothing when the gate kept the version out (`version` is ''). What
+    happened, in a line."""
+    if not version:
+        return f"nothing handed over: the gate kept the model out ({name}@{alias} unchanged)"
+    registry = Registry.from_settings(load_settings())
+    if registry.aliases(name).get(alias) == version:
+        return f"{name}@{alias} names {version}: its rollout takes it from there"
+    moved = promote(registry, name, version, alias, by=f"pipeline run {run_id or 'local'}")
+    return f"{name}@{alias} -> {moved.version} (was {moved.previous or 'unset'})"
 
 
 @dataclass(frozen=True)
