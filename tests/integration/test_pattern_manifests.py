@@ -86,6 +86,16 @@ def _rows(database: Path) -> int:
         return 0
 
 
+def rollout(up: Up) -> None:
+    for _ in range(5):  # its first step is a shadow: clients get the current version
+        assert httpx.post(f"{up.url}/predict", json=ROW).headers["x-mlpatterns-version"] == (
+            "current"
+        )
+    assert httpx.get(f"{up.url}/-/routes").json()["shadow"][0] == "candidate"
+    shown = up.mlpatterns("rollout", "status", "iris-rollout")
+    assert "Progressing, step 1 of 5 (shadow)" in shown.stdout, shown.stdout + shown.stderr
+
+
 CHECKS: dict[str, Callable[[Up], None]] = {
     "web-single": answers,
     "synchronous": answers,
@@ -98,6 +108,7 @@ CHECKS: dict[str, Callable[[Up], None]] = {
     "condition-based": conditions,
     "model-load": answers,
     "model-in-image": answers,
+    "training-to-serving": rollout,
 }
 
 
