@@ -38,9 +38,12 @@ FILL = WINDOW_ROWS * DRIFT_SAMPLE  # rows that fill the drift window with reques
 
 
 def rules_in_seconds(folder: Path) -> Path:
-    """The chart's rules with every `for: Nm` read as N seconds."""
+    """The chart's rules with every minute read as a second: `for: 10m`, `[10m]` and
+    `offset 10m` as ten seconds, `[1h]` as sixty."""
     fast = folder / "alert-rules.yaml"
-    fast.write_text(re.sub(r"for: (\d+)m", r"for: \1s", RULES.read_text()))
+    text = re.sub(r"for: (\d+)m", r"for: \1s", RULES.read_text())
+    text = re.sub(r"\[(\d+)m\]", r"[\1s]", text).replace("[1h]", "[60s]")
+    fast.write_text(re.sub(r"offset (\d+)m", r"offset \1s", text))
     return fast
 
 
@@ -123,4 +126,11 @@ def test_steady_traffic_raises_nothing_and_shifts_raise_their_alerts(
     send(server, iris_rows(FILL, seed=200, only=0))  # only setosa from now on
     mix_seconds = seconds_until_firing(prometheus, "MlpatternsClassMixShift")
     assert mix_seconds < 20
-    print(f"drift fired after {drift_seconds:.1f}s, class mix after {mix_seconds:.1f}s")
+
+    # no more requests: the last (scaled) ten minutes against the hour before
+    volume_seconds = seconds_until_firing(prometheus, "MlpatternsVolumeDrop")
+    assert volume_seconds < 30  # the rate's 10 s window empties, then the rule's 10 s
+    print(
+        f"drift fired after {drift_seconds:.1f}s, class mix after {mix_seconds:.1f}s, "
+        f"volume drop after {volume_seconds:.1f}s"
+    )
