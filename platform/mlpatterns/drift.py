@@ -44,6 +44,9 @@ class FeatureDrift:
     psi: float
     ks: float  # the largest gap between the live and the training CDF
     p_value: float  # of the KS statistic: small means the distributions differ
+    edges: tuple[float, ...] = ()  # the training histogram's bin edges
+    training: tuple[float, ...] = ()  # training's share in each bin
+    live: tuple[float, ...] = ()  # the live share below the first edge, in each bin, above
 
 
 def population_stability(expected: Sequence[float], observed: Sequence[float]) -> float:
@@ -103,13 +106,23 @@ def feature_drift(
     n = int(live.size)
     if n == 0 or counts.sum() <= 0:
         return FeatureDrift(profile.name, n, 0.0, 0.0, 1.0)
-    psi = population_stability([0, *counts.tolist(), 0], _binned(edges, live))
+    binned = _binned(edges, live)
+    psi = population_stability([0, *counts.tolist(), 0], binned)
     cumulative = np.concatenate([[0.0], np.cumsum(counts)]) / counts.sum()
     training = np.interp(live, edges, cumulative, left=0.0, right=1.0)
     above = np.abs(np.arange(1, n + 1) / n - training).max()
     below = np.abs(np.arange(n) / n - training).max()
     ks = float(max(above, below))
-    return FeatureDrift(profile.name, n, psi, ks, kolmogorov_p_value(ks, n, profile.count))
+    return FeatureDrift(
+        profile.name,
+        n,
+        psi,
+        ks,
+        kolmogorov_p_value(ks, n, profile.count),
+        tuple(float(e) for e in edges),
+        tuple(float(c) for c in counts / counts.sum()),
+        tuple(b / n for b in binned),
+    )
 
 
 def class_mix_psi(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_report_pages import laid_out
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -74,6 +75,9 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
         assert len(version["features"]) == 4
         assert len(version["digest"]) == 64
         assert version["class_psi"] is not None
+    page = tmp_path / "monitor.html"
+    cli(env, "monitor", "iris-quickstart", "--html", str(page))
+    assert laid_out(page, tmp_path / "profile") == (4, 0)  # features and class mix, twice
     # tables stay readable in an 80-column log
     for command in (
         ("monitor", "iris-quickstart"),

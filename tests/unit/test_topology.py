@@ -66,7 +66,19 @@ def local_commands(service: ModelService, tmp_path: Path) -> dict[str, list[str]
         next_port=lambda: next(ports),
         cli=("mlpatterns",),
     )
-    return {p.name: addresses_aside(list(p.argv[1:])) for p in planned.processes}
+    return {
+        p.name: addresses_aside(embedded_only_aside(list(p.argv[1:]))) for p in planned.processes
+    }
+
+
+def embedded_only_aside(argv: list[str]) -> list[str]:
+    """Without `--rollout-status FILE`: on one machine the gateway reads the rollout's
+    status from that file; in a cluster its routes ConfigMap already holds the traffic
+    the rollout put in force."""
+    if "--rollout-status" not in argv:
+        return argv
+    at = argv.index("--rollout-status")
+    return argv[:at] + argv[at + 2 :]
 
 
 def cluster_commands(objects: list[dict[str, Any]]) -> dict[str, list[str]]:

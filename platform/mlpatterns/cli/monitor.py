@@ -4,11 +4,22 @@ model it served, found in the registry by the digest its records carry."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.markup import escape
 
 from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
-from mlpatterns.cli.report import SINCE, SOURCE, UNTIL, console, print_coverage, read_stream
+from mlpatterns.cli.report import (
+    HTML,
+    SINCE,
+    SOURCE,
+    UNTIL,
+    console,
+    print_coverage,
+    read_stream,
+    write_page,
+)
 from mlpatterns.logstreams import Stream
 from mlpatterns.monitoring.monitor import MonitorReport, monitor_report, verdict
 from mlpatterns.registry.metadata import Profile
@@ -65,13 +76,18 @@ def monitor(
     name: str = typer.Argument(..., help="The ModelService's name."),
     since: str | None = SINCE,
     until: str | None = UNTIL,
+    html_path: Path | None = HTML,
     source: str | None = SOURCE,
     output: Output = OUTPUT,
 ) -> None:
     """Live inputs and predictions against the training profile: PSI and KS per
     feature, the class mix, repeated inputs, per version."""
-    _, records, start, end = read_stream(Stream.PREDICTIONS, name, since, until, source, None)
+    _, records, start, end = read_stream(Stream.PREDICTIONS, name, since, until, source, html_path)
     profiles = profiles_by_digest(Registry.from_settings(load_settings()))
     report = monitor_report(name, records.items, profiles.get, since=start, until=end)
     if not emit(report.as_data(), output):
         print_monitor(report)
+    if html_path is not None:
+        from mlpatterns.monitoring.drift_html import monitor_page
+
+        write_page(html_path, monitor_page(report))

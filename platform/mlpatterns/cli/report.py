@@ -32,6 +32,7 @@ __all__ = [
     "read_stream",
     "report_app",
     "shadow",
+    "write_page",
 ]
 
 console = Console()
@@ -115,7 +116,7 @@ def _show(data: dict[str, object], output: Output, table: Callable[[], None]) ->
         table()
 
 
-def _write(path: Path, page: str) -> None:
+def write_page(path: Path, page: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
     console.print(f"wrote {escape(str(path))}")
@@ -207,7 +208,7 @@ def shadow(
     if html_path is not None:
         from mlpatterns.monitoring import html
 
-        _write(html_path, html.shadow_page(report))
+        write_page(html_path, html.shadow_page(report))
 
 
 @report_app.command("ab")
@@ -256,4 +257,4 @@ def ab(
     if html_path is not None:
         from mlpatterns.monitoring import html
 
-        _write(html_path, html.ab_page(report))
+        write_page(html_path, html.ab_page(report))

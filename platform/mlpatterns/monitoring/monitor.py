@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,8 @@ class VersionDrift:
     class_psi: float | None
     repeated: float  # share of rows whose input repeats an earlier one
     note: str = ""  # why something could not be compared
+    training_classes: dict[str, float] = field(default_factory=dict)  # shares in training
+    live_classes: dict[str, int] = field(default_factory=dict)  # predicted, counted
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ def _drift(
         class_psi=class_psi,
         repeated=repeated_share(json.dumps(row) for row in rows),
         note=note,
+        training_classes=dict(profile.class_frequencies) if profile else {},
+        live_classes=dict(labels),
     )
 
 
