@@ -25,7 +25,7 @@ from mlpatterns.registry.registry import Registry
 from mlpatterns.settings import load_settings
 from tests.support.embedded import Up, start_up
 from tests.support.load import recorded_load
-from tests.support.processes import wait_until
+from tests.support.processes import running, wait_until
 from tests.support.training import train
 
 pytestmark = pytest.mark.integration
@@ -127,25 +127,34 @@ def test_a_good_candidate_is_promoted_step_by_step(
         {"weight": 50, "requests": 30},
         {"weight": 100, "requests": 20},
     ]
-    file = write_service(tmp_path, "good", "candidate", steps, promoteAlias="production")
+    file = write_service(
+        tmp_path, "good", "candidate", steps, promoteAlias="production", keepPreviousSeconds=2
+    )
     registry = Registry.from_settings(load_settings(home=home))
     before = registry.aliases("iris")["production"]
-    up = start_up(home, file)
-    started.append(up)
-    with recorded_load(up.url, ROWS) as answers:
-        wait_for(up, "good", "Succeeded")
-    reasons = [d["reason"] for d in decisions(up, "good")]
-    assert reasons == ["Started", "Advanced", "Advanced", "Advanced", "Promoted", "AliasMoved"]
-    assert [a.status for a in answers if a.status != 200] == []
-    assert {a.version for a in answers} == {"a", "b"}
-    assert routes(up)["routes"][-1]["destinations"] == {"b": 100}
-    aliases = registry.aliases("iris")
-    assert aliases["production"] == aliases["candidate"] != before
-    shown = up.mlpatterns("rollout", "status", "good")
-    assert shown.returncode == 0, shown.stderr
-    assert "Succeeded, step 4 of 4 (weight 100)" in shown.stdout
-    assert "weights in force: b=100" in shown.stdout
-    registry.move_alias("iris", "production", before)  # the other tests' stable version
+    try:
+        up = start_up(home, file)
+        started.append(up)
+        with recorded_load(up.url, ROWS) as answers:
+            wait_for(up, "good", "Succeeded")
+        wait_until("retired", lambda: status(up, "good").get("previousRetired") is True, 15)
+        reasons = [d["reason"] for d in decisions(up, "good")]
+        assert reasons == [
+            "Started", "Advanced", "Advanced", "Advanced", "Promoted", "AliasMoved", "Retired"
+        ]  # fmt: skip
+        stable_pid = next(p["pid"] for p in up.state()["processes"] if p["name"] == "model-a")  # type: ignore[union-attr, index]
+        wait_until("the previous version stopped", lambda: not running(stable_pid), 30)
+        assert [a.status for a in answers if a.status != 200] == []
+        assert {a.version for a in answers} == {"a", "b"}
+        assert routes(up)["routes"][-1]["destinations"] == {"b": 100}
+        aliases = registry.aliases("iris")
+        assert aliases["production"] == aliases["candidate"] != before
+        shown = up.mlpatterns("rollout", "status", "good")
+        assert shown.returncode == 0, shown.stderr
+        assert "Succeeded, step 4 of 4 (weight 100)" in shown.stdout
+        assert "weights in force: b=100" in shown.stdout
+    finally:
+        registry.move_alias("iris", "production", before)  # the other tests' stable version
 
 
 def test_a_candidate_that_disagrees_is_rolled_back_in_shadow(

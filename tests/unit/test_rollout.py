@@ -14,7 +14,7 @@ import yaml
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.api.rollout import RolloutStatus
-from mlpatterns.rollout.decide import Observation, advance, analysis_due, in_force
+from mlpatterns.rollout.decide import Observation, advance, analysis_due, in_force, refusal
 from mlpatterns.rollout.observe import (
     DRIFT_MIN_ROWS,
     DRIFT_PSI,
@@ -274,3 +274,17 @@ def test_a_moved_alias_of_the_candidate_starts_a_new_rollout_and_routes_until_th
     assert (moved.step, told[0].reason) == (0, "Started")
     assert weights(svc, status) == {"a": 50, "b": 50}  # the router keeps the recorded status
     assert weights(svc, moved) == {"a": 90, "b": 10}
+
+
+def test_the_previous_version_is_kept_for_a_fast_rollback_then_retired() -> None:
+    svc = service(steps=[{"weight": 50}], keepPreviousSeconds=60)
+    status, _ = advance(svc, None, T0, command="promote")
+    kept, told = advance(svc, status, T0 + timedelta(seconds=59))
+    assert (kept.previous_retired, told) == (False, [])
+    assert refusal(kept, "abort") is None
+    retired, told = advance(svc, kept, T0 + timedelta(seconds=60))
+    assert [t.reason for t in told] == ["Retired"]
+    assert "abort no longer applies" in (refusal(retired, "abort") or "")
+    replicas = {v.name: v.replicas for v in in_force(svc, retired).spec.versions}
+    assert replicas == {"a": 0, "b": 1}
+    assert {v.name: v.replicas for v in in_force(svc, kept).spec.versions} == {"a": 1, "b": 1}

@@ -183,3 +183,9 @@ class RolloutStatus(Strict):
     last_analysis: AnalysisResult | None = Field(default=None, alias="lastAnalysis")
     message: str = ""
     finished_at: str | None = Field(default=None, alias="finishedAt")
+    previous_retired: bool = Field(
+        default=False,
+        alias="previousRetired",
+        description="After success, keepPreviousSeconds passed: the previous version has no "
+        "replicas, and abort no longer applies.",
+    )

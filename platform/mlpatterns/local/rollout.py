@@ -104,6 +104,7 @@ class RolloutDriver:
     promote: Callable[[ModelService, RolloutStatus], str] | None = None
     model_of: Callable[[str], str] = field(default=lambda version: "")  # resolved, see revision
     ready: Callable[[str], bool] = field(default=lambda version: True)  # its server answers
+    retire: Callable[[str], object] = field(default=lambda version: None)  # stop its servers
     _baseline: GatewayReading | None = field(default=None, repr=False)
 
     @property
@@ -178,6 +179,8 @@ class RolloutDriver:
         write_atomically(self.status_file, lambda sink: sink.write(dump_status(status)))
         if before is None or before.phase != status.phase or before.step != status.step:
             self._reload_gateway()
+        if status.previous_retired and not (before and before.previous_retired):
+            self.retire(status.stable)
 
     def _promote_alias(self, service: ModelService, status: RolloutStatus) -> Transition:
         alias = service.spec.rollout.promote_alias if service.spec.rollout else None
@@ -195,9 +198,9 @@ class RolloutDriver:
         except httpx.HTTPError:
             log.warning("rollout %s: the gateway did not take the reload", self.service)
 
-    def _get(self, url: str) -> str | None:
+    def _get(self, url: str, timeout: float = 5.0) -> str | None:
         try:
-            response = httpx.get(url, timeout=5)
+            response = httpx.get(url, timeout=timeout)
             response.raise_for_status()
         except httpx.HTTPError as error:
             log.warning("rollout %s: cannot read %s: %s", self.service, url, error)
@@ -217,7 +220,8 @@ class RolloutDriver:
         interval, self._baseline = reading.since(self._baseline), reading
         counts = interval.of(status.candidate)
         step_start = datetime.fromisoformat(status.step_started_at)
-        metrics = self._get(f"{self.upstreams[status.candidate]}/metrics") or ""
+        # a candidate that hangs is what a rollout is for: it must not stall the analysis
+        metrics = self._get(f"{self.upstreams[status.candidate]}/metrics", timeout=1.0) or ""
         assert service.spec.rollout is not None
         return observation(
             service.spec.rollout.steps[status.step],

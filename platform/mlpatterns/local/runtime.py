@@ -180,6 +180,7 @@ def embedded(
     if driver is not None:
         driver.model_of = follower.describe
         driver.ready = supervisor.ready
+        driver.retire = supervisor.retire
     running = Embedded(the_plan, supervisor, file, home, driver, follower)
     try:
         supervisor.start(timeout)

@@ -44,6 +44,7 @@ class Running:
     next_run: datetime | None = None
     replacing: bool = False  # stopped on purpose: start it again at once, quietly
     answered: bool = False  # its readiness probe answered since it was (re)started
+    retired: bool = False  # stopped for good: its version has no replicas any more
 
     @property
     def alive(self) -> bool:
@@ -122,6 +123,10 @@ class Supervisor:
             if running.schedule is not None:
                 self._poll_job(running)
                 continue
+            if running.retired:
+                if running.process is not None:
+                    running.process.poll()  # reaped, not restarted
+                continue
             if running.alive:
                 if now - running.started_at > STABLE_SECONDS:
                     running.backoff = 0.5
@@ -167,6 +172,19 @@ class Supervisor:
                 assert running.process is not None
                 running.replacing = True
                 running.process.send_signal(signal.SIGTERM)
+                names.append(running.spec.name)
+        return names
+
+    def retire(self, version: str) -> list[str]:
+        """Stop the processes of `version` for good (SIGTERM; they finish what they
+        answer): a rollout's previous version once its time for a rollback is over."""
+        names = []
+        for running in self.processes:
+            if running.spec.version == version and running.schedule is None:
+                running.retired = True
+                if running.alive:
+                    assert running.process is not None
+                    running.process.send_signal(signal.SIGTERM)
                 names.append(running.spec.name)
         return names
 

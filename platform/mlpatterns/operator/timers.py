@@ -9,6 +9,7 @@ from typing import Any
 
 import kopf
 
+from mlpatterns.api.rollout import RolloutStatus
 from mlpatterns.operator.handlers import InvalidSpecError, operator_of, parse, sync
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION
 from mlpatterns.operator.rollout import COMMAND_ANNOTATION, post, tick
@@ -38,11 +39,7 @@ def drive_rollout(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         return
     written = status_data(status)
     operator.kube.patch_status(namespace, name, {"rollout": written})
-    moved = recorded is None or (recorded.revision, recorded.phase, recorded.step) != (
-        status.revision,
-        status.phase,
-        status.step,
-    )
+    moved = recorded is None or _routing(recorded) != _routing(status)
     if moved:
         sync({**body, "status": {**(body.get("status") or {}), "rollout": written}}, operator)
 
@@ -80,3 +77,8 @@ def register_timers(rollout_tick: float, registry_poll: float) -> None:
         interval=registry_poll,
         when=lambda spec, **_: "models:/" in str(spec.get("versions")),
     )(follow_models)
+
+
+def _routing(status: RolloutStatus) -> tuple[str, str, int, bool]:
+    """What of a rollout's status changes the objects rendered (traffic, replicas)."""
+    return (status.revision, status.phase, status.step, status.previous_retired)

@@ -137,8 +137,14 @@ def in_force(service: ModelService, status: RolloutStatus | None) -> ModelServic
     stable, candidate = status.stable, status.candidate
     traffic = service.spec.traffic
     shadow: Shadow | None = None
+    versions = service.spec.versions
     if status.phase == "Succeeded":
         split = [Destination(version=candidate, weight=100)]
+        if status.previous_retired:
+            versions = [
+                v.model_copy(update={"replicas": 0, "autoscaling": None}) if v.name == stable else v
+                for v in versions
+            ]
     elif status.phase in TERMINAL:
         split = [Destination(version=stable, weight=100)]
     else:
@@ -153,7 +159,9 @@ def in_force(service: ModelService, status: RolloutStatus | None) -> ModelServic
                 Destination(version=candidate, weight=weight),
             ]
     forced = Traffic(rules=traffic.rules, split=split, sticky=traffic.sticky, shadow=shadow)
-    spec = service.spec.model_copy(update={"traffic": forced, "rollout": None})
+    spec = service.spec.model_copy(
+        update={"traffic": forced, "rollout": None, "versions": versions}
+    )
     return service.model_copy(update={"spec": spec})
 
 
@@ -258,6 +266,14 @@ def _finish(status: RolloutStatus, phase: str, message: str, now: datetime) -> R
     )
 
 
+def _retiring(status: RolloutStatus, rollout: Rollout, now: datetime) -> bool:
+    """Whether the previous version's time for a fast rollback just ran out."""
+    if status.phase != "Succeeded" or status.previous_retired or status.finished_at is None:
+        return False
+    finished = datetime.fromisoformat(status.finished_at)
+    return (now - finished).total_seconds() >= rollout.keep_previous_seconds
+
+
 def refusal(status: RolloutStatus, command: Command) -> str | None:
     """Why `command` does not apply to a rollout in `status`'s phase (None: it does)."""
     allowed = {
@@ -266,6 +282,11 @@ def refusal(status: RolloutStatus, command: Command) -> str | None:
         "promote": ("Progressing", "Paused"),
         "abort": ("Progressing", "Paused", "Succeeded"),
     }[command]
+    if command == "abort" and status.phase == "Succeeded" and status.previous_retired:
+        return (
+            f"{command} no longer applies: {status.stable} was retired after the promotion; "
+            f"roll it out again as a candidate"
+        )
     if status.phase in allowed:
         return None
     return f"{command} does not apply to a rollout that is {status.phase}"
@@ -314,6 +335,15 @@ def advance(
     if command is not None:
         current, told = _command(current, command, now)
         transitions += told
+    if _retiring(current, rollout, now):
+        current = current.model_copy(update={"previous_retired": True})
+        transitions.append(
+            Transition(
+                "Retired",
+                f"{current.stable} retired {rollout.keep_previous_seconds:g} s after the "
+                "promotion: no replicas, and abort no longer applies",
+            )
+        )
     if current.phase != "Progressing" or observation is None:
         return current, transitions
     result = analyse(rollout, current, observation, now)
