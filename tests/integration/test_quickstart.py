@@ -58,7 +58,7 @@ def test_quickstart_trains_serves_tests_and_reports(tmp_path: Path) -> None:
         check=True,
     )
     models = json.loads(listed.stdout)
-    assert [m["model_type"] for m in models] == ["logreg", "random_forest"]
+    assert [m["model_type"] for m in models] == ["logreg", "random_forest", "gradient_boosting"]
     assert (tmp_path / "registry" / "models" / "iris").is_dir()
 
     # what the tour's A/B page counted, `report ab` counts on the same logs

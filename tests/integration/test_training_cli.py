@@ -145,7 +145,13 @@ def test_submit_and_schedule_go_to_the_kfp_api(tmp_path: Path) -> None:
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         assert "submitted run run-1" in submitted.stdout
         [run] = kfp.posted("/apis/v2beta1/runs")
-        assert run["pipeline_spec"]["pipelineInfo"]["name"] == "batch-training"
+        # with a platform spec (the registry's Secret), kfp sends both, side by side
+        sent = run["pipeline_spec"]
+        assert sent["pipeline_spec"]["pipelineInfo"]["name"] == "batch-training"
+        executors = sent["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+        assert executors["exec-register"]["secretAsEnv"][0]["secretName"] == (
+            "mlpatterns-storage-training"
+        )
         assert run["runtime_config"]["parameters"] == {"dataset": "digits", "gate": "accuracy>=0.9"}
         assert run["experiment_id"] == "exp-1"
         authorized = [r for r in kfp.requests if r.path == "/apis/v2beta1/runs"]
