@@ -339,6 +339,11 @@ def test_the_platform_is_closed_by_default(tool_env: dict[str, str]) -> None:
     allowed = {"key": "app.kubernetes.io/component", "operator": "In"}
     assert {**allowed, "values": ["async-api", "worker"]} in expressions
     assert "p-mlpatterns-metrics" not in policies  # no scraper named, none let in
+    [sidecars] = policies["p-mlpatterns-operator-reads-sidecars"]["ingress"]
+    assert sidecars["ports"] == [{"port": 15090, "protocol": "TCP"}]
+    assert sidecars["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "operator"
+    )
     secrets = [d for d in documents if d["kind"] == "Secret"]
     values = {
         value

@@ -174,6 +174,76 @@ def test_shadow_ab_answers_from_the_primary_and_logs_every_request_in_the_shadow
     assert int(pairs.group(1)) >= len(ids)
 
 
+def rolled_out(name: str, steps: list[dict[str, Any]], timeout: float | None = None) -> str:
+    parameters = {"parameters": {"timeoutSeconds": timeout}} if timeout else {}
+    service = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name},
+        "spec": {
+            "versions": [
+                {"name": "current", "model": {"uri": "models:/iris@production"}},
+                {"name": "candidate", "model": {"uri": "models:/iris@candidate"}, **parameters},
+            ],
+            "rollout": {
+                "candidate": "candidate",
+                "steps": steps,
+                "analysis": {"intervalSeconds": 6, "minRequests": 10, "failureLimit": 1,
+                             "maxErrorRate": 0.05, "minShadowAgreement": 0.6},
+            },
+            "logging": {"predictions": True},
+        },
+    }  # fmt: skip
+    return json.dumps(service)
+
+
+def test_the_operator_rolls_out_from_the_pods_own_metrics_without_prometheus(
+    walkthrough: Walkthrough, models: None
+) -> None:
+    good, bad = "iris-steps", "iris-steps-bad"
+    steps = [{"shadow": True, "requests": 20}, {"weight": 50, "requests": 20}, {"weight": 100}]
+    walkthrough.kubectl("apply", "-f", "-", input=rolled_out(good, steps))
+    # every answer of this candidate times out at the gateway: 504s, counted in its pod
+    walkthrough.kubectl("apply", "-f", "-", input=rolled_out(bad, [{"weight": 50}], 0.0001))
+    for name in (good, bad):
+        walkthrough.wait_ready(name)
+    ips = {name: walkthrough.cluster_ip(name) for name in (good, bad)}
+
+    def phase(name: str) -> str:
+        rollout = (walkthrough.get("modelservice", name).get("status") or {}).get("rollout")
+        return str((rollout or {}).get("phase", ""))
+
+    deadline, sent = time.monotonic() + 300, 0
+    with httpx.Client(timeout=10) as client:
+        while time.monotonic() < deadline and sent < 20_000:
+            waiting = [n for n in (good, bad) if phase(n) in ("", "Progressing")]
+            if not waiting:
+                break
+            for name in waiting:
+                for _ in range(25):
+                    client.post(f"http://{ips[name]}:8080/predict", json=ROW,
+                                headers={"x-user-id": uuid.uuid4().hex})  # fmt: skip
+                    sent += 1
+    status = {n: walkthrough.get("modelservice", n)["status"]["rollout"] for n in (good, bad)}
+    assert status[good]["phase"] == "Succeeded", status[good]
+    assert status[bad]["phase"] == "RolledBack", status[bad]
+    # no Prometheus in this release: the counts are the gateway pods' own
+    last = status[good]["lastAnalysis"]
+    assert last["step"] >= 1, last
+    assert last["requests"] >= 10, last
+    assert "errorRate" in status[bad]["message"], status[bad]
+    assert versions_answering(ips[good], 30) == Counter({"candidate": 30})
+    assert versions_answering(ips[bad], 30) == Counter({"current": 30})
+    reasons = [
+        e["reason"]
+        for e in walkthrough.get("events", "--field-selector", f"involvedObject.name={good}")[
+            "items"
+        ]
+    ]
+    assert {"RolloutStarted", "RolloutAdvanced", "RolloutPromoted"} <= set(reasons), reasons
+    walkthrough.kubectl("delete", "modelservice", good, bad, "--wait=true", "--timeout=120s")
+
+
 def test_a_tampered_model_never_serves_and_the_service_says_why(
     walkthrough: Walkthrough, models: None
 ) -> None:

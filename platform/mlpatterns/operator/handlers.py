@@ -33,6 +33,7 @@ from mlpatterns.operator.reconcile import (
     with_transition_times,
 )
 from mlpatterns.operator.rollout import Prometheus, RolloutFigures
+from mlpatterns.operator.scrape import PodMetrics
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.resolve import described, resolve_models
 from mlpatterns.render import RenderOptions, render
@@ -109,12 +110,14 @@ class Operator:
 
     @property
     def figures(self) -> RolloutFigures:
-        """Where rollouts read their figures: Prometheus, if configured, and the log
-        streams of the operator's settings (the object store when MLPATTERNS_S3_* are
-        set)."""
+        """Where rollouts read their figures: Prometheus, if configured, else the pods'
+        own metrics; and the log streams of the operator's settings (the object store
+        when MLPATTERNS_S3_* are set)."""
         if self._figures is None:
             url = self.config.prometheus_url
-            self._figures = RolloutFigures(Prometheus(url) if url else None, place(load_settings()))
+            prometheus = Prometheus(url) if url else None
+            pods = None if url else PodMetrics(self.kube.pods)
+            self._figures = RolloutFigures(prometheus, place(load_settings()), pods)
         return self._figures
 
 

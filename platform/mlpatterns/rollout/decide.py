@@ -32,6 +32,7 @@ __all__ = [
     "advance",
     "analyse",
     "analysis_due",
+    "analysis_since",
     "in_force",
     "refusal",
     "revision",
@@ -165,14 +166,19 @@ def in_force(service: ModelService, status: RolloutStatus | None) -> ModelServic
     return service.model_copy(update={"spec": spec})
 
 
+def analysis_since(status: RolloutStatus) -> datetime:
+    """Where the next analysis's interval begins: the last analysis of this step, or
+    the step's start."""
+    last = status.last_analysis
+    return datetime.fromisoformat(
+        last.time if last is not None and last.step == status.step else status.step_started_at
+    )
+
+
 def analysis_due(status: RolloutStatus, analysis: Analysis, now: datetime) -> bool:
     if status.phase != "Progressing":
         return False
-    last = status.last_analysis
-    since = datetime.fromisoformat(
-        last.time if last is not None and last.step == status.step else status.step_started_at
-    )
-    return (now - since).total_seconds() >= analysis.interval_seconds
+    return (now - analysis_since(status)).total_seconds() >= analysis.interval_seconds
 
 
 def _worse_p_value(candidate: tuple[int, int], stable: tuple[int, int]) -> float:

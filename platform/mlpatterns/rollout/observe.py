@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.api.rollout import RolloutStatus, Step
 from mlpatterns.proportions import outcome_success
-from mlpatterns.rollout.decide import Observation
+from mlpatterns.rollout.decide import Observation, analysis_since
 
 __all__ = [
     "DRIFT_MIN_ROWS",
@@ -32,6 +32,7 @@ __all__ = [
     "VersionCounts",
     "bucket_quantile",
     "drifting",
+    "envoy_reading",
     "gateway_reading",
     "observation",
     "outcomes",
@@ -49,6 +50,16 @@ class VersionCounts:
     errors: float = 0.0  # answered 5xx
     shadow_errors: float = 0.0
     buckets: tuple[tuple[float, float], ...] = ()  # (upper bound, cumulative count)
+
+    def plus(self, other: VersionCounts) -> VersionCounts:
+        """Two sources' counts together (two pods of a router), bucket by bucket."""
+        mine, theirs = dict(self.buckets), dict(other.buckets)
+        return VersionCounts(
+            self.requests + other.requests,
+            self.errors + other.errors,
+            self.shadow_errors + other.shadow_errors,
+            tuple((b, mine.get(b, 0.0) + theirs.get(b, 0.0)) for b in sorted({*mine, *theirs})),
+        )
 
     def minus(self, earlier: VersionCounts) -> VersionCounts:
         if self.requests < earlier.requests or self.shadow_errors < earlier.shadow_errors:
@@ -109,6 +120,28 @@ def gateway_reading(text: str, service: str) -> GatewayReading:
             for name in names
         }
     )
+
+
+def envoy_reading(text: str, version: str) -> GatewayReading:
+    """A version's counts from one of its pods' Istio sidecar (Envoy's
+    /stats/prometheus text): the requests the workload received (reporter
+    "destination"). Under Istio a shadow step's copies are the only requests the
+    candidate's workload gets, so its 5xx are also the failed copies."""
+    requests = errors = 0.0
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("reporter") != "destination":
+                continue
+            if sample.name == "istio_requests_total":
+                requests += sample.value
+                if sample.labels.get("response_code", "").startswith("5"):
+                    errors += sample.value
+            elif sample.name == "istio_request_duration_milliseconds_bucket":
+                bound = float(sample.labels["le"]) / 1000
+                buckets[bound] = buckets.get(bound, 0.0) + sample.value
+    counts = VersionCounts(requests, errors, errors, tuple(sorted(buckets.items())))
+    return GatewayReading({version: counts})
 
 
 def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float | None:
@@ -253,10 +286,7 @@ def observation(
     `counts` over the interval (the gateway's counters, or Prometheus'), prediction
     and feedback records from the step's start on. In a shadow step the requests are
     the copies both versions answered, in a weighted one the candidate's answers."""
-    last = status.last_analysis
-    since = datetime.fromisoformat(
-        last.time if last is not None and last.step == status.step else status.step_started_at
-    )
+    since = analysis_since(status)
     candidate, stable = status.candidate, status.stable
     if step.shadow:
         paired = shadow_pairs(predictions, candidate, since)
