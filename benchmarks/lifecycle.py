@@ -30,10 +30,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from mlpatterns.registry.registry import Registry  # noqa: E402
 from mlpatterns.serving.drift_window import WINDOW_ROWS  # noqa: E402
 from mlpatterns.serving.metrics import DRIFT_SAMPLE  # noqa: E402
-from mlpatterns.settings import load_settings  # noqa: E402
 from tests.integration.test_model_server import start_server  # noqa: E402
 from tests.support.embedded import start_up  # noqa: E402
 from tests.support.load import recorded_load  # noqa: E402
@@ -46,7 +44,7 @@ from tests.support.monitoring import (  # noqa: E402
 )
 from tests.support.processes import wait_until  # noqa: E402
 from tests.support.servers import prometheus_server  # noqa: E402
-from tests.support.training import train  # noqa: E402
+from tests.support.training import aliased_iris  # noqa: E402
 
 FILL = WINDOW_ROWS * DRIFT_SAMPLE
 RULE_COUNT = 9  # alert rules in charts/mlpatterns/files/alert-rules.yaml
@@ -146,14 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mlpatterns-lifecycle-") as scratch:
         folder = Path(scratch)
         home = folder / "home"
-        stable, candidate = train(
-            home,
-            {"dataset": "iris", "name": "iris"},
-            {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
-        )
-        registry = Registry.from_settings(load_settings(home=home))
-        registry.move_alias("iris", "production", stable)
-        registry.move_alias("iris", "candidate", candidate)
+        stable = aliased_iris(home)["production"]
         monitoring(home, stable, folder, args.steady)
         rollout(home, folder, args.interval)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["write_atomically", "write_text_atomically"]
+__all__ = ["read_if_present", "write_atomically", "write_text_atomically"]
 
 
 def write_atomically(
@@ -42,3 +42,14 @@ def write_atomically(
 
 def write_text_atomically(path: Path, text: str, *, durable: bool = True) -> None:
     write_atomically(path, lambda sink: sink.write(text.encode()), durable=durable)
+
+
+def read_if_present(path: Path | None) -> bytes:
+    """The file's bytes; none when there is no path or no file yet (a state file its
+    writer has not written), or it cannot be read."""
+    if path is None:
+        return b""
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""

@@ -34,7 +34,7 @@ from tests.support.embedded import Up, start_up
 from tests.support.load import recorded_load
 from tests.support.operator import Operator, get_json, install_platform, wait_for
 from tests.support.servers import prometheus_server
-from tests.support.training import train
+from tests.support.training import aliased_iris
 
 pytestmark = pytest.mark.cluster
 NAME = "iris-rollout"
@@ -84,14 +84,7 @@ def with_rollout(candidate: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("rollout-cluster-home")
-    stable, good = train(
-        folder,
-        {"dataset": "iris", "name": "iris"},
-        {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
-    )
-    registry = Registry.from_settings(load_settings(home=folder))
-    registry.move_alias("iris", "production", stable)
-    registry.move_alias("iris", "candidate", good)
+    aliased_iris(folder)
     return folder
 
 

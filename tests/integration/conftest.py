@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlpatterns.registry.registry import Registry
-from mlpatterns.settings import load_settings
 from tests.support.controlplane import tools_bin
 from tests.support.servers import S3Server, minio_server, redis_server
-from tests.support.training import train
+from tests.support.training import aliased_iris, train
 
 
 @pytest.fixture(scope="session")
@@ -40,12 +38,5 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def aliased_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry with iris@production (logreg) and iris@candidate (random forest)."""
     folder = tmp_path_factory.mktemp("embedded-home")
-    current, challenger = train(
-        folder,
-        {"dataset": "iris", "name": "iris"},
-        {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
-    )
-    registry = Registry.from_settings(load_settings(home=folder))
-    registry.move_alias("iris", "production", current)
-    registry.move_alias("iris", "candidate", challenger)
+    aliased_iris(folder)
     return folder

@@ -26,7 +26,7 @@ from mlpatterns.settings import load_settings
 from tests.support.embedded import Up, start_up
 from tests.support.load import recorded_load
 from tests.support.processes import running, wait_until
-from tests.support.training import train
+from tests.support.training import FOREST, aliased_iris
 
 pytestmark = pytest.mark.integration
 ROWS = [list(map(float, row)) for row in load_iris().data]
@@ -45,21 +45,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """iris@production (logistic regression), iris@candidate (random forest, agrees on
     about 95% of rows) and iris@weak (a one-split tree: two classes of three)."""
     folder = tmp_path_factory.mktemp("rollout-home")
-    stable, good, weak = train(
-        folder,
-        {"dataset": "iris", "name": "iris"},
-        {"dataset": "iris", "name": "iris", "model_type": "random_forest"},
-        {
-            "dataset": "iris",
-            "name": "iris",
-            "model_type": "random_forest",
-            "parameters": json.dumps({"n_estimators": 1, "max_depth": 1}),
-        },
-    )
-    registry = Registry.from_settings(load_settings(home=folder))
-    registry.move_alias("iris", "production", stable)
-    registry.move_alias("iris", "candidate", good)
-    registry.move_alias("iris", "weak", weak)
+    weak = {**FOREST, "parameters": json.dumps({"n_estimators": 1, "max_depth": 1})}
+    aliased_iris(folder, weak=weak)
     return folder
 
 

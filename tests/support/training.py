@@ -1,5 +1,5 @@
 """Registering models for tests: training in a subprocess, as a user's run would,
-into a given MLPATTERNS_HOME."""
+into a given MLPATTERNS_HOME, and the aliases most tests serve."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+from mlpatterns.registry.registry import Registry
+from mlpatterns.settings import load_settings
 
 
 def train(home: Path, *requests: dict[str, str]) -> list[str]:
@@ -27,3 +30,19 @@ def train(home: Path, *requests: dict[str, str]) -> list[str]:
         timeout=300,
     )
     return out.stdout.split()[-len(requests) :]
+
+
+LOGISTIC = {"dataset": "iris", "name": "iris"}
+FOREST = {"dataset": "iris", "name": "iris", "model_type": "random_forest"}
+
+
+def aliased_iris(home: Path, **more: dict[str, str]) -> dict[str, str]:
+    """Train iris@production (logistic regression, the default), iris@candidate (a
+    random forest: agrees on about 95% of rows) and one model per further alias (its
+    TrainingRequest fields) into `home`'s registry; the versions by alias."""
+    aliases = {"production": LOGISTIC, "candidate": FOREST, **more}
+    versions = dict(zip(aliases, train(home, *aliases.values()), strict=True))
+    registry = Registry.from_settings(load_settings(home=home))
+    for alias, version in versions.items():
+        registry.move_alias("iris", alias, version)
+    return versions

@@ -10,11 +10,11 @@ import pytest
 from mlpatterns.monitoring import html
 from mlpatterns.monitoring.reports import (
     ab_report,
-    quantile,
     shadow_report,
     two_proportion_p_value,
     wilson_interval,
 )
+from mlpatterns.records import quantile
 
 pytestmark = pytest.mark.unit
 

@@ -17,6 +17,7 @@ from mlpatterns.api.load import ModelServiceError, load_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.api.rollout import RolloutStatus
 from mlpatterns.cli.output import OUTPUT, Output, emit, new_table
+from mlpatterns.files import read_if_present
 from mlpatterns.rollout.decide import Command, in_force, refusal
 from mlpatterns.rollout.status import parse_status
 from mlpatterns.settings import load_settings
@@ -105,10 +106,7 @@ def require_rollout(service: ModelService) -> ModelService:
 def _status(home: Path, name: str) -> RolloutStatus | None:
     from mlpatterns.local.rollout import status_path
 
-    try:
-        return parse_status(status_path(home, name).read_bytes())
-    except OSError:
-        return None
+    return parse_status(read_if_present(status_path(home, name)))
 
 
 @rollout_app.command("status")

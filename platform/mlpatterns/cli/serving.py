@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from mlpatterns import __version__
+from mlpatterns.files import read_if_present
 from mlpatterns.settings import load_settings
 
 if TYPE_CHECKING:
@@ -318,7 +319,7 @@ def serve_gateway(
     if len(upstreams) != len(upstream):
         raise typer.BadParameter("write each as version=URL", param_hint="--upstream")
     try:
-        status = parse_status(_read_bytes(rollout_status))
+        status = parse_status(read_if_present(rollout_status))
         table = compile_table(in_force(load_model_service(file), status))
         gateway = Gateway(
             table, upstreams, shadow_limit=shadow_limit, max_body_bytes=max_body_bytes
@@ -333,7 +334,7 @@ def serve_gateway(
         where, name = place(settings), table.service
         gateway.decision_log = open_log(where, Stream.DECISIONS, name, "gateway")
         feedback_log = open_log(where, Stream.FEEDBACK, name, "gateway")
-    seen = {"text": file.read_bytes(), "status": _read_bytes(rollout_status)}
+    seen = {"text": file.read_bytes(), "status": read_if_present(rollout_status)}
 
     def apply(text: bytes, origin: str, status: bytes = b"") -> bool:
         """Make `text` (a ModelService) the routes in force, as its rollout `status`
@@ -356,7 +357,7 @@ def serve_gateway(
         except OSError as error:
             console.print(f"[red]kept the current routes; cannot read {file}: {error}[/red]")
             return False
-        return apply(text, str(file), _read_bytes(rollout_status))
+        return apply(text, str(file), read_if_present(rollout_status))
 
     watchers = []
     if watch_configmap:
@@ -382,13 +383,6 @@ def serve_gateway(
         watchers=watchers,
     )
     uvicorn.Server(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
-
-
-def _read_bytes(path: Path | None) -> bytes:
-    try:
-        return path.read_bytes() if path is not None else b""
-    except OSError:
-        return b""
 
 
 def fetch_model(

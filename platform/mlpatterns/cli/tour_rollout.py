@@ -18,6 +18,7 @@ from mlpatterns.api.rollout import TERMINAL, RolloutStatus
 from mlpatterns.cli import training
 from mlpatterns.cli.rollout import print_rollout
 from mlpatterns.cli.tour import iris_rows
+from mlpatterns.files import read_if_present
 
 __all__ = ["ROLLOUT_SERVICE", "rollout_service", "run_rollout"]
 
@@ -89,7 +90,7 @@ def run_rollout(console: Console, home: Path, port: int, limit: float = 180.0) -
         with httpx.Client(base_url=running.gateway_url or "", timeout=30) as client:
             for features, _ in rows:
                 client.post("/predict", json={"data": [features]}).raise_for_status()
-                status = parse_status(_read(status_path(home, ROLLOUT_SERVICE)))
+                status = parse_status(read_if_present(status_path(home, ROLLOUT_SERVICE)))
                 if (status and status.phase in TERMINAL) or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
@@ -97,10 +98,3 @@ def run_rollout(console: Console, home: Path, port: int, limit: float = 180.0) -
         supervising.join(timeout=10)
     print_rollout(service, status)
     return file
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""

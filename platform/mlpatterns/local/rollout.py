@@ -25,7 +25,7 @@ import httpx
 from mlpatterns.api.load import ModelServiceError, load_model_service
 from mlpatterns.api.modelservice import ModelService
 from mlpatterns.api.rollout import RolloutStatus
-from mlpatterns.files import write_atomically
+from mlpatterns.files import read_if_present, write_atomically
 from mlpatterns.logstreams import Place, Stream
 from mlpatterns.registry.promotion import promote
 from mlpatterns.registry.references import RegistryRef, parse_ref
@@ -106,6 +106,9 @@ class RolloutDriver:
     ready: Callable[[str], bool] = field(default=lambda version: True)  # its server answers
     retire: Callable[[str], object] = field(default=lambda version: None)  # stop its servers
     _baseline: GatewayReading | None = field(default=None, repr=False)
+    _parsed: tuple[tuple[int, int, int], ModelService | None] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def status_file(self) -> Path:
@@ -114,12 +117,8 @@ class RolloutDriver:
     def tick(self, now: datetime | None = None) -> RolloutStatus | None:
         """One round: take a command, analyse when due, record and apply the result."""
         now = now or datetime.now(UTC)
-        try:
-            service = load_model_service(self.file)
-        except ModelServiceError as error:
-            log.warning("rollout: kept the current state; %s", error)
-            return None
-        if service.spec.rollout is None:
+        service = self._service()
+        if service is None or service.spec.rollout is None:
             return None
         recorded = self._recorded()
         pending = command_path(self.home, self.service)
@@ -141,11 +140,25 @@ class RolloutDriver:
             pending.unlink(missing_ok=True)  # taken: its effect is recorded
         return status
 
-    def _recorded(self) -> RolloutStatus | None:
+    def _service(self) -> ModelService | None:
+        """The ModelService file, parsed again only when it changed (an invalid one is
+        reported once per change, and the rollout keeps its state)."""
         try:
-            return parse_status(self.status_file.read_bytes())
-        except OSError:
+            stat = self.file.stat()
+        except OSError as error:
+            log.warning("rollout: kept the current state; cannot read %s: %s", self.file, error)
             return None
+        key = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        if self._parsed is None or self._parsed[0] != key:
+            try:
+                self._parsed = (key, load_model_service(self.file))
+            except ModelServiceError as error:
+                log.warning("rollout: kept the current state; %s", error)
+                self._parsed = (key, None)
+        return self._parsed[1]
+
+    def _recorded(self) -> RolloutStatus | None:
+        return parse_status(read_if_present(self.status_file))
 
     def _record(
         self,

@@ -5,6 +5,7 @@ set|show` read), and stop it all cleanly."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -36,6 +37,8 @@ __all__ = [
     "read_state",
     "state_path",
 ]
+
+log = logging.getLogger("mlpatterns.local")
 
 
 class NotRunningError(LookupError):
@@ -123,10 +126,13 @@ class Embedded:
         while not stopping.wait(every):
             self.supervisor.poll()
             self.write_state()  # pids change when a process is restarted
-            if self.rollout is not None:
-                self.rollout.tick()
-            if self.follower is not None:
-                self.follower.tick()
+            for part in (self.rollout, self.follower):
+                if part is None:
+                    continue
+                try:
+                    part.tick()
+                except Exception:  # the servers stay supervised; the next tick tries again
+                    log.exception("%s failed; trying again", type(part).__name__)
 
 
 def _driver(

@@ -19,6 +19,7 @@ from mlpatterns.drift import (
     repeated_share,
 )
 from mlpatterns.monitoring.coverage import Coverage, coverage, in_window
+from mlpatterns.records import predicted_labels
 from mlpatterns.registry.metadata import Profile
 
 __all__ = [
@@ -76,14 +77,6 @@ def _rows(record: dict[str, Any]) -> list[list[Any]]:
     return [row for row in rows if isinstance(row, list)]
 
 
-def _labels(record: dict[str, Any]) -> list[str]:
-    output = record.get("output")
-    if not isinstance(output, dict):
-        return []
-    labels = output.get("labels", [output.get("label")] if "label" in output else [])
-    return [str(label) for label in labels if label is not None]
-
-
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
@@ -93,7 +86,7 @@ def _drift(
 ) -> VersionDrift:
     first = records[0]
     rows = [row for record in records for row in _rows(record)]
-    labels = Counter(label for record in records for label in _labels(record))
+    labels = Counter(label for record in records for label in predicted_labels(record))
     note = ""
     features: tuple[FeatureDrift, ...] = ()
     class_psi = None

@@ -20,6 +20,7 @@ from typing import Any
 
 from mlpatterns.monitoring.coverage import ALL_PHASES, Coverage, coverage, in_window, utc_time
 from mlpatterns.proportions import Z_95, outcome_success, two_proportion_z, wilson_interval
+from mlpatterns.records import predicted_labels, quantile
 
 __all__ = [
     "ALPHA",
@@ -32,7 +33,6 @@ __all__ = [
     "ShadowReport",
     "VersionResult",
     "ab_report",
-    "quantile",
     "recommend",
     "shadow_report",
     "two_proportion_p_value",
@@ -44,17 +44,6 @@ MIN_OUTCOMES = 100  # per version, before a recommendation other than "wait"
 
 
 # ---- shared --------------------------------------------------------------------
-
-
-def quantile(values: Sequence[float], q: float) -> float:
-    """The q-quantile by linear interpolation (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 @dataclass(frozen=True)
@@ -69,20 +58,14 @@ class Latency:
     def of(cls, values: Sequence[float]) -> Latency:
         return cls(
             len(values),
-            quantile(values, 0.5),
-            quantile(values, 0.9),
-            quantile(values, 0.99),
+            quantile(values, 0.5) or 0.0,
+            quantile(values, 0.9) or 0.0,
+            quantile(values, 0.99) or 0.0,
             tuple(values),
         )
 
     def summary(self) -> dict[str, float]:
         return {"count": self.count, "p50": self.p50, "p90": self.p90, "p99": self.p99}
-
-
-def _labels(item: dict[str, Any]) -> list[str]:
-    output = item.get("output") or {}
-    labels = output.get("labels") if isinstance(output, dict) else None
-    return [str(label) for label in labels] if isinstance(labels, list) else []
 
 
 def _rounded(row: Any) -> Any:
@@ -171,7 +154,9 @@ def shadow_report(
         primary_latency.append(float(answered.get("latency_seconds", 0.0)))
         shadow_latency.append(float(copy.get("latency_seconds", 0.0)))
         inputs = answered.get("input") or []
-        for index, (mine, theirs) in enumerate(zip(_labels(answered), _labels(copy), strict=False)):
+        for index, (mine, theirs) in enumerate(
+            zip(predicted_labels(answered), predicted_labels(copy), strict=False)
+        ):
             rows += 1
             confusion[(mine, theirs)] += 1
             if mine == theirs:
@@ -292,7 +277,7 @@ def ab_report(
     everything = phase == ALL_PHASES and since is None and until is None
     answered = {d["request_id"]: str(d.get("version")) for d in decisions}
     requests = Counter(answered.values())
-    labels = {p["request_id"]: _labels(p) for p in predictions if not p.get("shadow")}
+    labels = {p["request_id"]: predicted_labels(p) for p in predictions if not p.get("shadow")}
     outcomes: Counter[str] = Counter()
     successes: Counter[str] = Counter()
     unmatched = 0

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mlpatterns.api.rollout import RolloutStatus, Step
 from mlpatterns.proportions import outcome_success
+from mlpatterns.records import predicted_labels, quantile
 from mlpatterns.rollout.decide import Observation, analysis_since
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "gateway_reading",
     "observation",
     "outcomes",
-    "quantile",
     "shadow_pairs",
 ]
 
@@ -162,22 +162,6 @@ def bucket_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float |
     return lower_bound
 
 
-def quantile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def _labels(record: dict[str, Any]) -> list[str]:
-    output = record.get("output")
-    labels = output.get("labels") if isinstance(output, dict) else None
-    return [str(label) for label in labels] if isinstance(labels, list) else []
-
-
 def _stamped(record: dict[str, Any], since: datetime | None) -> bool:
     if since is None:
         return True
@@ -218,7 +202,7 @@ def shadow_pairs(
             continue
         pairs += 1
         latencies.append(float(copy.get("latency_seconds", 0.0)))
-        for mine, theirs in zip(_labels(answered), _labels(copy), strict=False):
+        for mine, theirs in zip(predicted_labels(answered), predicted_labels(copy), strict=False):
             rows += 1
             agreeing += mine == theirs
     return ShadowPairs(pairs, rows, agreeing, quantile(latencies, 0.99))
@@ -239,7 +223,7 @@ def outcomes(
     """Feedback received after `since` per version, as successes among outcomes (a
     label outcome is a success when the version's answer named it)."""
     answered = {
-        r["request_id"]: _labels(r)
+        r["request_id"]: predicted_labels(r)
         for r in predictions
         if not r.get("shadow") and r.get("version") in versions
     }
