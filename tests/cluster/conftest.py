@@ -14,7 +14,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.controlplane import ControlPlane
-from tests.support.crds import install_istio_crds, install_prometheus_operator_crds
+from tests.support.crds import (
+    install_istio_crds,
+    install_kfp_crds,
+    install_prometheus_operator_crds,
+)
 
 
 @pytest.fixture(scope="session")
@@ -67,3 +71,8 @@ def istio_crds(control_plane: ControlPlane) -> list[str]:
 @pytest.fixture(scope="session")
 def prometheus_operator_crds(control_plane: ControlPlane) -> list[str]:
     return install_prometheus_operator_crds(control_plane)
+
+
+@pytest.fixture(scope="session")
+def kfp_crds(control_plane: ControlPlane) -> list[str]:
+    return install_kfp_crds(control_plane)

@@ -1,5 +1,7 @@
 """Third-party CRDs installed into the test control plane, read at test time from the
-published Go modules that `hack/tools crds` locates (never committed to this repo)."""
+published Go modules that `hack/tools crds` locates, or, for projects the module proxy
+does not serve (KFP), from `../shared/third_party/` beside the repository; never
+committed to this repo."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from pathlib import Path
 from tests.support.controlplane import REPO, ControlPlane
 
 PROMETHEUS_OPERATOR_KINDS = ("servicemonitors", "podmonitors", "prometheusrules")
+THIRD_PARTY = REPO.parent / "shared" / "third_party"
 
 
 def crd_folder(name: str) -> Path:
@@ -42,4 +45,13 @@ def install_prometheus_operator_crds(control_plane: ControlPlane) -> list[str]:
     """ServiceMonitor, PodMonitor and PrometheusRule, from the prometheus-operator module."""
     folder = crd_folder("prometheus-operator")
     files = [folder / f"monitoring.coreos.com_{kind}.yaml" for kind in PROMETHEUS_OPERATOR_KINDS]
+    return _apply_and_wait(control_plane, files)
+
+
+def install_kfp_crds(control_plane: ControlPlane) -> list[str]:
+    """KFP's Pipeline and PipelineVersion (pipelines.kubeflow.org/v2beta1, its
+    Kubernetes-native API) and ScheduledWorkflow (kubeflow.org/v1beta1)."""
+    folder = THIRD_PARTY / "kubeflow-pipelines" / "crds"
+    files = sorted(folder.glob("*.yaml"))
+    assert len(files) == 3, f"KFP's CRDs are missing from {folder}"
     return _apply_and_wait(control_plane, files)
