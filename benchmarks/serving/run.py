@@ -302,6 +302,9 @@ def main() -> None:
     report_paired(samples, levels)
 
 
+PEERS = ("bare", "kserve", "mlserver", "nodrift")  # what mlpatterns is compared with
+
+
 def line(r: Result) -> str:
     return (
         f"{r.server:10} c={r.connections:<3} {r.requests_per_second:10,.0f} req/s  "
@@ -328,7 +331,7 @@ def report(results: list[Result], levels: list[int]) -> None:
         if ours is None:
             continue
         parts = []
-        for other in ("bare", "kserve", "mlserver"):
+        for other in PEERS:
             theirs = by.get((other, connections))
             if theirs:
                 parts.append(
@@ -346,7 +349,7 @@ def report_paired(samples: dict[tuple[str, int], list[Result]], levels: list[int
     for connections in levels:
         ours = samples.get(("mlpatterns", connections), [])
         parts = []
-        for other in ("bare", "kserve", "mlserver"):
+        for other in PEERS:
             theirs = samples.get((other, connections), [])
             if not ours or len(theirs) != len(ours):
                 continue
