@@ -15,6 +15,7 @@ import pytest
 from tests.support.images import Image, build, import_into_containerd
 from tests.support.machine import differences, machine_state
 from tests.support.testcluster import RealCluster
+from tests.support.walkthrough import Walkthrough, install_platform, register_models
 
 # what the platform chart runs, built from the project's Dockerfiles
 PLATFORM_IMAGES = ("serving", "operator", "redis", "minio")
@@ -44,3 +45,19 @@ def platform_images(real_cluster: RealCluster) -> dict[str, Image]:
     images = build(PLATFORM_IMAGES)
     import_into_containerd(real_cluster.node.containerd_socket, images)
     return {image.role: image for image in images}
+
+
+@pytest.fixture(scope="module")
+def walkthrough(
+    real_cluster: RealCluster, node_env: dict[str, str], platform_images: dict[str, Image]
+) -> Walkthrough:
+    """The platform chart installed on this module's node, as the README installs it."""
+    walk = Walkthrough(real_cluster, node_env)
+    install_platform(walk, platform_images)
+    return walk
+
+
+@pytest.fixture(scope="module")
+def models(walkthrough: Walkthrough, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """iris@production and iris@candidate in the chart's MinIO."""
+    register_models(walkthrough, tmp_path_factory.mktemp("user-home"))

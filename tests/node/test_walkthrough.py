@@ -18,51 +18,18 @@ from typing import Any
 
 import httpx
 import pytest
-from scipy.stats import chisquare
 
-from tests.support.images import Image
-from tests.support.testcluster import RealCluster
 from tests.support.walkthrough import (
     NAMESPACE,
     RELEASE,
     ROW,
     Walkthrough,
-    install_platform,
-    register_models,
+    assert_split,
+    seconds_until,
     versions_answering,
 )
 
 pytestmark = pytest.mark.node
-
-
-@pytest.fixture(scope="module")
-def walkthrough(
-    real_cluster: RealCluster, node_env: dict[str, str], platform_images: dict[str, Image]
-) -> Walkthrough:
-    walk = Walkthrough(real_cluster, node_env)
-    install_platform(walk, platform_images)
-    return walk
-
-
-@pytest.fixture(scope="module")
-def models(walkthrough: Walkthrough, tmp_path_factory: pytest.TempPathFactory) -> None:
-    register_models(walkthrough, tmp_path_factory.mktemp("user-home"))
-
-
-def assert_split(seen: Counter[str], weights: dict[str, int]) -> None:
-    total = sum(seen.values())
-    observed = [seen[v] for v in weights]
-    expected = [total * w / 100 for w in weights.values()]
-    assert sum(observed) == total, seen
-    assert chisquare(observed, expected).pvalue > 0.01, (seen, weights)
-
-
-def seconds_until(shifted: Any, ip: str, limit: float = 30) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < limit:
-        if shifted(versions_answering(ip, 50)):
-            return time.monotonic() - started
-    raise AssertionError(f"the answers did not move within {limit:.0f}s")
 
 
 def test_helm_install_runs_the_platform_on_the_node(walkthrough: Walkthrough) -> None:

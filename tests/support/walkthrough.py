@@ -10,7 +10,7 @@ import subprocess
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import yaml
 from minio import Minio
+from scipy.stats import chisquare
 
 from tests.support.images import Image, chart_values
 from tests.support.testcluster import RealCluster
@@ -27,8 +28,10 @@ __all__ = [
     "RELEASE",
     "ROW",
     "Walkthrough",
+    "assert_split",
     "install_platform",
     "register_models",
+    "seconds_until",
     "versions_answering",
 ]
 
@@ -140,3 +143,26 @@ def versions_answering(ip: str, count: int, headers: dict[str, str] | None = Non
                 raise AssertionError(f"{response.status_code} from the gateway: {response.text}")
             seen[response.headers["x-mlpatterns-version"]] += 1
     return seen
+
+
+def assert_split(seen: Counter[str], weights: dict[str, int]) -> None:
+    """The answers by version are a sample of the weights (chi-square, p > 0.01)."""
+    total = sum(seen.values())
+    observed = [seen[v] for v in weights]
+    expected = [total * w / 100 for w in weights.values()]
+    assert sum(observed) == total, seen
+    assert chisquare(observed, expected).pvalue > 0.01, (seen, weights)
+
+
+def seconds_until(
+    shifted: Callable[[Counter[str]], bool],
+    ip: str,
+    limit: float = 30,
+    headers: dict[str, str] | None = None,
+) -> float:
+    """Seconds until 50 answers in a row show `shifted`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        if shifted(versions_answering(ip, 50, headers)):
+            return time.monotonic() - started
+    raise AssertionError(f"the answers did not move within {limit:.0f}s")
