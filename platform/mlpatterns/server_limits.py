@@ -9,6 +9,11 @@ connection is closed; beyond `max_connections` a request gets 503 at once; and a
 request answered before its body ended (a 413) is drained for a moment, then its
 connection closed, so the client reads the answer rather than a reset.
 
+`DrainingServer` stops as a pod should: on the first SIGTERM it goes on serving for
+`drain_seconds`, every answer closing its connection (`connection: close`), so that
+clients holding a connection to it open a new one, which kube-proxy sends to the
+pods that stay once the endpoints drop this one; then it shuts down gracefully.
+
 Deadlines cost no timer per request: each connection notes when its current phase
 must end, and one task per server process sweeps the connections twice a second.
 """
@@ -17,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -25,7 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from mlpatterns.web import WebLimits
 
-__all__ = ["LimitedConfig", "LimitedHttpToolsProtocol", "uvicorn_config"]
+__all__ = ["DrainingServer", "LimitedConfig", "LimitedHttpToolsProtocol", "uvicorn_config"]
 
 _now = time.monotonic
 LINGER_SECONDS = 1.0
@@ -43,6 +50,7 @@ class LimitedConfig(uvicorn.Config):
     def __init__(self, app: Any, *, limits: WebLimits, **options: Any) -> None:
         super().__init__(app, http=LimitedHttpToolsProtocol, **options)
         self.limits = limits
+        self.draining = False  # set by DrainingServer; every protocol of the process reads it
 
 
 class _Refused(Exception):
@@ -54,6 +62,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, *args, **kwargs)
         limits: WebLimits = config.limits
         self.limits = limits
+        self._limited: LimitedConfig = config
         self._max_head = limits.max_header_bytes  # read per header: plain attributes
         self._max_headers = limits.max_headers
         self._head_bytes = 0
@@ -144,6 +153,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._refusal is not None:
             raise _Refused(self._refusal[1])  # httptools: a parser error, then ours
         super().on_headers_complete()
+        if self._limited.draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered with `connection: close`, then closed
 
     def on_response_complete(self) -> None:
         # answered before the body ended (a 413): drain a moment, then close
@@ -185,3 +196,28 @@ def uvicorn_config(app: Any, host: str, port: int, limits: WebLimits, **options:
         timeout_graceful_shutdown=30,
         **options,
     )
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with a drain (see the module's docstring): the first SIGTERM
+    starts `limits.drain_seconds` of serving with every connection closed after its
+    answer; the end of the drain, a second signal or a SIGINT stop it gracefully.
+    A stop by signal ends the process with status 0 (uvicorn re-raises the signal
+    after its shutdown, which a supervisor would read as a crash)."""
+
+    config: LimitedConfig
+    _drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        drain = self.config.limits.drain_seconds
+        if sig == signal.SIGTERM and drain > 0 and self._drain_until is None:
+            self.config.draining = True
+            self._drain_until = _now() + drain
+            return
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and _now() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)

@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     http_max_connections: int = Field(
         default=1024, ge=1, description="Connections per server process; beyond, 503 at once."
     )
+    http_drain_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=300,
+        description="After a SIGTERM, seconds a server goes on answering, each answer closing "
+        "its connection, so that clients move to the servers that stay (pods set 5).",
+    )
     async_max_queue: int = Field(
         default=10_000,
         ge=1,
@@ -119,6 +126,7 @@ def web_limits(settings: Settings, max_body_bytes: int) -> WebLimits:
         body_timeout=settings.http_body_timeout,
         idle_timeout=settings.http_idle_timeout,
         max_connections=settings.http_max_connections,
+        drain_seconds=settings.http_drain_seconds,
     )
 
 

@@ -55,6 +55,7 @@ class WebLimits:
     body_timeout: float = 60.0  # from the last header to the body's last byte
     idle_timeout: float = 5.0  # a connection with no request in progress
     max_connections: int = 1024  # beyond: 503 at once, not a queue
+    drain_seconds: float = 0.0  # after a SIGTERM: serve on, closing every connection
 
 
 class BodyTooLarge(Exception):

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -376,3 +377,27 @@ def test_schema_driven_fuzz_of_the_openapi_document(server: Server, tmp_path: Pa
     )
     assert result.returncode == 0, result.stdout[-5000:]
     assert "Tested: 10" in result.stdout
+
+
+def test_a_stopped_server_drains_then_exits_cleanly(trained: tuple[Path, str]) -> None:
+    """Told to stop, a server with a drain answers on for its drain seconds, each answer
+    closing its connection (clients move elsewhere), then exits with status 0."""
+    running = start_server(
+        trained[0], "models:/iris@candidate", env={"MLPATTERNS_HTTP_DRAIN_SECONDS": "2"}
+    )
+    row = {"data": [[5.1, 3.5, 1.4, 0.2]]}
+    with httpx.Client(base_url=running.url, timeout=5) as client:
+        before = client.post("/predict", json=row)
+        assert before.headers.get("connection") != "close"  # kept alive
+        stopped = time.monotonic()
+        running.process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        answers = []
+        while running.process.poll() is None and time.monotonic() - stopped < 1.5:
+            answers.append(client.post("/predict", json=row))
+            time.sleep(0.1)
+        assert answers, "the server stopped at once"
+        assert {a.status_code for a in answers} == {200}
+        assert {a.headers.get("connection") for a in answers} == {"close"}
+        assert running.process.wait(timeout=30) == 0
+        assert time.monotonic() - stopped >= 2

@@ -8,6 +8,8 @@ the node carries one pattern at a time."""
 from __future__ import annotations
 
 import subprocess
+import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -19,7 +21,14 @@ import pytest
 from sklearn.datasets import load_iris
 
 from mlpatterns.training.export import predict_proba
-from tests.support.walkthrough import Walkthrough, assert_split, seconds_until, versions_answering
+from tests.support.walkthrough import (
+    NAMESPACE,
+    RELEASE,
+    Walkthrough,
+    assert_split,
+    seconds_until,
+    versions_answering,
+)
 
 pytestmark = pytest.mark.node
 ROWS = load_iris().data
@@ -132,3 +141,77 @@ def test_a_header_rule_and_the_time_window_choose_who_answers(
         if before == night_in_berlin():  # not across the window's edge while asking
             expected = "candidate" if before else "current"
             assert seen == Counter({expected: 100}), f"{headers}; night in Berlin: {before}"
+
+
+def test_a_model_changed_under_load_rolls_with_no_failed_request(
+    walkthrough: Walkthrough, applied: list[str]
+) -> None:
+    """Four clients, each on a kept-alive connection, ask all through a rolling update
+    of the synchronous pattern's two servers to another model: every answer is 200."""
+    applied.append("iris-sync")
+    ip = walkthrough.apply_pattern("synchronous", "iris-sync")
+    stop = threading.Event()
+    answered: list[Counter[str]] = [Counter() for _ in range(4)]
+
+    def ask(seen: Counter[str]) -> None:
+        deadline = time.monotonic() + 300
+        with httpx.Client(base_url=f"http://{ip}:8080", timeout=10) as client:
+            while not stop.is_set() and time.monotonic() < deadline and seen.total() < 50_000:
+                try:
+                    response = client.post("/predict", json={"data": ROWS[:1].tolist()})
+                except httpx.HTTPError as error:
+                    seen[f"failed: {type(error).__name__}"] += 1
+                    continue
+                if response.status_code != 200:
+                    seen[f"failed: {response.status_code}"] += 1
+                else:
+                    seen[response.headers["x-mlpatterns-model-version"]] += 1
+
+    clients = [threading.Thread(target=ask, args=(seen,)) for seen in answered]
+    for client in clients:
+        client.start()
+    try:
+        time.sleep(3)
+        walkthrough.kubectl(
+            "patch", "modelservice", "iris-sync", "--type=json", "-p",
+            '[{"op": "replace", "path": "/spec/versions/0/model/uri", '
+            '"value": "models:/iris@candidate"}]',
+        )  # fmt: skip
+        time.sleep(5)  # the operator renders the new pods' template
+        walkthrough.kubectl("rollout", "status", "deployment/iris-sync-v1", "--timeout=240s")
+        time.sleep(3)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+    seen = sum(answered, Counter())
+    assert not [k for k in seen if k.startswith("failed")], seen
+    assert len(seen) == 2, seen  # the model before, and the one after
+
+
+def test_the_operator_replaced_mid_reconcile_converges_without_duplicates(
+    walkthrough: Walkthrough, applied: list[str]
+) -> None:
+    applied.append("iris-ab")
+    walkthrough.run("kubectl", "apply", "-n", NAMESPACE, "-k", "manifests/patterns/online-ab")
+    time.sleep(0.5)  # the operator has the new ModelService and is applying its objects
+    operator = f"app.kubernetes.io/component=operator,app.kubernetes.io/instance={RELEASE}"
+    walkthrough.kubectl("delete", "pod", "-l", operator, "--wait=false")
+    walkthrough.wait_ready("iris-ab", timeout=300)
+    assert set(versions_answering(walkthrough.cluster_ip("iris-ab"), 100)) <= {
+        "current",
+        "candidate",
+    }
+    mine = "mlpatterns.io/service=iris-ab"
+    deployments = [
+        d["metadata"]["name"] for d in walkthrough.get("deployments", "-l", mine)["items"]
+    ]
+    assert sorted(deployments) == ["iris-ab-candidate", "iris-ab-current", "iris-ab-gateway"]
+    live = [
+        r["metadata"]["ownerReferences"][0]["name"]
+        for r in walkthrough.get("replicasets", "-l", mine)["items"]
+        if r["spec"].get("replicas")
+    ]
+    assert sorted(live) == sorted(deployments), live  # one template each: no second render
+    services = [s["metadata"]["name"] for s in walkthrough.get("services", "-l", mine)["items"]]
+    assert len(services) == len(set(services))

@@ -302,7 +302,6 @@ def serve_gateway(
     ),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
-    import uvicorn
     import yaml
 
     from mlpatterns.api.load import ModelServiceError, load_model_service, parse_model_service
@@ -312,7 +311,7 @@ def serve_gateway(
     from mlpatterns.routing.gateway import Gateway
     from mlpatterns.routing.gateway_app import create_gateway_app
     from mlpatterns.routing.table import RoutingError, compile_table
-    from mlpatterns.server_limits import uvicorn_config
+    from mlpatterns.server_limits import DrainingServer, uvicorn_config
     from mlpatterns.settings import web_limits
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
@@ -382,7 +381,7 @@ def serve_gateway(
         reload_token=token,
         watchers=watchers,
     )
-    uvicorn.Server(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
+    DrainingServer(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
 
 
 def fetch_model(

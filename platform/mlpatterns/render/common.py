@@ -43,6 +43,7 @@ PORT = 8080
 STATE = "/var/lib/mlpatterns"  # MLPATTERNS_HOME: prediction logs, the model cache
 MODELS = "/models"
 SERVICE_LABEL = "mlpatterns.io/service"
+DRAIN_SECONDS = "5"  # within the pod's default 30 s of termination grace
 ROUTED_LABEL = "mlpatterns.io/routed"  # pods that answer the service's traffic
 METRICS_LABEL = "mlpatterns.io/metrics"
 HASH_ANNOTATION = "mlpatterns.io/desired-hash"
@@ -176,7 +177,12 @@ def container(
     if command is not None:
         spec["command"] = command
     spec["args"] = arguments
-    spec["env"] = [{"name": "MLPATTERNS_HOME", "value": STATE}]
+    spec["env"] = [
+        {"name": "MLPATTERNS_HOME", "value": STATE},
+        # a server told to stop answers on for a while, each answer closing its
+        # connection, while the endpoints drop the pod: a rolling update loses nothing
+        {"name": "MLPATTERNS_HTTP_DRAIN_SECONDS", "value": DRAIN_SECONDS},
+    ]
     found = env_from(service, options)
     if found:
         spec["envFrom"] = found

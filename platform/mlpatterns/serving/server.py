@@ -15,9 +15,7 @@ import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import FrameType
 
-import uvicorn
 from starlette.applications import Starlette
 
 from mlpatterns.logsetup import configure_logging, level_from
@@ -25,7 +23,7 @@ from mlpatterns.logstreams import Stream, open_log, place
 from mlpatterns.process import usable_cpus
 from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
-from mlpatterns.server_limits import uvicorn_config
+from mlpatterns.server_limits import DrainingServer, uvicorn_config
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, ModelLoadError
@@ -185,14 +183,4 @@ def serve(options: ServeOptions, host: str, port: int) -> None:
         # the supervisor restarts crashed workers and stops them all on SIGTERM
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    _GracefulServer(config).run()
-
-
-class _GracefulServer(uvicorn.Server):
-    """uvicorn's server, except that a SIGTERM or SIGINT that stopped it gracefully
-    ends the process with exit 0 (uvicorn re-raises the signal after its shutdown,
-    which a supervisor would read as a crash)."""
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+    DrainingServer(config).run()
