@@ -309,10 +309,15 @@ class RealNode:
                     for knob in ("cpuset.cpus", "cpuset.mems"):
                         (root / knob).write_text((hierarchy / knob).read_text())
             elif root.exists():
-                for child in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
-                    if child.is_dir():
-                        child.rmdir()
-                root.rmdir()
+                _remove_cgroup_tree(root)
+
+
+def _remove_cgroup_tree(root: Path) -> None:
+    """Remove a cgroup and its children, deepest first. A child that is already gone
+    (runc or the kernel removed it while the walk ran) is what was wanted."""
+    for folder, _, _ in os.walk(root, topdown=False):
+        with contextlib.suppress(FileNotFoundError):
+            Path(folder).rmdir()
 
 
 def _cgroup_hierarchies() -> list[Path]:
@@ -324,8 +329,10 @@ def _cgroup_pids(name: str) -> list[int]:
     pids: set[int] = set()
     pids_root = Path("/sys/fs/cgroup/pids") / name
     if pids_root.exists():
-        for procs in pids_root.rglob("cgroup.procs"):
-            pids.update(int(line) for line in procs.read_text().split())
+        for folder, _, _ in os.walk(pids_root):
+            with contextlib.suppress(FileNotFoundError):
+                procs = (Path(folder) / "cgroup.procs").read_text()
+                pids.update(int(line) for line in procs.split())
     return sorted(pids)
 
 

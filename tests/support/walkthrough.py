@@ -86,17 +86,18 @@ class Walkthrough:
             secure=False,
         )
 
-    def apply_pattern(self, pattern: str, name: str) -> str:
+    def apply_pattern(self, pattern: str, name: str, answers: int = 200) -> str:
         """`kubectl apply -k manifests/patterns/<pattern>`, wait until Ready and until its
-        Service answers (kube-proxy programs the endpoints a moment after the pods are
-        Ready); its ClusterIP."""
+        Service answers a prediction with `answers` (kube-proxy programs the endpoints a
+        moment after the pods are Ready); its ClusterIP."""
         self.run("kubectl", "apply", "-n", NAMESPACE, "-k", f"manifests/patterns/{pattern}")
         self.wait_ready(name)
         ip = self.cluster_ip(name)
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.post(f"http://{ip}:8080/predict", json=ROW, timeout=2).status_code == 200:
+                answer = httpx.post(f"http://{ip}:8080/predict", json=ROW, timeout=2)
+                if answer.status_code == answers:
                     return ip
             except httpx.TransportError:
                 pass
