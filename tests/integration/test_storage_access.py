@@ -1,5 +1,6 @@
 """The object store's users, made by `mlpatterns storage grant` on a real MinIO: serving
-reads the registry and writes only prediction logs; training writes everything."""
+reads the registry and writes only prediction logs and batch output; training writes
+everything."""
 
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def test_serving_reads_and_logs_training_writes(s3_server: S3Server) -> None:
     assert serving.get_object("granted", "models/iris/1.0.0/model.onnx").read() == b"x"
     assert [o.object_name for o in serving.list_objects("granted", "models/", recursive=True)]
     put(serving, "logs/predictions/iris/v1/2026-12-06/10/part.jsonl")
+    put(serving, "batch/iris-predictions.parquet/part-1.parquet")  # a batch job's output
+    serving.remove_object("granted", "batch/iris-predictions.parquet/part-1.parquet")
     for key in ("models/iris/1.0.0/model.onnx", "aliases/iris/production"):
         with pytest.raises(S3Error) as refused:
             put(serving, key)

@@ -18,6 +18,7 @@ from mlpatterns.serving.batch import columnar_chunk_rows
 from mlpatterns.serving.batch.columnar import Prepared, prepared
 from mlpatterns.serving.batch.ids import decide_rows, first_occurrences
 from mlpatterns.serving.batch.parts import PartsSink
+from mlpatterns.serving.batch.places import place
 from mlpatterns.serving.batch.reading import Features, feature_chunks, selections
 from mlpatterns.serving.prefetch import prefetched
 
@@ -194,8 +195,8 @@ def test_chunks_are_exactly_the_size_asked_whatever_the_reader_gives(
 def prepared_csv(source: Path, size: int) -> list[Prepared]:
     """The features' and the ids' streams of a CSV file with one feature, paired as the
     pipeline pairs them, the trailing decision (broken rows at the end) included."""
-    read = list(feature_chunks(source, ["f"], size))
-    decided = list(selections(source, "id", size, pa.array([], pa.string())))
+    read = list(feature_chunks(place(source), ["f"], size))
+    decided = list(selections(place(source), "id", size, pa.array([], pa.string())))
     assert len(decided) in (len(read), len(read) + 1)
     nothing = Features(pa.record_batch({}), np.empty((0, 1), np.float32), 0)
     read += [nothing] * (len(decided) - len(read))
@@ -270,7 +271,7 @@ def test_parts_declare_every_column_required_and_read_beside_older_parts(
         }
     )
     pq.write_table(older, folder / "part-0-older.parquet")
-    sink = PartsSink(folder, ["x", "y"], force=False)
+    sink = PartsSink(place(folder), ["x", "y"], force=False)
     assert sink.done_ids().to_pylist() == ["a"]
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
     sink.write(pa.array(["b", "c"]), np.array([0, 1]), probabilities, "2")
@@ -298,5 +299,5 @@ def test_an_id_column_that_is_not_text_or_numbers_is_refused_before_reading(
     source = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"key": [[1], [2]], "n": [7, 8], "f": [1.0, 2.0]}), source)
     with pytest.raises(BatchInputError, match=r"'key' holds list<element: int64>.*--id-column"):
-        checked_source(str(source), ["key", "f"])
-    assert checked_source(str(source), ["n", "f"]) == source  # numbers are ids too
+        checked_source(place(source), ["key", "f"])
+    assert checked_source(place(source), ["n", "f"]).path == str(source)  # numbers are ids too

@@ -265,14 +265,31 @@ class Batch(Strict):
     """The batch pattern: predict stored rows on a schedule, only rows not yet done."""
 
     schedule: str = Field(pattern=CRON, description="Cron schedule, five fields (UTC).")
-    input: str = Field(description="data.csv, data.parquet or data.db:<table>.")
-    output: str = Field(description="predictions.db (SQLite) or predictions.csv.")
+    input: str = Field(
+        description="data.csv, data.parquet (either may be s3://bucket/key) or data.db:<table>."
+    )
+    output: str = Field(
+        description="predictions.db (SQLite), predictions.csv, or predictions.parquet (a "
+        "folder of Parquet parts, which may be s3://bucket/prefix.parquet: the object store "
+        "of the storage Secret, written with the serving user's keys under batch/)."
+    )
     id_column: str = Field(default="id", alias="idColumn")
     volume_claim: str | None = Field(
         default=None,
         alias="volumeClaim",
-        description="In a cluster: the PersistentVolumeClaim holding input and output.",
+        description="In a cluster: the PersistentVolumeClaim holding local input and output "
+        "(none is needed when both are s3://).",
     )
+
+    @model_validator(mode="after")
+    def _objects_go_to_parts(self) -> Batch:
+        stored = [x for x in (self.input, self.output) if x.startswith("s3://")]
+        if stored and not self.output.endswith(".parquet"):
+            raise ValueError(
+                f"batch {', '.join(stored)}: s3:// is read and written by the columnar path "
+                "only; name the output s3://<bucket>/<prefix>.parquet (a folder of Parquet parts)"
+            )
+        return self
 
 
 class Storage(Strict):

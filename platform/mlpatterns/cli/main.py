@@ -63,7 +63,7 @@ def _add_operator_commands() -> None:
 def _add_serving_commands() -> None:
     # serving needs the `serving` extra; without it these commands say so
     try:
-        from mlpatterns.cli import embedded, serving
+        from mlpatterns.cli import batch, embedded, serving
     except ImportError as missing:
         for name in (
             "serve",
@@ -88,7 +88,7 @@ def _add_serving_commands() -> None:
     app.add_typer(embedded.traffic_app, name="traffic")
     app.add_typer(rollout_app, name="rollout")
     app.add_typer(serving.serve_app, name="serve")
-    app.add_typer(serving.batch_app, name="batch")
+    app.add_typer(batch.batch_app, name="batch")
     app.command("fetch-model")(serving.fetch_model)
     app.command("build-context")(serving.build_context)
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,8 +24,6 @@ __all__ = [
     "QUEUE_NAMESPACE",
     "SERVICE",
     "VERSION",
-    "batch_app",
-    "batch_predict",
     "build_context",
     "console",
     "fetch_model",
@@ -449,114 +445,3 @@ def build_context(
     )
     (output / ".dockerignore").write_text("*\n!model/\n")
     console.print(f"wrote {output}: docker build -t {tag} {output}")
-
-
-batch_app = typer.Typer(help="Batch prediction over stored data.", no_args_is_help=True)
-
-
-@batch_app.command("predict")
-def batch_predict(
-    model: str = typer.Option(
-        ..., help="models:/name/version, models:/name@alias, s3://... or a folder."
-    ),
-    input: str = typer.Option(..., "--input", help="data.csv, data.parquet or data.db:<table>."),
-    output: Path = typer.Option(
-        ...,
-        help="predictions.db (SQLite), predictions.csv, or predictions.parquet "
-        "(a folder of Parquet part files; the fast columnar path).",
-    ),
-    id_column: str = typer.Option("id", help="The column that identifies a row."),
-    chunk_rows: int = typer.Option(
-        0,
-        min=0,
-        help="Rows per chunk, committed together (0: 10,000; 100,000 for Parquet parts, "
-        "fewer for rows of over 10 features: 4 MiB of features at most).",
-    ),
-    force: bool = typer.Option(False, help="Predict every row again, even those already done."),
-    compression: str | None = typer.Option(
-        None,
-        help="Parquet parts' codec: none (the default), snappy, lz4, zstd or gzip. "
-        "Only the ids compress: snappy makes parts about a fifth smaller, for 5 to 15% "
-        "more CPU.",
-    ),
-    log_predictions: bool = typer.Option(
-        True, help="Write every prediction to the prediction log."
-    ),
-    service: str = SERVICE,
-    version: str = VERSION,
-) -> None:
-    """Predict the rows that have no prediction yet; a rerun redoes only what is missing."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from mlpatterns.logstreams import Stream, open_log, place
-    from mlpatterns.serving.batch import (
-        BatchInputError,
-        BatchResult,
-        log_each_prediction,
-        predict_batch,
-    )
-    from mlpatterns.serving.batch.size import count_rows
-    from mlpatterns.serving.model import LoadedModel
-
-    loaded = LoadedModel(_fetch(model))
-    service = service or loaded.name
-    log = None
-    if log_predictions:
-        where = place(load_settings())
-        log = open_log(where, Stream.PREDICTIONS, service, version, writer="batch")
-
-    columns = (
-        BarColumn(bar_width=20),
-        MofNCompleteColumn(),
-        TextColumn("rows, {task.fields[rate]}/s"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    console.print(f"batch {loaded.metadata.ref}: {input} -> {output}")
-    with Progress(*columns, console=console) as progress:
-        bar = progress.add_task("batch", total=count_rows(input), rate="-")
-        started = time.monotonic()
-
-        def show(result: BatchResult) -> None:
-            elapsed = max(time.monotonic() - started, 1e-9)
-            progress.update(bar, completed=result.read, rate=f"{result.read / elapsed:,.0f}")
-
-        try:
-            result = predict_batch(
-                loaded,
-                input,
-                output,
-                id_column=id_column,
-                chunk_rows=chunk_rows or None,
-                force=force,
-                compression=compression,
-                on_chunk=show,
-                on_prediction=log_each_prediction(log, loaded, service, version) if log else None,
-            )
-        except BatchInputError as error:
-            console.print(f"[red]{error}[/red]")
-            raise typer.Exit(1) from None
-        finally:
-            if log is not None:
-                log.close()
-    for row_id, reason in list(result.rejected.items())[:10]:
-        console.print(f"[yellow]rejected row {row_id}: {reason}[/yellow]")
-    print(
-        json.dumps(
-            {
-                "read": result.read,
-                "predicted": result.predicted,
-                "skipped": result.skipped,
-                "rejected": len(result.rejected),
-                "output": str(output),
-            }
-        )
-    )

@@ -1,5 +1,6 @@
-"""Who may do what in the object store: serving reads the registry and appends
-to the log streams; training reads and writes everything in the bucket. `grant` makes
+"""Who may do what in the object store: serving reads the registry, appends to the
+log streams and writes batch predictions (under `batch/`); training reads and writes
+everything in the bucket. `grant` makes
 both MinIO users with those policies (idempotent), so that no pod holds the root
 credentials. The policies are pure data; only `grant` talks to MinIO."""
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOGS", "ROLES", "Credentials", "grant", "policy"]
+__all__ = ["BATCH", "LOGS", "ROLES", "Credentials", "grant", "policy"]
 
 ROLES = ("serving", "training")
-LOGS = "logs"  # the log streams' prefix, the one place serving may write
+LOGS = "logs"  # the log streams' prefix, where serving may add objects
+BATCH = "batch"  # batch jobs' input and output, where serving may add and remove them
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,11 @@ def policy(role: str, bucket: str) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Action": ["s3:PutObject"],
                 "Resource": [f"arn:aws:s3:::{bucket}/{LOGS}/*"],
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": [f"arn:aws:s3:::{bucket}/{BATCH}/*"],
             },
         ]
     elif role == "training":

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -34,6 +33,7 @@ from mlpatterns.serving.batch.base import (
 )
 from mlpatterns.serving.batch.class_indices import ClassIndexPredictor
 from mlpatterns.serving.batch.parts import PartsSink
+from mlpatterns.serving.batch.places import Place
 from mlpatterns.serving.batch.reading import (
     Features,
     Selection,
@@ -91,8 +91,8 @@ def prepared(chunk: Features, selection: Selection, features: list[str]) -> Prep
 
 def predict_to_parts(
     model: LoadedModel,
-    source: str,
-    output: Path,
+    source: Place,
+    output: Place,
     *,
     id_column: str = "id",
     chunk_rows: int,

@@ -19,13 +19,15 @@ from mlpatterns.serving.batch.base import (
 from mlpatterns.serving.batch.rows import predict_rows
 from mlpatterns.serving.model import LoadedModel, Prediction
 
+S3 = "s3://"
+
 __all__ = ["log_each_prediction", "predict_batch"]
 
 
 def predict_batch(
     model: LoadedModel,
     source: str,
-    output: Path,
+    output: str | Path,
     *,
     id_column: str = "id",
     chunk_rows: int | None = None,
@@ -36,24 +38,33 @@ def predict_batch(
 ) -> BatchResult:
     """Predict the rows of `source` that have no prediction in `output` yet.
 
+    `source` and `output` are paths here, or `s3://bucket/key` in the object store
+    the settings name, for the columnar path (an output named *.parquet) only.
+
     `chunk_rows`: rows committed together; by default 10,000 row by row (SQLite, CSV)
     and `columnar_chunk_rows` for Parquet parts. `compression`: the Parquet parts' codec
     (`parts.COMPRESSIONS`; by default none), for Parquet output only. `on_prediction`
     is handed each committed chunk's ids, features and predictions (the prediction
     log's writer, `log_each_prediction`)."""
-    if output.suffix == ".parquet":  # a folder of part files: the columnar path
+    if str(output).endswith(".parquet"):  # a folder of part files: the columnar path
         from mlpatterns.serving.batch.columnar import predict_to_parts  # pyarrow's import
+        from mlpatterns.serving.batch.places import place
 
         return predict_to_parts(
             model,
-            source,
-            output,
+            place(source),
+            place(output),
             id_column=id_column,
             chunk_rows=chunk_rows or columnar_chunk_rows(model.n_features),
             force=force,
             compression=compression,
             on_chunk=on_chunk,
             on_prediction=on_prediction,
+        )
+    if any(str(location).startswith(S3) for location in (source, output)):
+        raise BatchInputError(
+            f"{source} -> {output}: s3:// is read and written by the columnar path only: "
+            "name the output s3://<bucket>/<prefix>.parquet (a folder of Parquet parts)"
         )
     if compression is not None:
         raise BatchInputError(
@@ -62,7 +73,7 @@ def predict_batch(
     return predict_rows(
         model,
         source,
-        output,
+        Path(output),
         id_column=id_column,
         chunk_rows=chunk_rows or CHUNK_ROWS,
         force=force,

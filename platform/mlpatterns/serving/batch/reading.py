@@ -9,9 +9,9 @@ streams and named by the ids' stream among the rejections.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from mlpatterns.serving.batch.base import BatchInputError, as_text_rows
 from mlpatterns.serving.batch.ids import Wanted, decide_rows
 from mlpatterns.serving.batch.parts import COMPRESSIONS, DEFAULT_COMPRESSION
+from mlpatterns.serving.batch.places import Place
 
 __all__ = [
     "Features",
@@ -54,7 +55,7 @@ class Selection:
     unreadable: dict[str, str]  # rows too broken to read, found since the decision before
 
 
-def feature_chunks(path: Path, features: list[str], size: int) -> Iterator[Features]:
+def feature_chunks(path: Place, features: list[str], size: int) -> Iterator[Features]:
     first_row = 1
     # the rows too broken to read are named by the ids' stream, its twin
     for batch in exact_chunks(path, features, size, {}):
@@ -62,7 +63,7 @@ def feature_chunks(path: Path, features: list[str], size: int) -> Iterator[Featu
         first_row += batch.num_rows
 
 
-def selections(path: Path, id_column: str, size: int, done: pa.Array) -> Iterator[Selection]:
+def selections(path: Place, id_column: str, size: int, done: pa.Array) -> Iterator[Selection]:
     """A selection for each chunk of `feature_chunks`, in the same order, then one more
     if broken rows follow the last readable one (a selection of no rows). Ids in key
     order are selected chunk by chunk; at the first one out of it, all the rest are
@@ -81,20 +82,19 @@ def selections(path: Path, id_column: str, size: int, done: pa.Array) -> Iterato
         yield Selection(pa.array([], pa.string()), np.ones(0, dtype=bool), unreadable)
 
 
-def checked_source(source: str, columns: list[str]) -> Path:
-    path = Path(source)
-    if not path.exists():
-        raise BatchInputError(f"{source} does not exist")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".parquet"):
-        raise BatchInputError(f"{source}: the columnar path reads .csv and .parquet files")
-    if suffix == ".parquet":
-        schema = pq.ParquetFile(path).schema_arrow
+def checked_source(source: Place, columns: list[str]) -> Place:
+    if not source.is_file():
+        raise BatchInputError(f"{source.shown} does not exist")
+    if source.suffix not in (".csv", ".parquet"):
+        raise BatchInputError(f"{source.shown}: the columnar path reads .csv and .parquet files")
+    if source.suffix == ".parquet":
+        with source.filesystem.open_input_file(source.path) as file:
+            schema = pq.ParquetFile(file).schema_arrow
         missing = [c for c in columns if c not in schema.names]
         if missing:
-            raise BatchInputError(f"{source} lacks the columns {missing}")
-        _check_id_type(source, schema.field(columns[0]))
-    return path
+            raise BatchInputError(f"{source.shown} lacks the columns {missing}")
+        _check_id_type(source.shown, schema.field(columns[0]))
+    return source
 
 
 def checked_compression(compression: str | None) -> str:
@@ -121,7 +121,7 @@ def _check_id_type(source: str, id_field: pa.Field) -> None:
 
 
 def exact_chunks(
-    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+    path: Place, columns: list[str], size: int, rejected: dict[str, str]
 ) -> Iterator[pa.RecordBatch]:
     """Chunks of exactly `size` rows (the last may be shorter), so that every part holds
     `size` predictions whatever the reader's blocks or row groups. CSV rows with the
@@ -146,13 +146,14 @@ def exactly(batches: Iterator[pa.RecordBatch], size: int) -> Iterator[pa.RecordB
 
 
 def _read(
-    path: Path, columns: list[str], size: int, rejected: dict[str, str]
+    path: Place, columns: list[str], size: int, rejected: dict[str, str]
 ) -> Iterator[pa.RecordBatch]:
-    if path.suffix.lower() == ".parquet":
+    if path.suffix == ".parquet":
         # no thread pool of arrow's own: reading already runs beside predicting and
         # writing, and on few cores handing each column to a pool cost more than it won
-        file = pq.ParquetFile(path)
-        yield from file.iter_batches(batch_size=size, columns=columns, use_threads=False)
+        with path.filesystem.open_input_file(path.path) as file:
+            parquet = pq.ParquetFile(file)
+            yield from parquet.iter_batches(batch_size=size, columns=columns, use_threads=False)
         return
 
     name_of = _broken_row_name(path, columns[0])
@@ -163,9 +164,10 @@ def _read(
         )
         return "skip"
 
+    stream = path.filesystem.open_input_stream(path.path)
     try:
         reader = pa_csv.open_csv(
-            path,
+            stream,
             read_options=pa_csv.ReadOptions(block_size=max(1 << 20, size * 64)),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=reject),
             # every column as text: a bad value rejects its row, not the whole file; an
@@ -178,16 +180,19 @@ def _read(
             ),
         )
     except (pa.ArrowInvalid, KeyError) as error:
-        raise BatchInputError(f"{path}: {error}") from None
-    yield from reader
+        stream.close()
+        raise BatchInputError(f"{path.shown}: {error}") from None
+    with stream:
+        yield from reader
 
 
-def _broken_row_name(path: Path, column: str) -> Callable[[str], str]:
+def _broken_row_name(path: Place, column: str) -> Callable[[str], str]:
     """How a CSV row with the wrong number of fields is named among the rejections: by
     its field in `column` (parsed as CSV, quotes and all), or, where it has none, by
     its text (arrow's streaming reader does not know line numbers)."""
-    with path.open(newline="", encoding="utf-8", errors="replace") as source:
-        header = next(csv.reader(source), [])
+    with path.filesystem.open_input_stream(path.path) as stream:
+        text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
+        header = next(csv.reader(text), [])
     at = header.index(column) if column in header else len(header)
 
     def name_of(text: str) -> str:

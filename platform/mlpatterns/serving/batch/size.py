@@ -14,7 +14,10 @@ _BLOCK = 1 << 20
 def count_rows(source: str) -> int | None:
     """The rows of `source`: a Parquet file's from its footer, a SQLite table's by
     COUNT(*), a CSV file's as its lines after the header (a quoted value that spans
-    lines counts twice; the total is for a progress bar). None when it cannot tell."""
+    lines counts twice; the total is for a progress bar). None when it cannot tell, and
+    for an object in a store (s3://), which it would have to download to count."""
+    if source.startswith("s3://"):
+        return None
     try:
         if source.lower().endswith(".parquet"):
             import pyarrow.parquet as pq
