@@ -27,6 +27,8 @@ EVERYTHING_ON = [
     "monitoring.grafanaDashboard=true",
     "--set",
     "pipelines.enabled=true",
+    "--set",
+    "training.enabled=true",
 ]
 
 
@@ -288,16 +290,20 @@ def test_kustomize_base_grants_what_the_chart_grants(tool_env: dict[str, str]) -
     base = run(tool_env, "kubectl", "kustomize", str(repo_path("manifests", "base")))
     base_role = next(d for d in yaml.safe_load_all(base) if d and d["kind"] == "Role")
     assert base_role["rules"] == role["rules"]
-    for folder in ("base", "overlays/kind", "pipelines"):
+    for folder in ("base", "overlays/kind", "overlays/batch-object-store", "pipelines"):
         run(tool_env, "kubectl", "kustomize", str(repo_path("manifests", *folder.split("/"))))
 
 
 def test_chart_pods_run_with_least_privilege(tool_env: dict[str, str]) -> None:
     chart = run(tool_env, "helm", "template", "mlpatterns", str(PLATFORM), *EVERYTHING_ON)
-    deployments = [d for d in yaml.safe_load_all(chart) if d and d["kind"] == "Deployment"]
+    objects = [d for d in yaml.safe_load_all(chart) if d]
+    deployments = [d for d in objects if d["kind"] == "Deployment"]
     assert len(deployments) == 3  # operator, MinIO, Redis
-    for deployment in deployments:
-        pod = deployment["spec"]["template"]["spec"]
+    [training] = [d for d in objects if d["kind"] == "CronJob"]
+    templates = [d["spec"]["template"] for d in deployments]
+    templates.append(training["spec"]["jobTemplate"]["spec"]["template"])
+    for owner, template in zip([*deployments, training], templates, strict=True):
+        pod = template["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         for container in pod["containers"]:
             security = container["securityContext"]
@@ -305,7 +311,7 @@ def test_chart_pods_run_with_least_privilege(tool_env: dict[str, str]) -> None:
             assert security["capabilities"] == {"drop": ["ALL"]}
             assert container["resources"]["requests"]
         for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance"):
-            assert key in deployment["metadata"]["labels"]
+            assert key in owner["metadata"]["labels"]
 
 
 def test_the_models_examples_match_the_pattern_manifests() -> None:

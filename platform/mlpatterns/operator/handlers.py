@@ -282,6 +282,10 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATIONS, key="last-handled-configuration"
     )
+    # what it serves exists when it starts (the chart installs the CRD first): no
+    # watching of CRDs and namespaces cluster-wide, which its least-privilege role
+    # forbids, and which kopf would retry for a minute before handling anything
+    settings.scanning.disabled = True
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 120
     settings.networking.request_timeout = 30
