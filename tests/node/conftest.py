@@ -15,7 +15,12 @@ import pytest
 from tests.support.images import Image, build, import_into_containerd
 from tests.support.machine import differences, machine_state
 from tests.support.testcluster import RealCluster
-from tests.support.walkthrough import Walkthrough, install_platform, register_models
+from tests.support.walkthrough import (
+    Walkthrough,
+    fetched_model,
+    install_platform,
+    register_models,
+)
 
 # what the platform chart runs, built from the project's Dockerfiles
 PLATFORM_IMAGES = ("serving", "operator", "redis", "minio")
@@ -61,3 +66,20 @@ def walkthrough(
 def models(walkthrough: Walkthrough, tmp_path_factory: pytest.TempPathFactory) -> None:
     """iris@production and iris@candidate in the chart's MinIO."""
     register_models(walkthrough, tmp_path_factory.mktemp("user-home"))
+
+
+@pytest.fixture(scope="module")
+def production_model(
+    walkthrough: Walkthrough, models: None, tmp_path_factory: pytest.TempPathFactory
+) -> bytes:
+    """iris@production's whole pipeline, fetched from the chart's MinIO as a pod does."""
+    return fetched_model(walkthrough, "models:/iris@production", tmp_path_factory.mktemp("fetched"))
+
+
+@pytest.fixture
+def applied(walkthrough: Walkthrough, models: None) -> Iterator[list[str]]:
+    """The ModelServices a test applies, removed after it."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        walkthrough.kubectl("delete", "modelservice", name, "--wait=true", "--timeout=120s")

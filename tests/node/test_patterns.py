@@ -1,21 +1,17 @@
 """Serving patterns on a real node, each applied with `kubectl apply -k
 manifests/patterns/<pattern>` and asked from this machine through its Service's
 ClusterIP: web-single and synchronous answer as the model does in process, the
-preprocess-prediction pair as the whole pipeline does, the asynchronous pattern's
-jobs end done exactly once though a worker pod is deleted, the kill switch and a
-header rule change who answers as clients see it. Each test removes its
-ModelService, so the node carries one pattern at a time."""
+preprocess-prediction pair as the whole pipeline does, the kill switch and a header
+rule change who answers as clients see it, a rolling update and a replaced operator
+lose nothing. Each test removes its ModelService, so the node carries one pattern at
+a time."""
 
 from __future__ import annotations
 
-import base64
-import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -24,49 +20,19 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from mlpatterns.serving.jobs.redis_queue import RedisQueue
 from mlpatterns.training.export import predict_proba
 from tests.support.walkthrough import (
     NAMESPACE,
     RELEASE,
     Walkthrough,
     assert_split,
+    probabilities,
     seconds_until,
     versions_answering,
 )
 
 pytestmark = pytest.mark.node
 ROWS = load_iris().data
-
-
-@pytest.fixture(scope="module")
-def production_model(
-    walkthrough: Walkthrough, models: None, tmp_path_factory: pytest.TempPathFactory
-) -> bytes:
-    """iris@production's whole pipeline, fetched from the chart's MinIO with the
-    serving user's keys, as a pod fetches it."""
-    folder = tmp_path_factory.mktemp("fetched")
-    subprocess.run(
-        ["mlpatterns", "fetch-model", "models:/iris@production", str(folder)],
-        env={**walkthrough.env, **walkthrough.s3_env("serving"), "MLPATTERNS_HOME": str(folder)},
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    return (folder / "model.onnx").read_bytes()
-
-
-@pytest.fixture
-def applied(walkthrough: Walkthrough, models: None) -> Iterator[list[str]]:
-    """The ModelServices a test applies, removed after it."""
-    names: list[str] = []
-    yield names
-    for name in names:
-        walkthrough.kubectl("delete", "modelservice", name, "--wait=true", "--timeout=120s")
-
-
-def probabilities(ip: str, rows: np.ndarray) -> np.ndarray:
-    answer = httpx.post(f"http://{ip}:8080/predict", json={"data": rows.tolist()}, timeout=30)
-    assert answer.status_code == 200, answer.text
-    return np.asarray(answer.json()["probabilities"], dtype=np.float32)
 
 
 @pytest.mark.parametrize(("pattern", "name"), [("web-single", "iris-web-single"),
@@ -104,73 +70,6 @@ def test_the_preprocess_prediction_pair_answers_as_the_whole_pipeline(
     assert {"preprocess", "predictor"} <= components
     served = probabilities(ip, ROWS)
     assert np.max(np.abs(served - predict_proba(production_model, ROWS))) <= 1e-5
-
-
-def submit_jobs(ip: str, rows: list[int], jobs: dict[str, int]) -> None:
-    with httpx.Client(base_url=f"http://{ip}:8080", timeout=30) as client:
-        for row in rows:
-            answer = client.post("/predict", json={"data": [ROWS[row].tolist()]})
-            assert answer.status_code == 202, answer.text
-            jobs[answer.json()["job_id"]] = row
-
-
-def worker_pods(walkthrough: Walkthrough) -> set[str]:
-    """The asynchronous pattern's worker pods that are not being deleted."""
-    pods = walkthrough.get("pods", "-l", "app.kubernetes.io/instance=iris-async-v1-worker")
-    return {
-        p["metadata"]["name"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
-    }
-
-
-def test_asynchronous_jobs_end_done_exactly_once_though_a_worker_pod_is_deleted(
-    walkthrough: Walkthrough, production_model: bytes, applied: list[str]
-) -> None:
-    """Four clients submit 500 jobs through the API pods while one of the two worker
-    pods is deleted; every job ends done once (the chart's Redis counts completions)
-    with the model's own answer for its row."""
-    applied.append("iris-async")
-    ip = walkthrough.apply_pattern("asynchronous", "iris-async", answers=202)
-    jobs: dict[str, int] = {}
-    shares = [[row % len(ROWS) for row in range(start, 500, 4)] for start in range(4)]
-    with ThreadPoolExecutor(len(shares)) as pool:
-        clients = [pool.submit(submit_jobs, ip, share, jobs) for share in shares]
-        while len(jobs) < 150 and not all(client.done() for client in clients):
-            time.sleep(0.05)
-        deleted = sorted(worker_pods(walkthrough))[0]
-        walkthrough.kubectl("delete", "pod", deleted, "--wait=false")
-        for client in clients:
-            client.result(timeout=300)
-    assert len(jobs) == 500
-
-    expected = np.argmax(predict_proba(production_model, ROWS), axis=1)
-    classes = load_iris().target_names
-    results: dict[str, str] = {}
-    deadline = time.monotonic() + 180  # a job its deleted worker held waits out its lease
-    with httpx.Client(base_url=f"http://{ip}:8080", timeout=30) as asking:
-        while len(results) < len(jobs) and time.monotonic() < deadline:
-            for job_id in [j for j in jobs if j not in results]:
-                body = asking.get(f"/jobs/{job_id}").json()
-                assert body["state"] != "failed", body
-                if body["state"] == "done":
-                    results[job_id] = body["result"]["labels"][0]
-            time.sleep(0.5)
-    assert len(results) == len(jobs), f"{len(jobs) - len(results)} jobs not done in 180 s"
-    assert {job: results[job] for job in jobs} == {
-        job: classes[expected[row]] for job, row in jobs.items()
-    }
-    password = walkthrough.get("secret", f"{RELEASE}-mlpatterns-redis")["data"]["redis-password"]
-    queue = RedisQueue(
-        f"redis://{walkthrough.cluster_ip(f'{RELEASE}-mlpatterns-redis')}:6379/0",
-        namespace="iris-async-v1",
-        password=base64.b64decode(password).decode(),
-    )
-    try:
-        assert Counter(queue.completions(job) for job in jobs) == Counter({1: 500})
-    finally:
-        queue.close()
-    names = worker_pods(walkthrough)
-    assert deleted not in names, names
-    assert len(names) == 2, names  # the Deployment replaced it
 
 
 def first_answer(ip: str, version: str, limit: float) -> None:

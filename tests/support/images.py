@@ -10,6 +10,9 @@ built from; a rerun with no change finds it and skips the build.
 
     hack/images/build [ROLE...|all] [--kind NAME] [--test-cluster DIR | --containerd SOCKET]
                       [--values FILE]
+    hack/images/build --context DIR --tag NAME:TAG [--kind NAME | --containerd SOCKET ...]
+
+`--context` builds a model-in-image server (`model_image`) instead of the roles.
 """
 
 from __future__ import annotations
@@ -102,7 +105,11 @@ class Image:
 
     @property
     def containerd_name(self) -> str:
-        return f"docker.io/library/{self.reference}"
+        """The reference as containerd and kubelet spell it in full."""
+        first, _, rest = self.reference.partition("/")
+        if rest and ("." in first or ":" in first or first == "localhost"):
+            return self.reference  # it names its registry
+        return f"docker.io/{self.reference}" if rest else f"docker.io/library/{self.reference}"
 
 
 def _project_version() -> str:
@@ -368,6 +375,7 @@ def chart_values(images: Iterable[Image]) -> dict[str, dict[str, Any]]:
         "operator": ("image", "operator"),
         "minio": ("minio", "image"),
         "redis": ("redis", "image"),
+        "training": ("image", "training"),
     }
     values: dict[str, dict[str, Any]] = {}
     for image in images:
@@ -392,12 +400,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--values", type=Path, metavar="FILE", help="write the platform chart's image values"
     )
+    parser.add_argument(
+        "--context",
+        type=Path,
+        metavar="DIR",
+        help="instead: the model-in-image server of `mlpatterns build-context ... -o DIR`",
+    )
+    parser.add_argument("--tag", metavar="NAME:TAG", help="the --context image's reference")
     args = parser.parse_args(argv)
     roles = list(USER_ROLES) if args.roles == ["all"] else args.roles
     unknown = sorted(set(roles) - set(RECIPES))
     if unknown:
         parser.error(f"unknown image {', '.join(unknown)}; choose from {', '.join(RECIPES)}")
-    images = build(roles, args.kind)
+    if args.context is not None and not args.tag:
+        parser.error("--context needs --tag, e.g. --tag registry.local/mlpatterns/iris:candidate")
+    if args.context is not None:
+        from tests.support.model_image import build_model_image
+
+        images = [build_model_image(args.context, args.tag, args.kind)]
+    else:
+        images = build(roles, args.kind)
     if args.test_cluster:
         from tests.support.node_config import containerd_socket
 

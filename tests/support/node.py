@@ -14,6 +14,7 @@ guard rules) belongs to `netguard.Guard`, installed before and removed after.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -125,6 +126,7 @@ class RealNode:
             self._kill_shims,
             self._unmount,
             self._remove_netns,
+            self._remove_pod_links,
             lambda: self._cgroups("remove"),
             self._remove_rules,
             *(
@@ -300,6 +302,16 @@ class RealNode:
             if path.name not in self.found_netns:
                 run(["ip", "netns", "delete", path.name], check=False)
 
+    def _remove_pod_links(self) -> None:
+        """The host ends of the pods' veth pairs, on the node's bridge. Deleting a pod's
+        network namespace removes its pair, unless the kernel still holds the namespace
+        (a socket of the pod's, closed but still closing): then the pair stays, so it
+        is deleted here, which frees the namespace of its interfaces at once."""
+        listed = run(["ip", "-o", "link", "show", "master", self.net.bridge], check=False)
+        for line in listed.splitlines():
+            name = line.split(":", 2)[1].strip().split("@", 1)[0]
+            run(["ip", "link", "delete", name], check=False)
+
     def _cgroups(self, action: str) -> None:
         for hierarchy in _cgroup_hierarchies():
             root = hierarchy / CGROUP_ROOT
@@ -316,8 +328,11 @@ def _remove_cgroup_tree(root: Path) -> None:
     """Remove a cgroup and its children, deepest first. A child that is already gone
     (runc or the kernel removed it while the walk ran) is what was wanted."""
     for folder, _, _ in os.walk(root, topdown=False):
-        with contextlib.suppress(FileNotFoundError):
+        try:
             Path(folder).rmdir()
+        except OSError as error:  # gone, or dying (ENODEV): what was wanted
+            if error.errno not in (errno.ENOENT, errno.ENODEV):
+                raise
 
 
 def _cgroup_hierarchies() -> list[Path]:
@@ -330,9 +345,13 @@ def _cgroup_pids(name: str) -> list[int]:
     pids_root = Path("/sys/fs/cgroup/pids") / name
     if pids_root.exists():
         for folder, _, _ in os.walk(pids_root):
-            with contextlib.suppress(FileNotFoundError):
+            try:
                 procs = (Path(folder) / "cgroup.procs").read_text()
-                pids.update(int(line) for line in procs.split())
+            except OSError as error:  # gone, or dying (ENODEV): no process in it
+                if error.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise
+                continue
+            pids.update(int(line) for line in procs.split())
     return sorted(pids)
 
 

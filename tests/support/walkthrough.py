@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import numpy.typing as npt
 import yaml
 from minio import Minio
 from scipy.stats import chisquare
 
-from tests.support.images import Image, chart_values
+from tests.support.images import Image, build, chart_values, import_into_containerd
 from tests.support.testcluster import RealCluster
 
 __all__ = [
@@ -29,7 +31,11 @@ __all__ = [
     "ROW",
     "Walkthrough",
     "assert_split",
+    "enable_training",
+    "fetched_model",
+    "following",
     "install_platform",
+    "probabilities",
     "register_models",
     "seconds_until",
     "versions_answering",
@@ -131,6 +137,53 @@ def register_models(walk: Walkthrough, home: Path) -> None:
         ["mlpatterns", "quickstart", "--no-serve"], env=env, check=True, capture_output=True,
         timeout=600,
     )  # fmt: skip
+
+
+def enable_training(walk: Walkthrough, folder: Path, *settings: str) -> str:
+    """The chart's training CronJob, suspended (Jobs are made from it by hand), with the
+    training image built here, and `settings` (`key=value` chart values); its name."""
+    [image] = build(["training"])
+    import_into_containerd(walk.cluster.node.containerd_socket, [image])
+    values = folder / "training-image.yaml"
+    values.write_text(yaml.safe_dump(chart_values([image])))
+    chosen = [arg for setting in settings for arg in ("--set", setting)]
+    walk.run(
+        "helm", "upgrade", RELEASE, "charts/mlpatterns", "-n", NAMESPACE, "--reuse-values",
+        "-f", str(values), "--set", "training.enabled=true", "--set", "training.suspend=true",
+        *chosen, "--wait", "--timeout=240s",
+    )  # fmt: skip
+    return f"{RELEASE}-mlpatterns-training"
+
+
+def following(name: str, alias: str) -> dict[str, Any]:
+    """A ModelService (web single) serving `models:/iris@<alias>`, rolling when it moves."""
+    return {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name},
+        "spec": {
+            "pattern": "web-single",
+            "versions": [{"name": "v1", "model": {"uri": f"models:/iris@{alias}"}}],
+        },
+    }
+
+
+def fetched_model(walk: Walkthrough, reference: str, folder: Path) -> bytes:
+    """A model's whole pipeline (model.onnx), fetched from the chart's MinIO into
+    `folder` with the serving user's keys, as a pod fetches it."""
+    subprocess.run(
+        ["mlpatterns", "fetch-model", reference, str(folder)],
+        env={**walk.env, **walk.s3_env("serving"), "MLPATTERNS_HOME": str(folder)},
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return (folder / "model.onnx").read_bytes()
+
+
+def probabilities(ip: str, rows: npt.NDArray[np.float64]) -> npt.NDArray[np.float32]:
+    """A Service's answer for `rows`, as a matrix."""
+    answer = httpx.post(f"http://{ip}:8080/predict", json={"data": rows.tolist()}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return np.asarray(answer.json()["probabilities"], dtype=np.float32)
 
 
 def versions_answering(ip: str, count: int, headers: dict[str, str] | None = None) -> Counter[str]:

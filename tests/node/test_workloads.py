@@ -1,0 +1,213 @@
+"""Workloads beyond a request and its answer, on a real node: the asynchronous
+pattern's jobs end done exactly once though a worker pod is deleted; the batch
+CronJob predicts rows in MinIO once though a Job is deleted mid-run; a model built
+into its image (`mlpatterns build-context`, then `hack/images/build --context`) is
+served with no access to the registry; a Job of the chart's training CronJob
+registers a model that a ModelService following its alias then serves. Each test
+removes its ModelService."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pytest
+from sklearn.datasets import load_iris
+
+from mlpatterns.serving.jobs.redis_queue import RedisQueue
+from mlpatterns.training.export import predict_proba
+from tests.support.processes import wait_until
+from tests.support.walkthrough import (
+    NAMESPACE,
+    RELEASE,
+    Walkthrough,
+    enable_training,
+    fetched_model,
+    following,
+    probabilities,
+)
+from tests.support.workloads import (
+    ROWS,
+    await_results,
+    iris_rows_csv,
+    served_version,
+    submit_jobs,
+)
+
+pytestmark = pytest.mark.node
+REPO = Path(__file__).resolve().parents[2]
+IN_IMAGE = "registry.local/mlpatterns/iris:candidate"  # as manifests/patterns/model-in-image
+
+
+def worker_pods(walkthrough: Walkthrough) -> set[str]:
+    """The asynchronous pattern's worker pods that are not being deleted."""
+    pods = walkthrough.get("pods", "-l", "app.kubernetes.io/instance=iris-async-v1-worker")
+    return {
+        p["metadata"]["name"] for p in pods["items"] if not p["metadata"].get("deletionTimestamp")
+    }
+
+
+def test_asynchronous_jobs_end_done_exactly_once_though_a_worker_pod_is_deleted(
+    walkthrough: Walkthrough, production_model: bytes, applied: list[str]
+) -> None:
+    """Four clients submit 500 jobs through the API pods while one of the two worker
+    pods is deleted; every job ends done once (the chart's Redis counts completions)
+    with the model's own answer for its row."""
+    applied.append("iris-async")
+    ip = walkthrough.apply_pattern("asynchronous", "iris-async", answers=202)
+    jobs: dict[str, int] = {}
+    url = f"http://{ip}:8080"
+    with ThreadPoolExecutor(1) as pool:
+        submitting = pool.submit(submit_jobs, url, 500, jobs=jobs)
+        while len(jobs) < 150 and not submitting.done():
+            time.sleep(0.05)
+        deleted = sorted(worker_pods(walkthrough))[0]
+        walkthrough.kubectl("delete", "pod", deleted, "--wait=false")
+        submitting.result(timeout=600)
+    assert len(jobs) == 500
+
+    results = await_results(url, jobs, 180)  # a job its deleted worker held waits out its lease
+    assert len(results) == len(jobs), f"{len(jobs) - len(results)} jobs not done in 180 s"
+    expected = np.argmax(predict_proba(production_model, ROWS), axis=1)
+    classes = load_iris().target_names
+    assert {job: results[job] for job in jobs} == {
+        job: classes[expected[row]] for job, row in jobs.items()
+    }
+    password = walkthrough.get("secret", f"{RELEASE}-mlpatterns-redis")["data"]["redis-password"]
+    queue = RedisQueue(
+        f"redis://{walkthrough.cluster_ip(f'{RELEASE}-mlpatterns-redis')}:6379/0",
+        namespace="iris-async-v1",
+        password=base64.b64decode(password).decode(),
+    )
+    try:
+        assert Counter(queue.completions(job) for job in jobs) == Counter({1: 500})
+    finally:
+        queue.close()
+    names = worker_pods(walkthrough)
+    assert deleted not in names, names
+    assert len(names) == 2, names  # the Deployment replaced it
+
+
+def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(
+    walkthrough: Walkthrough, production_model: bytes, applied: list[str]
+) -> None:
+    """`kubectl create job --from=cronjob/...` on the object-store overlay: a first Job
+    deleted once it has written some parts, then a rerun that predicts only the rest;
+    every id is in the parts once, labelled as the model labels its row in process."""
+    rows, parts = 4_000_000, "batch/iris-predictions.parquet/"
+    minio = walkthrough.minio()
+    data = iris_rows_csv(rows)
+    minio.put_object("mlpatterns", "batch/iris-rows.csv", io.BytesIO(data), len(data))
+    applied.append("iris-batch")
+    walkthrough.run(
+        "kubectl", "apply", "-n", NAMESPACE, "-k", "manifests/overlays/batch-object-store"
+    )
+    wait_until("the CronJob", lambda: bool(walkthrough.get("cronjobs")["items"]), 60)
+    walkthrough.kubectl("create", "job", "--from=cronjob/iris-batch", "iris-batch-killed")
+
+    def written() -> list[str]:
+        return [str(o.object_name) for o in minio.list_objects("mlpatterns", parts)]
+
+    wait_until("a first part", lambda: bool(written()), 240)
+    walkthrough.kubectl("delete", "job", "iris-batch-killed", "--cascade=foreground")
+    keys = walkthrough.s3_env()
+    store = pafs.S3FileSystem(
+        access_key=keys["MLPATTERNS_S3_ACCESS_KEY"], secret_key=keys["MLPATTERNS_S3_SECRET_KEY"],
+        endpoint_override=keys["MLPATTERNS_S3_ENDPOINT"], scheme="http", region="us-east-1",
+    )  # fmt: skip
+    done = pq.read_table(f"mlpatterns/{parts}", filesystem=store).num_rows
+    assert 0 < done < rows, f"{done} of {rows} rows: the Job ended before it could be killed"
+
+    walkthrough.kubectl("create", "job", "--from=cronjob/iris-batch", "iris-batch-rerun")
+    walkthrough.kubectl("wait", "--for=condition=complete", "job/iris-batch-rerun",
+                        "--timeout=300s")  # fmt: skip
+    summary = json.loads(walkthrough.kubectl("logs", "job/iris-batch-rerun").splitlines()[-1])
+    assert (summary["skipped"], summary["predicted"]) == (done, rows - done)
+    table = pq.read_table(f"mlpatterns/{parts}", filesystem=store, columns=["id", "label"])
+    ids = pc.cast(table.column("id"), pa.int64()).to_numpy()
+    assert len(ids) == rows
+    assert len(np.unique(ids)) == rows  # every id once, none twice
+    classes = load_iris().target_names
+    expected = classes[np.argmax(predict_proba(production_model, ROWS), axis=1)]
+    labels = np.asarray(table.column("label").to_pylist())
+    assert (labels == expected[ids % len(ROWS)]).all()
+
+
+def test_a_model_built_into_its_image_is_served_with_no_registry_access(
+    walkthrough: Walkthrough, applied: list[str], tmp_path: Path
+) -> None:
+    """The model-in-image pattern: its pod has no init container fetching the model
+    and serves the copy in its image (the object store's keys it holds are for the
+    prediction log), answering as the candidate model does in process."""
+    env = {**walkthrough.env, **walkthrough.s3_env("serving"), "MLPATTERNS_HOME": str(tmp_path)}
+    context = tmp_path / "context"
+    subprocess.run(
+        ["mlpatterns", "build-context", "models:/iris@candidate",
+         "--image", IN_IMAGE.rpartition(":")[0], "-o", str(context)],
+        env=env, check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    socket = walkthrough.cluster.node.containerd_socket
+    built = subprocess.run(
+        [str(REPO / "hack/images/build"), "--context", str(context), "--tag", IN_IMAGE,
+         "--containerd", str(socket)],
+        env=walkthrough.env, capture_output=True, text=True, timeout=1200, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    candidate = fetched_model(walkthrough, "models:/iris@candidate", tmp_path / "candidate")
+    # a spec may name an image only from a registry the chart allows
+    walkthrough.run(
+        "helm", "upgrade", RELEASE, "charts/mlpatterns", "-n", NAMESPACE, "--reuse-values",
+        "--set", "operator.allowedImageRegistries={registry.local}", "--wait", "--timeout=240s",
+    )  # fmt: skip
+    applied.append("iris-in-image")
+    ip = walkthrough.apply_pattern("model-in-image", "iris-in-image")
+    served = probabilities(ip, ROWS)
+    assert np.max(np.abs(served - predict_proba(candidate, ROWS))) <= 1e-5
+    pods = walkthrough.get("pods", "-l", "mlpatterns.io/service=iris-in-image,version=v1")
+    assert pods["items"]
+    for pod in pods["items"]:
+        assert not pod["spec"].get("initContainers")
+        [server] = pod["spec"]["containers"]
+        assert server["image"] == IN_IMAGE
+        assert server["args"][:4] == ["serve", "model", "--model", "/model"]  # the image's
+
+
+def test_a_training_job_registers_a_model_that_the_alias_following_service_then_serves(
+    walkthrough: Walkthrough, applied: list[str], tmp_path: Path
+) -> None:
+    """Batch training as Kubernetes runs it: a Job made from the chart's training
+    CronJob trains in the training image, passes the gate and registers into MinIO,
+    moving iris@candidate; a ModelService serving models:/iris@candidate rolls to the
+    new model, which answers as it does in process."""
+    cron_job = enable_training(walkthrough, tmp_path, "training.params=C=0.5")
+    applied.append("iris-follow")
+    walkthrough.kubectl("apply", "-f", "-", input=json.dumps(following("iris-follow", "candidate")))
+    walkthrough.wait_ready("iris-follow")
+    ip = walkthrough.cluster_ip("iris-follow")
+    url = f"http://{ip}:8080"
+    before = served_version(url)
+
+    walkthrough.kubectl("create", "job", f"--from=cronjob/{cron_job}", "iris-train-now")
+    walkthrough.kubectl("wait", "--for=condition=complete", "job/iris-train-now", "--timeout=600s")
+    env = {**walkthrough.env, **walkthrough.s3_env("serving"), "MLPATTERNS_HOME": str(tmp_path)}
+    listed = subprocess.run(
+        ["mlpatterns", "models", "ls", "-o", "json"],
+        env=env, check=True, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    [trained] = [m for m in json.loads(listed.stdout) if "candidate" in m["aliases"]]
+    assert trained["version"] != before
+    assert trained["metrics"]["accuracy"] >= 0.9  # the chart's default gate
+    wait_until("the new model answering", lambda: served_version(url) == trained["version"], 240)
+    model = fetched_model(walkthrough, f"models:/iris/{trained['version']}", tmp_path / "new")
+    assert np.max(np.abs(probabilities(ip, ROWS) - predict_proba(model, ROWS))) <= 1e-5
