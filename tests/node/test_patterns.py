@@ -3,16 +3,19 @@ manifests/patterns/<pattern>` and asked from this machine through its Service's
 ClusterIP: web-single and synchronous answer as the model does in process, the
 preprocess-prediction pair as the whole pipeline does, the kill switch and a header
 rule change who answers as clients see it, a rolling update and a replaced operator
-lose nothing. Each test removes its ModelService, so the node carries one pattern at
-a time."""
+lose nothing, and a version's HorizontalPodAutoscaler scales it out under load and
+back in after it. Each test removes its ModelService, so the node carries one pattern
+at a time."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -21,6 +24,9 @@ import pytest
 from sklearn.datasets import load_iris
 
 from mlpatterns.training.export import predict_proba
+from tests.support.metrics_server import install_metrics_server
+from tests.support.processes import wait_until
+from tests.support.testcluster import RealCluster
 from tests.support.walkthrough import (
     NAMESPACE,
     RELEASE,
@@ -203,3 +209,56 @@ def test_the_operator_replaced_mid_reconcile_converges_without_duplicates(
     assert sorted(live) == sorted(deployments), live  # one template each: no second render
     services = [s["metadata"]["name"] for s in walkthrough.get("services", "-l", mine)["items"]]
     assert len(services) == len(set(services))
+
+
+def scaling_service(name: str) -> dict[str, Any]:
+    """Web single on iris@production, its one version scaled on CPU between 1 and 3
+    pods, scaling down 15 s after the load is gone."""
+    autoscaling = {"minReplicas": 1, "maxReplicas": 3, "cpuUtilization": 50,
+                   "scaleDownSeconds": 15}  # fmt: skip
+    version = {"name": "v1", "model": {"uri": "models:/iris@production"},
+               "autoscaling": autoscaling}  # fmt: skip
+    return {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": name},
+        "spec": {"pattern": "web-single", "versions": [version]},
+    }
+
+
+def test_a_version_scales_out_under_load_and_back_in_after_it(
+    walkthrough: Walkthrough, real_cluster: RealCluster, applied: list[str]
+) -> None:
+    """The HorizontalPodAutoscaler the operator renders, on metrics-server's figures:
+    four clients asking without pause take the version from one pod to two or more;
+    once they stop, it goes back to one."""
+    install_metrics_server(real_cluster)
+    applied.append("iris-scaling")
+    walkthrough.kubectl("apply", "-f", "-", input=json.dumps(scaling_service("iris-scaling")))
+    walkthrough.wait_ready("iris-scaling")
+    ip = walkthrough.cluster_ip("iris-scaling")
+
+    def replicas() -> int:
+        return int(walkthrough.get("deployment", "iris-scaling-v1")["spec"]["replicas"])
+
+    assert replicas() == 1
+    stop = threading.Event()
+
+    def ask() -> None:
+        deadline = time.monotonic() + 240
+        with httpx.Client(base_url=f"http://{ip}:8080", timeout=10) as client:
+            for _ in range(200_000):
+                if stop.is_set() or time.monotonic() > deadline:
+                    return
+                client.post("/predict", json={"data": ROWS.tolist()})
+
+    clients = [threading.Thread(target=ask) for _ in range(4)]
+    for client in clients:
+        client.start()
+    try:
+        wait_until("two pods or more under load", lambda: replicas() >= 2, 240)
+    finally:
+        stop.set()
+        for client in clients:
+            client.join()
+    wait_until("one pod again without load", lambda: replicas() == 1, 240)

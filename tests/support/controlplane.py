@@ -215,6 +215,7 @@ class ControlPlane:
                 "apiserver-kubelet-client", "kube-apiserver", organization="system:masters"
             ),
             "admin": ca.issue("admin", "mlpatterns-admin", organization="system:masters"),
+            "front-proxy": ca.issue("front-proxy-client", "front-proxy-client"),
             "controller-manager": ca.issue("controller-manager", "system:kube-controller-manager"),
             "scheduler": ca.issue("scheduler", "system:kube-scheduler"),
         }
@@ -266,6 +267,16 @@ class ControlPlane:
                 f"--tls-cert-file={pki['serving'].cert}",
                 f"--tls-private-key-file={pki['serving'].key}",
                 f"--client-ca-file={pki['ca'].cert}",
+                # the aggregation layer (metrics-server's APIService): it proxies as the
+                # front proxy, whose name alone the extension servers trust
+                f"--requestheader-client-ca-file={pki['ca'].cert}",
+                "--requestheader-allowed-names=front-proxy-client",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki['front-proxy'].cert}",
+                f"--proxy-client-key-file={pki['front-proxy'].key}",
+                "--enable-aggregator-routing=true",
                 "--authorization-mode=Node,RBAC",
                 "--enable-admission-plugins=NodeRestriction",
                 f"--kubelet-client-certificate={pki['kubelet-client'].cert}",

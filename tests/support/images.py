@@ -88,6 +88,9 @@ RECIPES = {
     "local-path": Recipe(
         "mlpatterns-local-path", "local-path.Dockerfile", binary="local-path-provisioner"
     ),
+    "metrics-server": Recipe(
+        "mlpatterns-metrics-server", "metrics-server.Dockerfile", binary="metrics-server"
+    ),
     "local-path-helper": Recipe(
         "mlpatterns-local-path-helper", "local-path-helper.Dockerfile", base_arg="DEBIAN_IMAGE"
     ),

@@ -114,6 +114,10 @@ def test_autoscaling_and_disruption_budget_when_asked() -> None:
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     assert objects["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
     assert "replicas" not in objects["Deployment"][0]["spec"]  # the HPA owns it
+    assert "behavior" not in hpa["spec"]  # Kubernetes' own: 300 s before scaling down
+    data["spec"]["versions"][0]["autoscaling"]["scaleDownSeconds"] = 15
+    [hpa] = by_kind(render(parse_model_service(data)))["HorizontalPodAutoscaler"]
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 15}}
 
 
 def test_asynchronous_gets_a_queue_per_version_and_secrets_by_reference() -> None:

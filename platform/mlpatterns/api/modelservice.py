@@ -100,6 +100,15 @@ class Autoscaling(Strict):
     min_replicas: int = Field(default=1, ge=1, alias="minReplicas")
     max_replicas: int = Field(ge=1, alias="maxReplicas")
     cpu_utilization: int = Field(default=70, ge=1, le=100, alias="cpuUtilization")
+    scale_down_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=3600,
+        alias="scaleDownSeconds",
+        description="Seconds the load must stay low before pods are removed (the "
+        "HorizontalPodAutoscaler's scale-down stabilization window; Kubernetes' default "
+        "is 300).",
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> Autoscaling:

@@ -144,28 +144,32 @@ def _scaling(
     found: Objects = []
     if version.autoscaling is not None:
         scaling = version.autoscaling
+        hpa: dict[str, Any] = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {
+                            "type": "Utilization",
+                            "averageUtilization": scaling.cpu_utilization,
+                        },
+                    },
+                }
+            ],
+        }
+        if scaling.scale_down_seconds is not None:
+            window = scaling.scale_down_seconds
+            hpa["behavior"] = {"scaleDown": {"stabilizationWindowSeconds": window}}
         found.append(
             {
                 "apiVersion": "autoscaling/v2",
                 "kind": "HorizontalPodAutoscaler",
                 "metadata": metadata(name, labels(service, component, name), options),
-                "spec": {
-                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-                    "minReplicas": scaling.min_replicas,
-                    "maxReplicas": scaling.max_replicas,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {
-                                    "type": "Utilization",
-                                    "averageUtilization": scaling.cpu_utilization,
-                                },
-                            },
-                        }
-                    ],
-                },
+                "spec": hpa,
             }
         )
     if version.min_available is not None:
