@@ -1,8 +1,8 @@
 """Who may do what in the object store: serving reads the registry, appends to the
 log streams and writes batch predictions (under `batch/`); training reads and writes
-everything in the bucket. `grant` makes
-both MinIO users with those policies (idempotent), so that no pod holds the root
-credentials. The policies are pure data; only `grant` talks to MinIO."""
+everything in the bucket. `grant` makes both MinIO users with those policies
+(idempotent), so that no pod holds the root credentials. The policies are pure data;
+only `grant` talks to MinIO."""
 
 from __future__ import annotations
 

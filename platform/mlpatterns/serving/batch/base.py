@@ -13,6 +13,7 @@ from mlpatterns.serving.model import Prediction
 
 __all__ = [
     "CHUNK_ROWS",
+    "S3",
     "BatchInputError",
     "BatchResult",
     "Chunk",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 CHUNK_ROWS = 10_000
+S3 = "s3://"  # an object in a store, not a path here: the columnar path's alone
 COLUMNAR_CHUNK_ROWS = 100_000
 COLUMNAR_CHUNK_BYTES = 4 << 20  # of float32 features: a bound for wide rows
 OnPrediction = Callable[[list[str], npt.NDArray[np.float32], Prediction], None]

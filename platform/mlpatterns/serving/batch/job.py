@@ -11,6 +11,7 @@ import numpy.typing as npt
 from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.batch.base import (
     CHUNK_ROWS,
+    S3,
     BatchInputError,
     BatchResult,
     OnPrediction,
@@ -18,8 +19,6 @@ from mlpatterns.serving.batch.base import (
 )
 from mlpatterns.serving.batch.rows import predict_rows
 from mlpatterns.serving.model import LoadedModel, Prediction
-
-S3 = "s3://"
 
 __all__ = ["log_each_prediction", "predict_batch"]
 

@@ -10,12 +10,11 @@ from pathlib import Path, PurePosixPath
 
 import pyarrow.fs as pafs
 
-from mlpatterns.serving.batch.base import BatchInputError
+from mlpatterns.serving.batch.base import S3, BatchInputError
 from mlpatterns.settings import Settings, load_settings
 
 __all__ = ["Place", "place"]
 
-S3 = "s3://"
 DEFAULT_REGION = "us-east-1"  # named, so that the SDK never asks the network for one
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from mlpatterns.serving.batch.base import S3
+
 __all__ = ["count_rows"]
 
 _BLOCK = 1 << 20
@@ -16,7 +18,7 @@ def count_rows(source: str) -> int | None:
     COUNT(*), a CSV file's as its lines after the header (a quoted value that spans
     lines counts twice; the total is for a progress bar). None when it cannot tell, and
     for an object in a store (s3://), which it would have to download to count."""
-    if source.startswith("s3://"):
+    if source.startswith(S3):
         return None
     try:
         if source.lower().endswith(".parquet"):
