@@ -34,7 +34,15 @@ from typing import Any
 import yaml
 from packaging.markers import Marker, default_environment
 
-__all__ = ["RECIPES", "Image", "Recipe", "build", "chart_values", "import_into_containerd"]
+__all__ = [
+    "RECIPES",
+    "Image",
+    "Recipe",
+    "archived",
+    "build",
+    "chart_values",
+    "import_into_containerd",
+]
 
 REPO = Path(__file__).resolve().parents[2]
 STAGE = REPO / ".build"  # inside the build context, ignored by git
@@ -135,12 +143,13 @@ def _log(message: str) -> None:
     print(f"[hack/images] {message}", file=sys.stderr, flush=True)
 
 
-def _hash_files(paths: Iterable[Path], digest: hashlib._Hash) -> None:
+def _hash_files(paths: Iterable[Path], digest: hashlib._Hash, base: Path = REPO) -> None:
+    """Each file's name (relative to `base`) and bytes, folders walked in order."""
     for root in paths:
         files = sorted(root.rglob("*")) if root.is_dir() else [root]
         for path in files:
             if path.is_file() and "__pycache__" not in path.parts:
-                digest.update(str(path.relative_to(REPO)).encode())
+                digest.update(str(path.relative_to(base)).encode())
                 digest.update(path.read_bytes())
 
 
@@ -305,7 +314,6 @@ def build_with_buildah(role: str) -> Image:
     staged = stage_binary(recipe.binary) if recipe.binary else None
     inputs = _inputs_hash(recipe, base, staged)
     reference = recipe.tag(inputs)
-    archive = CACHE / "archives" / f"{role}-{inputs[:16]}.tar"
     labels = _image_labels(reference)
     if labels is None or labels.get(LABEL) != inputs:
         started = time.monotonic()
@@ -318,6 +326,13 @@ def build_with_buildah(role: str) -> Image:
             f"--label={LABEL}={inputs}", f"--tag={reference}", *args, str(REPO),
         )  # fmt: skip
         _log(f"built {reference} in {time.monotonic() - started:.0f}s")
+    return archived(role, reference, inputs)
+
+
+def archived(role: str, reference: str, inputs: str) -> Image:
+    """`reference` as a docker-archive in the cache (written unless there with these
+    inputs; older archives of `role` removed), to import into a containerd."""
+    archive = CACHE / "archives" / f"{role}-{inputs[:16]}.tar"
     if not archive.exists():
         archive.parent.mkdir(parents=True, exist_ok=True)
         for old in archive.parent.glob(f"{role}-*.tar"):

@@ -12,13 +12,14 @@ import hashlib
 from pathlib import Path
 
 from tests.support.images import (
-    CACHE,
     LABEL,
     Image,
     _docker_available,
+    _hash_files,
     _image_labels,
     _log,
     _run,
+    archived,
     build,
     buildah,
 )
@@ -33,10 +34,7 @@ def build_model_image(context: Path, reference: str, kind_cluster: str | None = 
         raise RuntimeError(f"{context} is not a build context of `mlpatterns build-context`")
     [serving] = build(["serving"], kind_cluster)
     digest = hashlib.sha256(serving.inputs.encode())
-    for path in sorted(context.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(context)).encode())
-            digest.update(path.read_bytes())
+    _hash_files([context], digest, base=context)
     inputs = digest.hexdigest()
     if _docker_available():
         _run(["docker", "build", "--build-arg", f"BASE_IMAGE={serving.reference}",
@@ -52,13 +50,4 @@ def build_model_image(context: Path, reference: str, kind_cluster: str | None = 
             f"--label={LABEL}={inputs}", f"--tag={reference}", str(context),
         )  # fmt: skip
         _log(f"built {reference} from {context}")
-    archive = CACHE / "archives" / f"model-{inputs[:16]}.tar"
-    if not archive.exists():
-        archive.parent.mkdir(parents=True, exist_ok=True)
-        for old in archive.parent.glob("model-*.tar"):
-            old.unlink()
-        partial = archive.with_suffix(".partial")
-        partial.unlink(missing_ok=True)
-        buildah("push", "--quiet", reference, f"docker-archive:{partial}:{reference}")
-        partial.rename(archive)
-    return Image("model", reference, inputs, archive, archive.stat().st_size)
+    return archived("model", reference, inputs)
