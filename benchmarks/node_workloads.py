@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from tests.node.conftest import PLATFORM_IMAGES  # noqa: E402
 from tests.support.embedded import start_up  # noqa: E402
 from tests.support.images import build, import_into_containerd  # noqa: E402
+from tests.support.processes import wait_until  # noqa: E402
 from tests.support.testcluster import RealCluster  # noqa: E402
 from tests.support.training import aliased_iris  # noqa: E402
 from tests.support.walkthrough import (  # noqa: E402
@@ -77,15 +77,6 @@ def jobs_per_second(url: str) -> float:
     return JOBS / (time.monotonic() - started)
 
 
-def until(what: str, ready: Callable[[], bool], limit: float) -> float:
-    started = time.monotonic()
-    while not ready():
-        if time.monotonic() - started > limit:
-            raise RuntimeError(f"{what} within {limit:.0f} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
-
-
 def clear_parts(walk: Walkthrough) -> None:
     minio = walk.minio()
     for found in minio.list_objects("mlpatterns", PARTS, recursive=True):
@@ -103,7 +94,7 @@ def job_seconds(walk: Walkthrough, cron_job: str, name: str) -> float:
             raise RuntimeError(f"job {name} failed: {walk.kubectl('logs', f'job/{name}')}")
         return bool(status.get("succeeded"))
 
-    until(f"job {name} complete", complete, 900)
+    wait_until(f"job {name} complete", complete, 900)
     return time.monotonic() - started
 
 
@@ -141,7 +132,7 @@ def batch(walk: Walkthrough, folder: Path, rounds: int) -> None:
     model = folder / "production"
     fetched_model(walk, "models:/iris@production", model)
     walk.run("kubectl", "apply", "-n", NAMESPACE, "-k", "manifests/overlays/batch-object-store")
-    until("the CronJob", lambda: bool(walk.get("cronjobs")["items"]), 60)
+    wait_until("the CronJob", lambda: bool(walk.get("cronjobs")["items"]), 60)
     seen: dict[str, list[float]] = {"job": [], "host": []}
     try:
         for index in range(rounds):
@@ -161,7 +152,9 @@ def training(walk: Walkthrough, folder: Path) -> None:
     url = f"http://{walk.cluster_ip('iris-follow')}:8080"
     before = served_version(url)
     trained = job_seconds(walk, cron_job, "iris-train")
-    answering = until("the new model answering", lambda: served_version(url) != before, 300)
+    started = time.monotonic()
+    wait_until("the new model answering", lambda: served_version(url) != before, 300)
+    answering = time.monotonic() - started
     print(
         f"training to serving: the training Job {trained:.1f} s (creation to completion), "
         f"then {answering:.1f} s to the new model answering "
