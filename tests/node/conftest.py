@@ -14,7 +14,8 @@ import pytest
 
 from tests.support.images import Image, build, import_into_containerd
 from tests.support.machine import differences, machine_state
-from tests.support.testcluster import RealCluster
+from tests.support.netguard import NodeNetwork
+from tests.support.testcluster import ANOTHER_RUN_WAIT, RealCluster, make_way
 from tests.support.walkthrough import (
     Walkthrough,
     fetched_model,
@@ -28,6 +29,7 @@ PLATFORM_IMAGES = ("serving", "operator", "redis", "minio")
 
 @pytest.fixture(scope="module")
 def real_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCluster]:
+    make_way(NodeNetwork(), wait=ANOTHER_RUN_WAIT)
     before = machine_state()
     cluster = RealCluster(folder=tmp_path_factory.mktemp("real-node"), die_with_parent=True)
     cluster.start()

@@ -4,6 +4,8 @@ machine exactly as it was found (rules, routes, links, mounts, sysctls, processe
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from pathlib import Path
@@ -13,14 +15,20 @@ import pytest
 from tests.cluster.conftest import run_test_cluster as script
 from tests.support.controlplane import tools_bin
 from tests.support.machine import differences, machine_state
+from tests.support.processes import running, wait_until
+from tests.support.testcluster import RealCluster
 
 pytestmark = pytest.mark.node
 
 
+def _short_folder() -> Path:
+    """A folder short enough for kubelet's sockets under it (a socket's path has at most
+    107 bytes; pytest's own folders pass that once their numbers reach three digits)."""
+    return Path(tempfile.mkdtemp(prefix="mlp-", dir="/tmp")) / "cluster"
+
+
 def test_up_real_node_runs_pods_and_down_leaves_the_machine_as_found() -> None:
-    # a short folder: kubelet binds sockets under it, and a socket's path has at most
-    # 107 bytes (pytest's own folders pass that once their numbers reach three digits)
-    folder = Path(tempfile.mkdtemp(prefix="mlp-", dir="/tmp")) / "cluster"
+    folder = _short_folder()
     before = machine_state()
     up = script("up", "--real-node", "--dir", str(folder))
     try:
@@ -58,6 +66,35 @@ def test_up_real_node_runs_pods_and_down_leaves_the_machine_as_found() -> None:
     assert differences(before, machine_state()) == {}
     assert script("status", "--dir", str(folder)).returncode == 1
     folder.parent.rmdir()
+
+
+def test_up_refuses_a_node_in_use_and_stops_one_a_killed_run_left() -> None:
+    first, second = _short_folder(), _short_folder()
+    before = machine_state()
+    up = script("up", "--real-node", "--dir", str(first))
+    try:
+        assert up.returncode == 0, up.stderr
+        refused = script("up", "--real-node", "--dir", str(second))
+        assert refused.returncode == 1
+        assert f"a test node is up in {first}" in refused.stderr
+        assert not second.exists()
+        # killed as a killed run's are: its pods keep running under their shims
+        left = RealCluster.load(first)
+        assert left is not None
+        pids = [*left.plane.pids.values(), *left.node.pids.values()]
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+        wait_until("the killed node's processes gone", lambda: not any(map(running, pids)), 30)
+        up = script("up", "--real-node", "--dir", str(second))
+        assert up.returncode == 0, up.stderr
+        assert f"stopping the test node a killed run left in {first}" in up.stderr
+        assert not first.exists()
+    finally:
+        script("down", "--dir", str(second))
+        script("down", "--dir", str(first))
+    assert differences(before, machine_state()) == {}
+    first.parent.rmdir()
+    second.parent.rmdir()
 
 
 def test_up_refuses_a_folder_too_long_for_kubelets_sockets() -> None:

@@ -9,13 +9,16 @@ loopback, and keep pods from reaching any host address but the node's own. Packe
 are never masqueraded, so a pod cannot reach the world even by mistake.
 
 `Guard.install` runs before any component starts; `Guard.remove` puts back exactly
-what it found (routes, chains, sysctls), and is safe to call twice.
+what it found (routes, chains, sysctls), and is safe to call twice. While a guard is
+installed, `HOLDER` names the process that installed it and the node's state folder,
+so that a later run can tell a node in use from one a killed run left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shlex
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -23,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "HOLDER",
     "IPTABLES",
     "KERNEL_SETTINGS",
     "Guard",
@@ -34,6 +38,9 @@ __all__ = [
 ]
 
 IPTABLES = ("iptables", "ip6tables")
+
+# the one test node's holder: {"pid": installing process, "folder": state folder or null}
+HOLDER = Path("/run/mlpatterns-test-node.json")
 
 # sysctls the node needs (the first two) or that kubelet and kube-proxy may set:
 # recorded before the node starts and written back when it stops
@@ -143,6 +150,8 @@ class Guard:
                 f"interface {self.net.bridge} exists: a test node is up already "
                 "(stop it with `hack/test-cluster down --dir DIR`)"
             )
+        folder = None if self.state_file is None else str(self.state_file.parent)
+        HOLDER.write_text(json.dumps({"pid": os.getpid(), "folder": folder}))
         self.found_settings = _read_settings()
         self.forwarding_was_off = self.found_settings.get("net/ipv4/ip_forward") == "0"
         self._save()
@@ -179,6 +188,7 @@ class Guard:
         for chain in guard_rules(net):
             run(["iptables", "-t", "mangle", "-F", chain], check=False)
             run(["iptables", "-t", "mangle", "-X", chain], check=False)
+        HOLDER.unlink(missing_ok=True)
 
     def installed_rules(self) -> Iterator[str]:
         """The mangle table's rules as iptables-save prints them."""

@@ -46,7 +46,8 @@ CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's fixed folder of log sy
 CNI_CACHE = Path("/var/lib/cni")  # libcni's fixed cache of attachments
 NETNS = Path("/var/run/netns")  # where containerd pins pod network namespaces
 SHIM_SOCKETS = Path("/run/containerd")  # containerd's fixed folder of shim sockets
-OUTSIDE = (CONTAINER_LOGS, CNI_CACHE, SHIM_SOCKETS, SOCKETS)
+# (the namespaces' own folder too: a fresh machine has none until the first pod)
+OUTSIDE = (CONTAINER_LOGS, CNI_CACHE, SHIM_SOCKETS, SOCKETS, NETNS)
 
 
 @dataclass

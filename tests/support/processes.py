@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -47,16 +48,17 @@ def http_ok(url: str, context: ssl.SSLContext | None = None) -> bool:
 
 
 def running(pid: int) -> bool:
+    """Whether `pid` is a live process: a zombie (dead, not yet reaped) is not."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
         return False
-    except PermissionError:
-        return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def terminate(name: str, pid: int, grace: float = 10) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and already dead
     if not running(pid):
         return
     os.kill(pid, signal.SIGTERM)

@@ -11,6 +11,8 @@ the kwok nodes are tainted, so workloads land on the real node.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import shutil
 import sys
 import time
@@ -26,17 +28,18 @@ import yaml
 from tests.support.addons import ADDON_DEPLOYMENTS, coredns_objects, local_path_objects
 from tests.support.controlplane import REPO, ControlPlane
 from tests.support.images import build, import_into_containerd
-from tests.support.netguard import Guard, NodeNetwork
+from tests.support.netguard import HOLDER, Guard, NodeNetwork
 from tests.support.node import RealNode
 from tests.support.node_config import CLUSTER_DOMAIN
 from tests.support.processes import running, wait_until
 
-__all__ = ["RealCluster", "main"]
+__all__ = ["ANOTHER_RUN_WAIT", "RealCluster", "main", "make_way"]
 
 ADDON_IMAGES = ("pause", "coredns", "local-path", "local-path-helper")
 
 
 SOCKET_PATH_BYTES = 107  # sun_path holds 108 bytes, the last a NUL
+ANOTHER_RUN_WAIT = 30 * 60  # seconds: longer than another test run's real-node modules
 
 
 @dataclass
@@ -134,6 +137,44 @@ class RealCluster:
     def healthy(self) -> bool:
         return self.plane.healthy() and all(running(pid) for pid in self.node.pids.values())
 
+    def anything_running(self) -> bool:
+        return any(running(pid) for pid in [*self.plane.pids.values(), *self.node.pids.values()])
+
+
+def make_way(net: NodeNetwork, wait: float = 0) -> None:
+    """Make way for a new test node on this machine, where only one can be up.
+
+    A node whose processes are all gone (its run was killed) is stopped from the state
+    it saved. A node another test run holds is waited for, up to `wait` seconds. A node
+    `hack/test-cluster up` started, or a bridge no saved state accounts for, is refused.
+    """
+    deadline = time.monotonic() + wait
+    while Path(f"/sys/class/net/{net.bridge}").exists():
+        holder = json.loads(HOLDER.read_text()) if HOLDER.exists() else {}
+        pid, folder = holder.get("pid"), holder.get("folder")
+        cluster = RealCluster.load(Path(folder)) if folder else None
+        another_run = pid is not None and pid != os.getpid() and running(pid)
+        if cluster is not None and not another_run and not cluster.anything_running():
+            print(f"stopping the test node a killed run left in {folder}", file=sys.stderr)
+            cluster.stop()
+        elif another_run and time.monotonic() < deadline:
+            time.sleep(5)
+        elif another_run:
+            raise RuntimeError(
+                f"the test node is still held by process {pid} (another test run) "
+                f"after {wait:.0f}s; its state is in {folder}"
+            )
+        elif cluster is not None:
+            raise RuntimeError(
+                f"a test node is up in {folder} (stop it with `hack/test-cluster down "
+                f"--dir {folder}`)"
+            )
+        else:
+            raise RuntimeError(
+                f"interface {net.bridge} exists and no saved state accounts for it: "
+                f"if nothing uses it, `ip link delete {net.bridge}`"
+            )
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/test-cluster", description=__doc__)
@@ -167,6 +208,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             plane.stop()
         started = time.monotonic()
         if args.real_node:
+            try:
+                make_way(NodeNetwork())
+            except RuntimeError as refused:  # another node is up: nothing was started
+                print(refused, file=sys.stderr)
+                return 1
             try:
                 RealCluster(folder=folder).start()
             except ValueError as refused:  # a folder it cannot use: nothing was started
