@@ -34,6 +34,8 @@ log = logging.getLogger("mlpatterns.gateway")
 ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 MAX_EVENT_BYTES = 4 << 20  # a ConfigMap holds at most 1 MiB; JSON escaping may double it
 WATCH_SECONDS = 300  # the API server ends each watch after this; it is then resumed
+# a watch quiet for longer than the API server keeps it open is a dead connection
+SILENCE_SECONDS = WATCH_SECONDS + 30
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,18 @@ async def watch_config_map(
     apply: Callable[[bytes], object],
     *,
     backoff: tuple[float, float] = (0.5, 15.0),
+    silence: float = SILENCE_SECONDS,
 ) -> None:
-    """Call `apply(text)` with the key's text now and on every change, until cancelled."""
+    """Call `apply(text)` with the key's text now and on every change, until cancelled.
+
+    A watch that sends nothing for `silence` seconds is taken for dead (a connection
+    a network fault left open sends nothing, ever) and started again.
+    """
     context = ssl.create_default_context(cafile=str(access.ca_file))
     url = f"{access.server}/api/v1/namespaces/{quote(access.namespace)}/configmaps"
     delay = backoff[0]
     version = ""
-    async with httpx.AsyncClient(verify=context, timeout=httpx.Timeout(10, read=None)) as http:
+    async with httpx.AsyncClient(verify=context, timeout=httpx.Timeout(10, read=silence)) as http:
         while True:
             params = {
                 "fieldSelector": f"metadata.name={name}",
@@ -120,7 +127,7 @@ async def watch_config_map(
                     "retrying in %.1fs",
                     access.namespace,
                     name,
-                    error,
+                    str(error) or type(error).__name__,
                     delay,
                 )
                 await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 (jitter)
