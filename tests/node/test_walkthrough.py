@@ -7,6 +7,7 @@ Services' ClusterIPs; the tests run in file order, each building on the last.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -63,14 +64,15 @@ def test_online_ab_splits_by_weight_and_switches_with_patch_and_plugin(
         json.dumps({"spec": {"traffic": {"split": [
             {"version": "current", "weight": 50}, {"version": "candidate", "weight": 50}]}}}),
     )  # fmt: skip
-    assert seconds_until(lambda seen: seen["candidate"] >= 15, ip) < 10
+    state = functools.partial(walkthrough.traffic_state, "iris-ab")
+    assert seconds_until(lambda seen: seen["candidate"] >= 15, ip, explain=state) < 10
     assert_split(versions_answering(ip, 1000), {"current": 50, "candidate": 50})
 
     walkthrough.run(
         "kubectl", "mlpatterns", "traffic", "iris-ab", "-n", NAMESPACE,
         "--split", "current=90,candidate=10",
     )  # fmt: skip
-    assert seconds_until(lambda seen: seen["candidate"] <= 12, ip) < 10
+    assert seconds_until(lambda seen: seen["candidate"] <= 12, ip, explain=state) < 10
     assert_split(versions_answering(ip, 1000), {"current": 90, "candidate": 10})
 
 

@@ -111,6 +111,29 @@ class Walkthrough:
                 raise AssertionError(f"{name} is Ready but its Service did not answer in 30 s")
             time.sleep(0.2)
 
+    def traffic_state(self, name: str) -> str:
+        """Where a traffic switch of `name` has got to, for a failure's message: the
+        split asked for, the one the operator last handled, the one in the gateway's
+        routes ConfigMap, and the operator's and gateway's last log lines."""
+        said = []
+        service = self.get("modelservice", name)
+        handled = (
+            service["metadata"]
+            .get("annotations", {})
+            .get("operator.mlpatterns.io/last-handled-configuration", "{}")
+        )
+        routes = self.get("configmap", f"{name}-routes")["data"]["modelservice.yaml"]
+        said.append(f"asked: {service['spec'].get('traffic')}")
+        said.append(f"handled: {json.loads(handled).get('spec', {}).get('traffic')}")
+        said.append(f"routes: {yaml.safe_load(routes)['spec'].get('traffic')}")
+        for workload in (f"deploy/{RELEASE}-mlpatterns-operator", f"deploy/{name}-gateway"):
+            logs = subprocess.run(
+                ["kubectl", "-n", NAMESPACE, "logs", workload, "--tail=25", "--all-containers"],
+                env=self.env, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+            said.append(f"{workload}:\n{logs.stdout}{logs.stderr}")
+        return "\n".join(said)
+
     def wait_ready(self, name: str, timeout: int = 240) -> None:
         self.kubectl(
             "wait", "--for=condition=Ready", f"modelservice/{name}", f"--timeout={timeout}s"
@@ -213,10 +236,11 @@ def seconds_until(
     ip: str,
     limit: float = 30,
     headers: dict[str, str] | None = None,
+    explain: Callable[[], str] = str,
 ) -> float:
-    """Seconds until 50 answers in a row show `shifted`."""
+    """Seconds until 50 answers in a row show `shifted`; `explain()` says why not."""
     started = time.monotonic()
     while time.monotonic() - started < limit:
         if shifted(versions_answering(ip, 50, headers)):
             return time.monotonic() - started
-    raise AssertionError(f"the answers did not move within {limit:.0f}s")
+    raise AssertionError(f"the answers did not move within {limit:.0f}s\n{explain()}")
