@@ -44,6 +44,7 @@ class Slot(enum.Enum):
     MODEL = "model"  # where the version's model is
     HOST = "host"  # the address to listen on
     PORT = "port"  # the port to listen on
+    GRPC_PORT = "grpc-port"  # the port to serve the Open Inference Protocol over gRPC on (0: none)
     PREDICTOR = "predictor"  # the URL of this version's predictor component
     QUEUE = "queue"  # which queue: the option and its value
     ROUTES = "routes"  # the ModelService file the gateway executes
@@ -70,12 +71,14 @@ class Component:
     queue: bool = False  # needs the queue's address in its environment
     logs: tuple[Stream, ...] = ()
     schedule: str | None = None  # a job, run on this cron schedule (UTC)
+    grpc: bool = False  # also serves the Open Inference Protocol over gRPC (Slot.GRPC_PORT)
 
 
 SERVING = Port("http", "/v2/health/ready", "/v2/health/live")
 WORKER = Port("health", None, "/health")
 GATEWAY = Port("http", "/-/health", "/-/health")
 LISTEN = ("--host", Slot.HOST, "--port", Slot.PORT)
+GRPC = ("--grpc-port", Slot.GRPC_PORT)
 
 
 def served_versions(service: ModelService) -> list[Version]:
@@ -96,8 +99,10 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     log_flag = () if logging else ("--no-log-predictions",)
     tags = ("--service", name, "--version", version.name)
     if spec.pattern in ("web-single", "synchronous"):
-        args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *tags, *log_flag)
-        return (Component("model", "model-server", args, SERVING, routed=True, logs=logs),)
+        args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag)
+        return (
+            Component("model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True),
+        )
     if spec.pattern == "preprocess-prediction":
         # the front writes the prediction log: the predictor's rows are its inputs
         predicts = ("serve", "model", "--model", Slot.MODEL, "--file", "predictor.onnx",

@@ -18,7 +18,7 @@ import yaml
 
 from tests.integration.test_model_server import Server, start_server
 from tests.support.load import steady_load
-from tests.support.metrics import scrape
+from tests.support.metrics import sample, scrape
 from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
@@ -75,11 +75,12 @@ def start_gateway(
     home: Path,
     env: dict[str, str] | None = None,
     stderr: Path | None = None,
+    *options: str,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """`mlpatterns serve gateway` for `spec`, its logs under `home`, its own log (standard
-    error) in `stderr` if given."""
+    """`mlpatterns serve gateway` for `spec` with `options`, its logs under `home`, its own
+    log (standard error) in `stderr` if given."""
     port = free_port()
-    command = [MLPATTERNS, "serve", "gateway", "-f", str(spec), "--port", str(port)]
+    command = [MLPATTERNS, "serve", "gateway", "-f", str(spec), "--port", str(port), *options]
     for version, url in upstreams.items():
         command += ["--upstream", f"{version}={url}"]
     process = subprocess.Popen(
@@ -136,6 +137,10 @@ def test_split_share_and_answers(gateway: tuple[str, Path]) -> None:
         if s.name.endswith("_total")
     }
     assert counted[("default", "rf", "200")] + counted[("default", "svc", "200")] >= 1001
+    overhead = families["mlpatterns_gateway_overhead_seconds"].samples
+    assert sample(families, "mlpatterns_gateway_overhead_seconds_count", service="iris") >= 1001
+    assert {"5e-05", "0.0001"} <= {s.labels["le"] for s in overhead if "le" in s.labels}
+    assert "process_resident_memory_bytes" in families
 
 
 def test_sticky_users_and_header_rules(gateway: tuple[str, Path]) -> None:
@@ -251,7 +256,9 @@ def test_a_failed_request_is_logged_as_json_with_its_request_id(tmp_path: Path) 
     write(spec, {"split": [{"version": "svc", "weight": 100}]})
     nobody = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     log = tmp_path / "gateway.log"
-    url, process = start_gateway(spec, {"svc": nobody, "rf": nobody}, tmp_path, stderr=log)
+    url, process = start_gateway(
+        spec, {"svc": nobody, "rf": nobody}, tmp_path, None, log, "--access-log"
+    )
     try:
         answer = httpx.post(f"{url}/predict", json=ROW, headers={"x-request-id": "req-42"})
         assert answer.status_code == 503
@@ -261,11 +268,16 @@ def test_a_failed_request_is_logged_as_json_with_its_request_id(tmp_path: Path) 
             lines = log.read_text().splitlines()
             return [json.loads(line) for line in lines if line.startswith("{")]
 
-        wait_until("the failure logged", lambda: any(r.get("request_id") for r in logged()), 10)
+        def both() -> bool:
+            return len([r for r in logged() if r.get("request_id") == "req-42"]) == 2
+
+        wait_until("the failure and its access line logged", both, 10)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
-    [record] = [r for r in logged() if r.get("request_id") == "req-42"]
+    record, access = [r for r in logged() if r.get("request_id") == "req-42"]
+    assert (access["logger"], access["status"]) == ("mlpatterns.access", 503)
+    assert access["message"].startswith("POST /predict 503 ")
     assert record["level"] == "warning"
     assert record["logger"] == "mlpatterns.gateway"
     assert "version svc" in str(record["message"])

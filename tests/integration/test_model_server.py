@@ -118,6 +118,20 @@ def test_simple_api_and_correlation_headers(server: Server, trained: tuple[Path,
         assert client.get("/health").json() == {"status": "ok"}
 
 
+INFER = "/v2/models/iris/infer"
+
+
+def v2(*, outputs: object = None, parameters: object = None, **tensor: object) -> bytes:
+    """An infer request for one iris row, with `tensor`'s fields in place of the right ones."""
+    sent = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4], **tensor}
+    request: dict[str, object] = {"inputs": [sent]}
+    if outputs is not None:
+        request["outputs"] = outputs
+    if parameters is not None:
+        request["parameters"] = parameters
+    return json.dumps(request).encode()
+
+
 BAD_REQUESTS = [
     ("POST", "/predict", b"{not json", 400, "not valid JSON"),
     ("POST", "/predict", b"", 400, "body is empty"),
@@ -128,27 +142,22 @@ BAD_REQUESTS = [
     ("POST", "/predict", b'{"data": [[1, 2, 1e39, 4]]}', 422, "too large for float32"),
     ("POST", "/predict", b'{"data": [[1, 2, NaN, 4]]}', 400, "not valid JSON"),
     ("POST", "/predict", b'{"data": []}', 422, "non-empty list"),
+    ("POST", INFER, v2(datatype="BYTES", data=["a"]), 400, "this model takes FP32"),
+    ("POST", INFER, v2(datatype="FP64"), 400, "this model takes FP32"),
+    ("POST", INFER, v2(name="x"), 400, "this model's input is 'input'"),
+    ("POST", INFER, v2(shape=[2, 4]), 422, "needs 8"),
+    ("POST", INFER, v2(shape=[1, 5], data=[1, 2, 3, 4, 5]), 422, "takes 4 features"),
+    ("POST", INFER, v2(outputs=[{"name": "scores"}]), 400, "outputs are 'label' and"),
+    ("POST", INFER, v2(outputs=[{"name": "label"}] * 2), 400, "a second time"),
     (
         "POST",
-        "/v2/models/iris/infer",
-        b'{"inputs": [{"shape": [1, 4], "datatype": "BYTES", "data": ["a"]}]}',
-        422,
-        "numeric type",
+        INFER,
+        v2(outputs=[{"name": "label", "parameters": {"classification": 2}}]),
+        400,
+        "classification extension",
     ),
-    (
-        "POST",
-        "/v2/models/iris/infer",
-        b'{"inputs": [{"shape": [2, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}',
-        422,
-        "needs 8",
-    ),
-    (
-        "POST",
-        "/v2/models/iris/infer",
-        b'{"inputs": [{"shape": [1, 5], "datatype": "FP32", "data": [1, 2, 3, 4, 5]}]}',
-        422,
-        "takes 4 features",
-    ),
+    ("POST", INFER, v2(parameters={"binary_data_output": "yes"}), 400, "true or false"),
+    ("POST", INFER, v2(parameters={"nested": {"a": 1}}), 400, "string, number or boolean"),
     ("POST", "/v2/models/wine/infer", b'{"inputs": []}', 404, "no model 'wine'"),
     ("GET", "/v2/models/iris/versions/9.9.9/ready", b"", 404, "no version '9.9.9'"),
     ("GET", "/predict", b"", 405, "wrong method"),
@@ -210,6 +219,9 @@ def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
         "mlpatterns_feature_ks_p_value",
         "mlpatterns_class_mix_psi",
         "mlpatterns_repeated_inputs_ratio",
+        "process_cpu_seconds",
+        "process_resident_memory_bytes",
+        "process_open_fds",
     ):
         assert name in families, name
     features = {s.labels["feature"] for s in families["mlpatterns_feature_psi"].samples}
@@ -224,8 +236,10 @@ def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
     predict = {"endpoint": "/predict"}
     assert grew("mlpatterns_requests_total", **predict, status="200") == requests
     assert grew("mlpatterns_requests_total", **predict, status="400") == 1
-    assert grew("mlpatterns_request_duration_seconds_count", **predict) == requests + 1
-    assert grew("mlpatterns_request_duration_seconds_bucket", **predict, le="+Inf") == requests + 1
+    ok, refused = {**predict, "status": "200"}, {**predict, "status": "400"}
+    assert grew("mlpatterns_request_duration_seconds_count", **ok) == requests
+    assert grew("mlpatterns_request_duration_seconds_count", **refused) == 1
+    assert grew("mlpatterns_request_duration_seconds_bucket", **ok, le="+Inf") == requests
     assert grew("mlpatterns_batch_size_sum") == requests * len(ROWS)  # every row, in batches
     by_class = {
         c: grew("mlpatterns_predictions_total", **{"class": c})
@@ -235,9 +249,14 @@ def test_metrics_parse_and_count_what_was_served(server: Server) -> None:
     buckets = [
         s.value
         for s in families["mlpatterns_request_duration_seconds"].samples
-        if s.name.endswith("_bucket") and s.labels["endpoint"] == "/predict"
+        if s.name.endswith("_bucket")
+        and s.labels["endpoint"] == "/predict"
+        and s.labels["status"] == "200"
     ]
     assert buckets == sorted(buckets)  # cumulative
+    durations = families["mlpatterns_request_duration_seconds"].samples
+    bounds = {s.labels["le"] for s in durations if s.name.endswith("_bucket")}
+    assert {"5e-05", "0.0001", "0.00025"} <= bounds  # a tenth of a millisecond resolves
     # the scrape itself is the one request in flight while it is answered
     assert sample(families, "mlpatterns_requests_in_flight") == 1
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as triton_grpc
 from sklearn.datasets import load_iris
 
 from mlpatterns.training.export import predict_proba
@@ -62,6 +63,15 @@ def test_a_pattern_answers_as_the_model_does_in_process(
         if {c["type"]: c["status"] for c in p["status"]["conditions"]}.get("Ready") == "True"
     ]
     assert len(ready) == (1 if pattern == "web-single" else 2), ready
+    # and over gRPC, at the version's own Service (the gateway routes HTTP only)
+    client = triton_grpc.InferenceServerClient(f"{walkthrough.cluster_ip(f'{name}-v1')}:8081")
+    try:
+        tensor = triton_grpc.InferInput("input", list(ROWS.shape), "FP32")
+        tensor.set_data_from_numpy(ROWS.astype(np.float32))
+        answer = client.infer("iris", [tensor]).as_numpy("probabilities")
+    finally:
+        client.close()
+    assert np.max(np.abs(answer - predict_proba(production_model, ROWS))) <= 1e-5
 
 
 def test_the_preprocess_prediction_pair_answers_as_the_whole_pipeline(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import orjson
@@ -14,24 +13,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from mlpatterns.registry.registry import Registry
-from mlpatterns.registry.store import LocalStore
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
 from mlpatterns.serving.inputs import (
     FLOAT32_MAX,
     ClientError,
-    infer_fast,
-    infer_general,
+    Rows,
     simple_fast,
     simple_general,
     simple_request,
-    v2_request,
 )
 from mlpatterns.serving.metrics import ServerMetrics
-from mlpatterns.serving.model import LoadedModel
-from mlpatterns.training.steps import TrainingRequest, run_directly
+from mlpatterns.serving.oip import ModelInput, read_fast, read_general, read_request
+from tests.support.served import iris_model
 
 pytestmark = pytest.mark.unit
+
+IRIS = ModelInput("input", 4)
+
+
+def v2_rows(body: bytes) -> Rows:
+    return read_request(body, None, IRIS).rows
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
@@ -71,7 +73,7 @@ bodies = st.one_of(
 @given(bodies)
 @settings(max_examples=400, deadline=None)
 def test_parsers_answer_with_a_matrix_or_a_client_error(body: bytes) -> None:
-    for parse in (lambda b: simple_request(b, 4), lambda b: v2_request(b, 4)[0]):
+    for parse in (lambda b: simple_request(b, 4), v2_rows):
         try:
             matrix = parse(body).matrix()
         except ClientError as error:
@@ -123,20 +125,19 @@ def test_the_typed_read_agrees_with_the_general_path(bodies: tuple[bytes, bytes]
     fast_rows = simple_fast(simple, 4)
     if fast_rows is not None:
         assert np.array_equal(fast_rows.matrix(), simple_general(simple, 4).matrix())
-    fast = infer_fast(infer, 4)
+    fast = read_fast(infer, IRIS)
     if fast is not None:
-        general_rows, general_id = infer_general(infer, 4)
-        assert np.array_equal(fast[0].matrix(), general_rows.matrix())
-        assert fast[1] == general_id
+        general = read_general(infer, b"", IRIS)
+        assert np.array_equal(fast.rows.matrix(), general.rows.matrix())
+        assert (fast.id, fast.outputs) == (general.id, general.outputs)
 
 
 def test_the_typed_read_takes_the_common_requests() -> None:
     """The fast read is not dead code: the catalog's and the v2 common forms take it."""
     assert simple_fast(b'{"data": [[5.1, 3.5, 1.4, 0.2], [1, 2, 3, 4]]}', 4) is not None
-    infer = (
-        b'{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'
-    )
-    assert infer_fast(infer, 4) is not None
+    tensor = {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+    infer = json.dumps({"inputs": [tensor]}).encode()
+    assert read_fast(infer, IRIS) is not None
 
 
 @pytest.mark.parametrize("field", ["data", "inputs", "unknown"])
@@ -145,7 +146,7 @@ def test_deep_nesting_anywhere_is_a_client_error(field: str) -> None:
     skips an unexpected field recursively and raised RecursionError at a few thousand
     levels, a 500. The general reader refuses the body with orjson's depth limit."""
     body = b'{"%s": ' % field.encode() + b"[" * 5000 + b"]" * 5000 + b"}"
-    for parse in (lambda b: simple_request(b, 4), lambda b: v2_request(b, 4)[0]):
+    for parse in (lambda b: simple_request(b, 4), v2_rows):
         with pytest.raises(ClientError) as refused:
             parse(body)
         assert 400 <= refused.value.status < 500
@@ -154,17 +155,11 @@ def test_deep_nesting_anywhere_is_a_client_error(field: str) -> None:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("home")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLPATTERNS_HOME", str(folder))
-        version = run_directly(TrainingRequest(dataset="iris", name="iris"))
-    registry = Registry(LocalStore(folder / "registry"))
-    model_dir = folder / "fetched"
-    registry.fetch(f"models:/iris/{version}", model_dir)
-    model = LoadedModel(Path(model_dir))
+    model = iris_model(folder)
     state = ServerState(
         model=model,
         config=ServerConfig(max_body_bytes=2048),
-        metrics=ServerMetrics("iris", version),
+        metrics=ServerMetrics("iris", model.version),
     )
     with TestClient(create_app(state)) as test_client:
         yield test_client

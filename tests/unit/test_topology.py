@@ -28,6 +28,7 @@ ADDRESSES = {
     "--port": "<port>",
     "--health-host": "<host>",
     "--health-port": "<port>",
+    "--grpc-port": "<port>",  # a cluster's model servers serve gRPC too; a laptop's do not
     "--predictor-url": "<peer>",
     "--queue": "<queue>",
     "--queue-namespace": "<queue>",

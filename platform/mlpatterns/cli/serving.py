@@ -79,6 +79,9 @@ def _serve_fetched(reference: str, host: str, port: int, banner: str, **options:
 
 
 SERVICE = typer.Option("", help="Service name in metrics and logs (default: the model's).")
+ACCESS_LOG = typer.Option(
+    False, help="Log a line per request: method, path, status, duration and request id."
+)
 VERSION = typer.Option(
     "", "--version", help="The ModelService version this is; its prediction log says so."
 )
@@ -108,13 +111,22 @@ def serve_model(
     ),
     file: str = typer.Option("model.onnx", help="Graph to serve: predictor.onnx for the split."),
     version: str = VERSION,
+    grpc_port: int = typer.Option(
+        0, min=0, max=65535, help="Serve the Open Inference Protocol over gRPC on this port too."
+    ),
+    access_log: bool = ACCESS_LOG,
 ) -> None:
-    """Serve one ONNX model over the Open Inference Protocol v2 and the simple API."""
+    """Serve one ONNX model over the Open Inference Protocol v2 (HTTP, and gRPC with
+    --grpc-port), KServe's v1 protocol and the simple API."""
+    grpc_address = ""
+    if grpc_port:
+        grpc_address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
     _serve_fetched(
         model,
         host,
         port,
-        f"serving {model} ({file}) from {{folder}}",
+        f"serving {model} ({file}) from {{folder}}"
+        + (f"; gRPC on {grpc_address}" if grpc_address else ""),
         workers=workers,
         service=service,
         version=version,
@@ -126,6 +138,8 @@ def serve_model(
         drift=drift,
         inference_thread=inference_thread,
         file_name=file,
+        grpc_address=grpc_address,
+        access_log=access_log,
     )
 
 
@@ -156,6 +170,7 @@ def serve_async_api(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8080, help="Port to listen on."),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
+    access_log: bool = ACCESS_LOG,
 ) -> None:
     """The asynchronous API: POST /predict answers a job id at once; GET /jobs/{id} polls."""
     from mlpatterns.serving.server import ServeOptions
@@ -170,6 +185,7 @@ def serve_async_api(
         log_predictions=False,
         queue_url=url,
         queue_namespace=queue_namespace,
+        access_log=access_log,
     )
     _serve(options, host, port, f"async API for {model}, queue {shown},")
 
@@ -251,6 +267,7 @@ def serve_preprocess(
     log_predictions: bool = typer.Option(True, help="Write the prediction log."),
     service: str = SERVICE,
     version: str = VERSION,
+    access_log: bool = ACCESS_LOG,
 ) -> None:
     """The preprocess server: runs preprocess.onnx, asks the prediction server over HTTP."""
     _serve_fetched(
@@ -265,6 +282,7 @@ def serve_preprocess(
         version=version,
         predictor_url=predictor_url,
         predictor_timeout=timeout,
+        access_log=access_log,
     )
 
 
@@ -296,6 +314,7 @@ def serve_gateway(
         metavar="FILE",
         help="The embedded mode's rollout status (JSON): route as the rollout says; watched.",
     ),
+    access_log: bool = ACCESS_LOG,
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import yaml
@@ -317,7 +336,11 @@ def serve_gateway(
         status = parse_status(read_if_present(rollout_status))
         table = compile_table(in_force(load_model_service(file), status))
         gateway = Gateway(
-            table, upstreams, shadow_limit=shadow_limit, max_body_bytes=max_body_bytes
+            table,
+            upstreams,
+            shadow_limit=shadow_limit,
+            max_body_bytes=max_body_bytes,
+            access_log=access_log,
         )
         gateway.replace_table(table)  # checks every version has an upstream
     except (ModelServiceError, RoutingError, ValueError) as error:

@@ -96,6 +96,7 @@ def _version_processes(
             Slot.MODEL: [reference],
             Slot.HOST: ["127.0.0.1"],
             Slot.PORT: [str(port)],
+            Slot.GRPC_PORT: ["0"],  # on a laptop, HTTP only
             Slot.PREDICTOR: [urls.get("predictor", "")],
             Slot.QUEUE: ["--queue", f"sqlite:///{queue}"],
         }

@@ -131,9 +131,13 @@ def deployment(
     ]
     if any(port["name"] == "http" for port in main.get("ports", ())):
         service_labels = {**labels(service, component, name), METRICS_LABEL: "model"}
-        objects.append(
-            service_object(service, name, service_labels, selector(service, name), options)
-        )
+        served = service_object(service, name, service_labels, selector(service, name), options)
+        if any(port["name"] == "grpc" for port in main["ports"]):
+            served["spec"]["ports"].append(
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc", "protocol": "TCP",
+                 "appProtocol": "grpc"}
+            )  # fmt: skip
+        objects.append(served)
     objects.extend(_scaling(service, version, options, name, component))
     return objects
 
@@ -218,6 +222,7 @@ def queue_settings(service: ModelService, options: RenderOptions) -> list[dict[s
 
 
 PORTS = {"http": PORT, "health": 8081}
+GRPC_PORT = 8081  # the Open Inference Protocol over gRPC (KServe's and MLServer's number)
 
 
 def _places(service: ModelService, version: Version, part: Component) -> dict[Slot, list[str]]:
@@ -225,6 +230,7 @@ def _places(service: ModelService, version: Version, part: Component) -> dict[Sl
         Slot.MODEL: [_model_path(version)],
         Slot.HOST: ["0.0.0.0"],  # noqa: S104 (the pod's own address)
         Slot.PORT: [str(PORTS[part.port.name] if part.port else PORT)],
+        Slot.GRPC_PORT: [str(GRPC_PORT)],
         Slot.PREDICTOR: [f"http://{_name(service, version, '-predictor')}:{PORT}"],
         Slot.QUEUE: ["--queue-namespace", f"{service.metadata.name}-{version.name}"],
     }
@@ -245,6 +251,8 @@ def _container(
     )
     if part.port is not None:
         listening(main, part.port, PORTS[part.port.name])
+    if part.grpc:
+        main["ports"].append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
     if part.queue:
         main["env"].extend(queue_settings(service, options))
     return main

@@ -28,10 +28,12 @@ import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import Receive, Scope, Send
+from yarl import URL
 
 from mlpatterns import web
-from mlpatterns.logsetup import request_fields
+from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
+from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
@@ -68,7 +70,17 @@ class GatewayMetrics:
             "Time to answer, upstream included.",
             ("service", "version"),
             registry=self.registry,
+            buckets=LATENCY_BUCKETS,
         )
+        self.overhead = Histogram(
+            "mlpatterns_gateway_overhead_seconds",
+            "The gateway's own share of answering: the time to answer less the time "
+            "spent waiting for upstreams.",
+            ("service",),
+            registry=self.registry,
+            buckets=LATENCY_BUCKETS,
+        )
+        add_process_metrics(self.registry)
         self.shadow_errors = Counter(
             "mlpatterns_gateway_shadow_errors_total",
             "Shadow copies that failed or answered 5xx.",
@@ -103,8 +115,10 @@ class Gateway:
         remembered: int = 100_000,
         shadow_breaker: ShadowBreaker | None = None,
         max_body_bytes: int = web.WebLimits.max_body_bytes,
+        access_log: bool = False,
     ) -> None:
         self.table = table
+        self.access_log = access_log
         self.upstreams = parse_upstreams(upstreams)
         self.max_body_bytes = max_body_bytes
         self.metrics = GatewayMetrics()
@@ -215,6 +229,9 @@ class Gateway:
             table.service, decision.route, decision.version, str(answer.status)
         ).inc()
         self.metrics.seconds.labels(table.service, decision.version).observe(elapsed)
+        self.metrics.overhead.labels(table.service).observe(elapsed - answer.upstream_seconds)
+        if self.access_log:
+            log_access(request_id, method, path, answer.status, elapsed, version=decision.version)
         return answer
 
     def _remember(self, request_id: str, version: str) -> None:
@@ -246,6 +263,16 @@ class Gateway:
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
         url = upstream_url(self.upstreams[decision.version], out)
+        started = time.perf_counter()
+        answer = await self._attempts(decision, out, url, attempts, timeout)
+        answer.upstream_seconds = time.perf_counter() - started
+        return answer
+
+    async def _attempts(
+        self, decision: Decision, out: Outgoing, url: URL, attempts: int, timeout: float
+    ) -> Answer:
+        """The upstream's answer, tried at most `attempts` times (faults only), or the
+        gateway's own 503 or 504."""
         request_id = out.headers["x-request-id"]
         limit = aiohttp.ClientTimeout(total=timeout)
         for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals

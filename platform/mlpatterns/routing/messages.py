@@ -110,6 +110,7 @@ class Answer:
     status: int
     headers: dict[str, str]  # lowercase names
     body: bytes
+    upstream_seconds: float = 0.0  # spent waiting for upstreams (the gateway's share is the rest)
 
     async def send(self, send: Send) -> None:
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]

@@ -28,7 +28,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mlpatterns.logsetup import request_fields
-from mlpatterns.serving import app as server
+from mlpatterns.serving import app as model_server
+from mlpatterns.serving import core as server
+from mlpatterns.serving import v2
 from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request
 from mlpatterns.serving.jobs import JobQueue
 
@@ -112,11 +114,11 @@ def create_async_app(
     endpoints: server.Endpoints = [
         ("/predict", submit, "POST"),
         ("/jobs/{job_id}", job_status, "GET"),
-        ("/v2/health/live", server.live, "GET"),
-        ("/v2/health/ready", server.ready, "GET"),
-        ("/health", server.health, "GET"),
-        ("/metadata", server.metadata, "GET"),
-        ("/metrics", server.metrics, "GET"),
+        ("/v2/health/live", v2.live, "GET"),
+        ("/v2/health/ready", v2.ready, "GET"),
+        ("/health", model_server.health, "GET"),
+        ("/metadata", model_server.metadata, "GET"),
+        ("/metrics", model_server.metrics, "GET"),
     ]
 
     async def watch_depth() -> None:
@@ -143,7 +145,7 @@ def create_async_app(
     app = Starlette(
         routes=server.routes(state, endpoints),
         lifespan=lifespan,
-        exception_handlers={HTTPException: server.http_error},
+        exception_handlers={HTTPException: model_server.http_error},
     )
     app.state.server = state
     return app

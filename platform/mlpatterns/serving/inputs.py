@@ -1,16 +1,14 @@
 """Turning request bodies into model input, with a 4xx for every client mistake.
 
-Two request forms: the catalog's simple API (`{"data": [[...], ...]}`) and the Open
-Inference Protocol v2 infer request (`{"inputs": [{"name", "shape", "datatype",
-"data"}]}`). Both become `Rows` of the model's width, or a ClientError that says
-what is wrong and how to fix it.
+The catalog's simple API (`{"data": [[...], ...]}`) becomes `Rows` of the model's
+width, or a ClientError that says what is wrong and how to fix it; the rows' checks
+are shared with the Open Inference Protocol's reader (`serving.oip`).
 
 A body is read first by msgspec against typed structures (decoding and checking in
 one pass in C, without building the whole JSON tree in Python), and only when that
-declines it, by the general path below, which accepts the rarer forms (v2 data as
-nested rows, an id that is a number) and names exactly what is wrong with a bad
-body. What the typed read accepts, the general path accepts with the same rows and
-id (a tested property): the fast read changes an answer's cost, never the answer.
+declines it, by the general path, which names exactly what is wrong with a bad body.
+What the typed read accepts, the general path accepts with the same rows (a tested
+property): the fast read changes an answer's cost, never the answer.
 """
 
 from __future__ import annotations
@@ -27,35 +25,20 @@ import orjson
 __all__ = [
     "FLOAT32_MAX",
     "MAX_ROWS",
-    "NUMERIC_DATATYPES",
     "AnswerError",
     "ClientError",
     "Rows",
     "Value",
-    "infer_fast",
-    "infer_general",
+    "checked_rows",
     "parse_json",
+    "plain_numbers",
     "simple_fast",
     "simple_general",
     "simple_request",
-    "v2_request",
 ]
 
 MAX_ROWS = 10_000
 FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
-NUMERIC_DATATYPES = {
-    "FP32",
-    "FP64",
-    "FP16",
-    "INT8",
-    "INT16",
-    "INT32",
-    "INT64",
-    "UINT8",
-    "UINT16",
-    "UINT32",
-    "UINT64",
-}
 
 
 class Rows:
@@ -123,7 +106,7 @@ def parse_json(body: bytes) -> Any:
 _NUMBER_TYPES = {int, float}
 
 
-def _plain_numbers(values: list[Any]) -> bool:
+def plain_numbers(values: list[Any]) -> bool:
     """Whether every value is an int or float (not a bool), finite and within float32's
     range: the common request, checked with builtins over the whole list at once."""
     return (
@@ -133,12 +116,12 @@ def _plain_numbers(values: list[Any]) -> bool:
     )
 
 
-def _checked_rows(rows: Any, n_features: int, where: str) -> Rows:
+def checked_rows(rows: Any, n_features: int, where: str) -> Rows:
     if not isinstance(rows, list) or not rows:
         raise ClientError(422, f"{where} must be a non-empty list of rows")
     if len(rows) > MAX_ROWS:
         raise ClientError(413, f"{where} has {len(rows)} rows; send at most {MAX_ROWS} at once")
-    if all(type(row) is list and len(row) == n_features and _plain_numbers(row) for row in rows):
+    if all(type(row) is list and len(row) == n_features and plain_numbers(row) for row in rows):
         return Rows.from_nested(rows, n_features)
     raise _refusal(rows, n_features, where)
 
@@ -169,19 +152,7 @@ class _SimpleBody(msgspec.Struct):
     data: list[list[Value]]
 
 
-class _Tensor(msgspec.Struct):
-    shape: list[Annotated[int, msgspec.Meta(gt=0)]]
-    datatype: str
-    data: list[Value]  # flat: nested rows take the general path
-
-
-class _InferBody(msgspec.Struct):
-    inputs: list[_Tensor]
-    id: str | None = None
-
-
 _read_simple = msgspec.json.Decoder(_SimpleBody).decode
-_read_infer = msgspec.json.Decoder(_InferBody).decode
 
 
 def simple_fast(body: bytes, n_features: int) -> Rows | None:
@@ -194,26 +165,6 @@ def simple_fast(body: bytes, n_features: int) -> Rows | None:
     return Rows.from_nested(rows, n_features)
 
 
-def infer_fast(body: bytes, n_features: int) -> tuple[Rows, str | None] | None:
-    try:
-        request = _read_infer(body)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    if len(request.inputs) != 1:
-        return None
-    tensor = request.inputs[0]
-    shape, data = tensor.shape, tensor.data
-    if (
-        tensor.datatype not in NUMERIC_DATATYPES
-        or len(shape) != 2
-        or shape[1] != n_features
-        or shape[0] > MAX_ROWS
-        or len(data) != shape[0] * n_features
-    ):
-        return None
-    return Rows(data, n_features), request.id
-
-
 def simple_request(body: bytes, n_features: int) -> Rows:
     """`{"data": [[f1, f2, ...], ...]}` -> rows."""
     fast = simple_fast(body, n_features)
@@ -224,55 +175,4 @@ def simple_general(body: bytes, n_features: int) -> Rows:
     parsed = parse_json(body)
     if not isinstance(parsed, dict) or "data" not in parsed:
         raise ClientError(422, 'expected a JSON object {"data": [[...], ...]}')
-    return _checked_rows(parsed["data"], n_features, "data")
-
-
-def v2_request(body: bytes, n_features: int) -> tuple[Rows, str | None]:
-    """An Open Inference Protocol v2 infer request -> rows, and the request id if given."""
-    fast = infer_fast(body, n_features)
-    return fast if fast is not None else infer_general(body, n_features)
-
-
-def infer_general(body: bytes, n_features: int) -> tuple[Rows, str | None]:
-    parsed = parse_json(body)
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("inputs"), list):
-        raise ClientError(422, 'expected an inference request {"inputs": [{...}]}')
-    if len(parsed["inputs"]) != 1:
-        raise ClientError(422, f"this model takes exactly 1 input, got {len(parsed['inputs'])}")
-    tensor = parsed["inputs"][0]
-    if not isinstance(tensor, dict):
-        raise ClientError(422, "inputs[0] must be an object with name, shape, datatype and data")
-    shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
-    if not isinstance(datatype, str) or datatype not in NUMERIC_DATATYPES:
-        raise ClientError(
-            422, f"inputs[0].datatype is {datatype!r}; use a numeric type such as FP32"
-        )
-    if (
-        not isinstance(shape, list)
-        or len(shape) != 2
-        or not all(type(d) is int and d > 0 for d in shape)  # a bool's type is bool
-    ):
-        raise ClientError(422, f"inputs[0].shape must be [rows, {n_features}], got {shape!r}")
-    if shape[1] != n_features:
-        raise ClientError(
-            422, f"inputs[0].shape is {shape}; this model takes {n_features} features"
-        )
-    if not isinstance(data, list):
-        raise ClientError(422, "inputs[0].data must be a list of numbers")
-    if data and isinstance(data[0], list):  # nested rows are allowed too
-        checked = _checked_rows(data, n_features, "inputs[0].data")
-    else:
-        if len(data) != shape[0] * shape[1]:
-            raise ClientError(
-                422,
-                f"inputs[0].data has {len(data)} values; shape {shape} needs {shape[0] * shape[1]}",
-            )
-        if shape[0] <= MAX_ROWS and _plain_numbers(data):  # flat numbers
-            checked = Rows(data, n_features)
-        else:  # as rows: _checked_rows enforces the row limit and names the value it refuses
-            rows = [data[i : i + n_features] for i in range(0, len(data), n_features)]
-            checked = _checked_rows(rows, n_features, "inputs[0].data")
-    if len(checked) != shape[0]:
-        raise ClientError(422, f"inputs[0].data has {len(checked)} rows; shape says {shape[0]}")
-    request_id = parsed.get("id")
-    return checked, str(request_id) if request_id is not None else None
+    return checked_rows(parsed["data"], n_features, "data")

@@ -12,6 +12,7 @@ loop's thread writes these numbers, and the scrape runs on that thread too.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
 from collections.abc import Iterator
 
@@ -23,13 +24,13 @@ from prometheus_client.core import (
     Metric,
 )
 
+from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
 from mlpatterns.registry.metadata import Profile
 from mlpatterns.serving.drift_window import DriftWindow
 from mlpatterns.serving.inputs import Rows
 
-__all__ = ["BATCH_BUCKETS", "DRIFT_SAMPLE", "LATENCY_BUCKETS", "PlainHistogram", "ServerMetrics"]
+__all__ = ["BATCH_BUCKETS", "DRIFT_SAMPLE", "PlainHistogram", "ServerMetrics"]
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DRIFT_SAMPLE = 8  # one request in this many goes into the drift window
 
@@ -68,11 +69,14 @@ class ServerMetrics:
         self._watched = 0
         self._in_flight = 0
         self._requests: dict[tuple[str, int], int] = {}  # (endpoint, status) -> answered
-        self._latency: dict[str, PlainHistogram] = {}  # endpoint -> request durations
+        self._latency: dict[tuple[str, int], PlainHistogram] = {}  # (endpoint, status) ->
         self._inference = PlainHistogram(LATENCY_BUCKETS)
         self._batch = PlainHistogram(BATCH_BUCKETS)
         self._by_class: dict[str, int] = {}  # bounded: the model's classes
+        self._inferences = {True: [0, 0.0], False: [0, 0.0]}  # succeeded? -> count, seconds
+        self._last_run = 0.0  # when the model last ran (epoch seconds)
         self.registry.register(self)
+        add_process_metrics(self.registry)
         # counted on the loop (a full log buffer) and on the log's writer thread (records
         # a sink failed to take), so prometheus_client's own, locking counter; it is rare
         self.log_dropped = Counter(
@@ -98,13 +102,42 @@ class ServerMetrics:
     def observe_batch(self, rows: int, seconds: float) -> None:
         self._batch.observe(rows)
         self._inference.observe(seconds)
+        self._last_run = time.time()
+
+    def observe_inference(self, succeeded: bool, seconds: float) -> None:
+        """One request's rows through the model (queue and run), or its failure there."""
+        outcome = self._inferences[succeeded]
+        outcome[0] += 1
+        outcome[1] += seconds
+
+    def statistics(self, name: str, version: str) -> dict[str, object]:
+        """The model's statistics as the protocol's statistics extension has them (what is
+        not measured here, such as queue time apart from run time, is left out)."""
+
+        def duration(count: float, seconds: float) -> dict[str, int]:
+            return {"count": int(count), "ns": round(seconds * 1e9)}
+
+        runs = sum(self._inference.counts)
+        return {
+            "name": name,
+            "version": version,
+            "last_inference": round(self._last_run * 1000),
+            "inference_count": int(self._batch.total),
+            "execution_count": runs,
+            "inference_stats": {
+                "success": duration(*self._inferences[True]),
+                "fail": duration(*self._inferences[False]),
+                "compute_infer": duration(runs, self._inference.total),
+            },
+            "batch_stats": [],
+        }
 
     def observe_request(self, endpoint: str, status: int, seconds: float) -> None:
         key = (endpoint, status)
         self._requests[key] = self._requests.get(key, 0) + 1
-        latency = self._latency.get(endpoint)
+        latency = self._latency.get(key)
         if latency is None:
-            latency = self._latency[endpoint] = PlainHistogram(LATENCY_BUCKETS)
+            latency = self._latency[key] = PlainHistogram(LATENCY_BUCKETS)
         latency.observe(seconds)
 
     def count_classes(self, labels: list[str]) -> None:
@@ -133,10 +166,10 @@ class ServerMetrics:
         durations = HistogramMetricFamily(
             "mlpatterns_request_duration_seconds",
             "Time to answer an HTTP request.",
-            labels=["service", "version", "endpoint"],
+            labels=["service", "version", "endpoint", "status"],
         )
-        for endpoint, latency in sorted(self._latency.items()):
-            durations.add_metric([*ours, endpoint], latency.buckets(), latency.total)
+        for (endpoint, status), latency in sorted(self._latency.items()):
+            durations.add_metric([*ours, endpoint, str(status)], latency.buckets(), latency.total)
         yield durations
         for name, documentation, histogram in (
             (

@@ -25,7 +25,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): _answer(meanings[s], ERROR) for s in statuses}
 
 
-def openapi_document(model_name: str, n_features: int, version: str) -> dict[str, Any]:
+def openapi_document(
+    model_name: str, n_features: int, version: str, input_name: str = "input"
+) -> dict[str, Any]:
     number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
     row = {
         "type": "array",
@@ -42,9 +44,9 @@ def openapi_document(model_name: str, n_features: int, version: str) -> dict[str
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
         "properties": {
-            "name": {"type": "string"},
+            "name": {"type": "string", "enum": [input_name]},
             "shape": {"type": "array", "items": {"type": "integer"}},
-            "datatype": {"type": "string", "enum": ["FP32", "FP64", "INT32", "INT64"]},
+            "datatype": {"type": "string", "enum": ["FP32"]},
             "data": {"type": "array", "items": number},
         },
     }

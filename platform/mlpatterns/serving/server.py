@@ -101,6 +101,8 @@ class ServeOptions:
     predictor_timeout: float = 5.0
     queue_url: str = ""  # the asynchronous pattern's API, submitting to this queue
     queue_namespace: str = ""
+    grpc_address: str = ""  # host:port: the Open Inference Protocol over gRPC too
+    access_log: bool = False  # one log line per request
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -127,6 +129,8 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         max_batch_rows=options.max_batch_rows,
         max_batch_wait=options.max_batch_wait,
         inference_thread=options.inference_thread,
+        grpc_address=options.grpc_address,
+        access_log=options.access_log,
     )
     service = options.service or model.name
     profile = model.metadata.profile if options.drift else None
