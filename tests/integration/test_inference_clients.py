@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -25,6 +26,7 @@ from tritonclient.utils import InferenceServerException
 from mlpatterns.training.export import predict_proba
 from tests.integration.test_model_server import ROWS, Server, start_server
 from tests.support import peer_clients
+from tests.support.metrics import sample, scrape
 from tests.support.peers import peer_python
 from tests.support.processes import free_port
 
@@ -235,27 +237,27 @@ def test_grpc_mistakes_get_the_status_that_says_why(
     assert message in refused.value.message()
 
 
-def test_kserve_python_client_gets_the_model_s_answers_over_v1_v2_and_grpc(
-    server: Server, expected: npt.NDArray[np.float32]
-) -> None:
-    script = Path(peer_clients.__file__).with_name("kserve_client.py")
-    grpc_address = f"127.0.0.1:{GRPC_PORT}"
+def peer_client(name: str, *args: str) -> dict[str, Any]:
+    """What tests/support/peer_clients/<name>_client.py printed, run in `name`'s own
+    environment with `args`."""
+    script = Path(peer_clients.__file__).with_name(f"{name}_client.py")
     ran = subprocess.run(
-        [
-            str(peer_python("kserve")),
-            str(script),
-            server.url,
-            grpc_address,
-            "iris",
-            json.dumps(ROWS),
-        ],
+        [str(peer_python(name)), str(script), *args],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert ran.returncode == 0, ran.stderr
-    got = json.loads(ran.stdout)
+    answer: dict[str, Any] = json.loads(ran.stdout)
+    return answer
+
+
+def test_kserve_python_client_gets_the_model_s_answers_over_v1_v2_and_grpc(
+    server: Server, expected: npt.NDArray[np.float32]
+) -> None:
+    grpc_address = f"127.0.0.1:{GRPC_PORT}"
+    got = peer_client("kserve", server.url, grpc_address, "iris", json.dumps(ROWS))
     assert got["v1_live"] is True
     assert got["v1_ready"] is True
     assert got["v2_ready"] is True
@@ -264,3 +266,22 @@ def test_kserve_python_client_gets_the_model_s_answers_over_v1_v2_and_grpc(
     for answer in ("v2_binary_false", "v2_binary_true", "grpc"):
         assert got[answer]["label"] == LABELS, answer
         assert np.allclose(got[answer]["probabilities"], expected, atol=1e-6), answer
+
+
+def test_seldon_s_client_gets_the_model_s_probabilities_and_sends_feedback(
+    server: Server, expected: npt.NDArray[np.float32]
+) -> None:
+    got = peer_client("seldon", server.url.removeprefix("http://"), json.dumps(ROWS))
+    ndarray, tensor = got["ndarray"], got["tensor"]
+    assert ndarray["success"], ndarray["msg"]
+    assert tensor["success"], tensor["msg"]
+    assert ndarray["response"]["data"]["names"] == ["setosa", "versicolor", "virginica"]
+    assert np.allclose(ndarray["response"]["data"]["ndarray"], expected, atol=1e-6)
+    values = tensor["response"]["data"]["tensor"]["values"]
+    assert tensor["response"]["data"]["tensor"]["shape"] == [len(ROWS), 3]
+    assert np.allclose(np.reshape(values, (len(ROWS), 3)), expected, atol=1e-6)
+    assert got["feedback"]["success"], got["feedback"]["msg"]
+    families = scrape(server.url)
+    assert sample(families, "mlpatterns_feedback_reward_sum") >= 1.0
+    assert httpx.get(f"{server.url}/health/ping").text == "pong"
+    assert httpx.get(f"{server.url}/health/status").json()["status"]["status"] == "SUCCESS"

@@ -13,6 +13,8 @@ PEER_ROOT = Path.home() / ".cache" / "mlpatterns" / "peers"
 PEERS = {
     "kserve": ["kserve==0.21.0", "onnxruntime", "numpy"],
     "mlserver": ["mlserver==1.7.1", "onnxruntime", "numpy"],
+    # the last Apache-2.0 release: 1.18 and later are under the Business Source License
+    "seldon": ["seldon-core==1.17.1"],
 }
 
 

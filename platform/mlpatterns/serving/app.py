@@ -1,10 +1,10 @@
 """The model server's HTTP application (Starlette).
 
 Speaks the Open Inference Protocol v2 (`/v2/...`, `serving.v2`), KServe's v1 protocol
-(`/v1/...`, `serving.kserve_v1`) and the catalog's simple API (`/predict`,
-`/predict/label`, `/metadata`, `/health`), plus `/metrics`. Every response carries
-`x-request-id` (echoed or generated) and `x-mlpatterns-version`; the error contract
-is `serving.core`'s.
+(`/v1/...`, `serving.kserve_v1`), Seldon's (`/api/v1.0/...`, `serving.seldon_protocol`)
+and the catalog's simple API (`/predict`, `/predict/label`, `/metadata`, `/health`),
+plus `/metrics`. Every response carries `x-request-id` (echoed or generated) and
+`x-mlpatterns-version`; the error contract is `serving.core`'s.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from mlpatterns.serving.core import (
 )
 from mlpatterns.serving.inputs import simple_request
 from mlpatterns.serving.kserve_v1 import V1_ENDPOINTS
+from mlpatterns.serving.seldon_protocol import SELDON_ENDPOINTS
 from mlpatterns.serving.v2 import INFER_PATH, V2_ENDPOINTS, infer
 
 __all__ = [
@@ -120,6 +121,7 @@ def _routes(state: ServerState) -> list[Route]:
         ("/predict/label", predict_label, "POST"),
         *V2_ENDPOINTS[1:],
         *V1_ENDPOINTS,
+        *SELDON_ENDPOINTS,
         ("/metadata", metadata, "GET"),
         ("/health", health, "GET"),
         ("/metrics", metrics, "GET"),

@@ -22,6 +22,7 @@ from prometheus_client.core import (
     GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
+    SummaryMetricFamily,
 )
 
 from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
@@ -75,6 +76,7 @@ class ServerMetrics:
         self._by_class: dict[str, int] = {}  # bounded: the model's classes
         self._inferences = {True: [0, 0.0], False: [0, 0.0]}  # succeeded? -> count, seconds
         self._last_run = 0.0  # when the model last ran (epoch seconds)
+        self._rewards: list[float] = [0, 0.0]  # Seldon feedback: count, sum of rewards
         self.registry.register(self)
         add_process_metrics(self.registry)
         # counted on the loop (a full log buffer) and on the log's writer thread (records
@@ -109,6 +111,10 @@ class ServerMetrics:
         outcome = self._inferences[succeeded]
         outcome[0] += 1
         outcome[1] += seconds
+
+    def observe_feedback(self, reward: float) -> None:
+        self._rewards[0] += 1
+        self._rewards[1] += reward
 
     def statistics(self, name: str, version: str) -> dict[str, object]:
         """The model's statistics as the protocol's statistics extension has them (what is
@@ -188,6 +194,14 @@ class ServerMetrics:
             ["class"],
             {(name,): n for name, n in self._by_class.items()},
         )
+        if self._rewards[0]:
+            rewards = SummaryMetricFamily(
+                "mlpatterns_feedback_reward",
+                "Rewards sent as Seldon feedback (count and sum).",
+                labels=["service", "version"],
+            )
+            rewards.add_metric(ours, int(self._rewards[0]), self._rewards[1])
+            yield rewards
         in_flight = GaugeMetricFamily(
             "mlpatterns_requests_in_flight",
             "Requests being answered now.",
