@@ -246,7 +246,7 @@ def test_a_version_scales_out_under_load_and_back_in_after_it(
     applied.append("iris-scaling")
     walkthrough.kubectl("apply", "-f", "-", input=json.dumps(scaling_service("iris-scaling")))
     walkthrough.wait_ready("iris-scaling")
-    ip = walkthrough.cluster_ip("iris-scaling")
+    ip = walkthrough.answering("iris-scaling")
 
     def replicas() -> int:
         return int(walkthrough.get("deployment", "iris-scaling-v1")["spec"]["replicas"])

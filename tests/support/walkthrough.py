@@ -94,10 +94,14 @@ class Walkthrough:
 
     def apply_pattern(self, pattern: str, name: str, answers: int = 200) -> str:
         """`kubectl apply -k manifests/patterns/<pattern>`, wait until Ready and until its
-        Service answers a prediction with `answers` (kube-proxy programs the endpoints a
-        moment after the pods are Ready); its ClusterIP."""
+        Service answers (`answering`); its ClusterIP."""
         self.run("kubectl", "apply", "-n", NAMESPACE, "-k", f"manifests/patterns/{pattern}")
         self.wait_ready(name)
+        return self.answering(name, answers)
+
+    def answering(self, name: str, answers: int = 200) -> str:
+        """The ClusterIP of Ready `name` once its Service answers a prediction with
+        `answers` (kube-proxy programs the endpoints a moment after the pods are Ready)."""
         ip = self.cluster_ip(name)
         deadline = time.monotonic() + 30
         while True:
