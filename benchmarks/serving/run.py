@@ -2,16 +2,23 @@
 endpoint on our HTTP stack, loaded one at a time, with the same ONNX model and load.
 
     .venv/bin/python benchmarks/serving/run.py MODEL_DIR [--duration 10] [--rounds 3]
-        [--connections 1,16,64] [--servers mlpatterns,bare,kserve,mlserver,nodrift]
+        [--connections 1,16,64]
+        [--servers mlpatterns,binary,grpc,grpclive,bare,kserve,mlserver,nodrift,accesslog]
 
-`nodrift` is our server without its drift metrics (`--no-drift`): the cost of
-prediction monitoring on the request path. MODEL_DIR is a fetched model
-(`mlpatterns fetch-model models:/iris@candidate DIR`). Each server runs pinned to
-core 0 (`taskset`), wrk (Debian's package) to core 1, and every server answers the
-same Open Inference Protocol v2 request for one iris row. KServe and MLServer are
+`binary` is our server asked the same with the input as raw bytes after the JSON
+header (the binary tensor data extension, as Triton's and KServe's clients send by
+default), `grpc` the same over gRPC (loaded by ghz, built by `hack/tools build ghz`;
+`--connections` is then ghz's concurrency over as many connections; `grpclive` loads
+the cheapest call, `ServerLive`, the floor of the gRPC server itself), `nodrift` our
+server without its drift metrics (`--no-drift`): the cost of prediction monitoring on
+the request path, and `accesslog` with `--access-log`: the cost of a log line per
+request. MODEL_DIR is a fetched model (`mlpatterns fetch-model models:/iris@candidate
+DIR`). Each server runs pinned to core 0 (`taskset`), wrk (Debian's package) or ghz
+to core 1, and every server answers the same Open Inference Protocol v2 request for
+one iris row. KServe and MLServer are
 installed from PyPI into their own virtual environments under
-~/.cache/mlpatterns/bench/ on first use. Prediction logging is off on our server
-(the peers do not log).
+~/.cache/mlpatterns/peers/ on first use (`tests.support.peers`). Prediction logging is
+off on our server (the peers do not log).
 
 All servers are started first and wait idle; each round then loads every server in
 turn at every level, so that a machine whose speed drifts over minutes (shared
@@ -25,10 +32,12 @@ generator and to how busy the pinned core was kept.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -41,8 +50,10 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-BENCH = Path.home() / ".cache" / "mlpatterns" / "bench"
-PEERS = {"kserve": ["kserve==0.21.0"], "mlserver": ["mlserver==1.7.1"]}
+sys.path.insert(0, str(REPO))
+
+from tests.support.peers import peer_python  # noqa: E402
+
 BODY = {
     "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]
 }
@@ -65,34 +76,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peer_python(name: str) -> Path:
-    venv = BENCH / name
-    uv = Path(sys.executable).with_name("uv")
-    if not (venv / "bin" / "python").exists():
-        subprocess.run([str(uv), "venv", "-q", "-p", "3.11", str(venv)], check=True)
-    subprocess.run(
-        [
-            str(uv),
-            "pip",
-            "install",
-            "-q",
-            "--python",
-            str(venv / "bin" / "python"),
-            *PEERS[name],
-            "onnxruntime",
-            "numpy",
-        ],
-        check=True,
-    )
-    return venv / "bin" / "python"
-
-
 def free_port() -> int:
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+GRPC_PORTS: dict[str, int] = {}  # a server's gRPC port, by its name here
 
 
 def commands(
@@ -150,13 +142,21 @@ def commands(
             "PYTHONPATH": str(HERE)
         }
 
-    def ours_without_drift(port: int) -> tuple[list[str], dict[str, str]]:
-        argv, env = ours(port)
-        return [*argv, "--no-drift"], env
+    def ours_with(*options: str) -> Callable[[int], tuple[list[str], dict[str, str]]]:
+        def start(port: int) -> tuple[list[str], dict[str, str]]:
+            argv, env = ours(port)
+            return [*argv, *options], env
 
+        return start
+
+    GRPC_PORTS.update(grpc=free_port(), grpclive=free_port())
     return {
         "mlpatterns": ours,
-        "nodrift": ours_without_drift,
+        "binary": ours,
+        "grpc": ours_with("--grpc-port", str(GRPC_PORTS["grpc"])),
+        "grpclive": ours_with("--grpc-port", str(GRPC_PORTS["grpclive"])),
+        "nodrift": ours_with("--no-drift"),
+        "accesslog": ours_with("--access-log"),
         "bare": bare,
         "kserve": kserve,
         "mlserver": mlserver,
@@ -192,6 +192,80 @@ def write_wrk_script(folder: Path) -> Path:
         f"wrk.body = '{json.dumps(BODY)}'\n"
     )
     return script
+
+
+def binary_body() -> tuple[bytes, int]:
+    """The same request with its row as raw FP32 bytes after the JSON header."""
+    [tensor] = BODY["inputs"]
+    values = tensor["data"]
+    raw = struct.pack(f"<{len(values)}f", *values)
+    head = {k: v for k, v in tensor.items() if k != "data"}
+    head["parameters"] = {"binary_data_size": len(raw)}
+    header = json.dumps({"inputs": [head]}).encode()
+    return header + raw, len(header)
+
+
+def write_binary_script(folder: Path) -> Path:
+    """wrk's Lua script: POST the binary form (bytes as Lua decimal escapes)."""
+    body, json_size = binary_body()
+    escaped = "".join(f"\\{b:03d}" for b in body)
+    script = folder / "binary.lua"
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/octet-stream"\n'
+        f'wrk.headers["Inference-Header-Content-Length"] = "{json_size}"\n'
+        f'wrk.body = "{escaped}"\n'
+    )
+    return script
+
+
+def write_protoset(folder: Path) -> Path:
+    """The Open Inference Protocol's service as a FileDescriptorSet, for ghz: taken from
+    the messages tritonclient ships generated (their .proto is not in the package)."""
+    from google.protobuf import descriptor_pb2
+    from tritonclient.grpc import model_config_pb2, service_pb2
+
+    files = descriptor_pb2.FileDescriptorSet()
+    for module in (model_config_pb2, service_pb2):  # a file after those it imports
+        module.DESCRIPTOR.CopyToProto(files.file.add())
+    protoset = folder / "inference.protoset"
+    protoset.write_bytes(files.SerializeToString())
+    return protoset
+
+
+def grpc_request() -> dict[str, object]:
+    """The benchmark's request as ModelInfer's message in protobuf JSON (raw bytes)."""
+    [tensor] = BODY["inputs"]
+    raw = struct.pack(f"<{len(tensor['data'])}f", *tensor["data"])
+    return {
+        "model_name": "iris",
+        "inputs": [{k: v for k, v in tensor.items() if k != "data"}],
+        "raw_input_contents": [base64.b64encode(raw).decode()],
+    }
+
+
+def ghz_load(
+    address: str, connections: int, duration: int, protoset: Path, method: str = "ModelInfer"
+) -> tuple[float, float, float]:
+    """requests/s, p50 and p99 in ms of ghz's load of `method` (ServerLive: the cheapest
+    call, the gRPC server's own floor); any error fails the run."""
+    request = grpc_request() if method == "ModelInfer" else {}
+    tools = subprocess.run(
+        ["bash", str(REPO / "hack/tools"), "path"], capture_output=True, text=True, check=True
+    )
+    ghz = Path(tools.stdout.strip()) / "ghz"
+    out = subprocess.run(
+        ["taskset", "-c", "1", str(ghz), "--insecure", "--protoset", str(protoset),
+         "--call", f"inference.GRPCInferenceService/{method}", "-d", json.dumps(request),
+         "-c", str(connections), "--connections", str(connections), "-z", f"{duration}s",
+         "--duration-stop", "wait",
+         "--format", "json", address],
+        capture_output=True, text=True, check=True, timeout=duration + 60,
+    ).stdout  # fmt: skip
+    report = json.loads(out)
+    if report.get("errorDistribution"):
+        raise RuntimeError(f"errors under gRPC load: {report['errorDistribution']}")
+    by = {d["percentage"]: d["latency"] / 1e6 for d in report["latencyDistribution"]}
+    return float(report["rps"]), by[50], by[99]
 
 
 def load(
@@ -274,22 +348,38 @@ def main() -> None:
     levels = [int(c) for c in args.connections.split(",")]
     names = args.servers.split(",")
     samples: dict[tuple[str, int], list[Result]] = {}
+    if set(names) & {"grpc", "grpclive"}:
+        subprocess.run(["bash", str(REPO / "hack/tools"), "build", "ghz"], check=True)
     with tempfile.TemporaryDirectory() as folder, ExitStack() as servers:
-        script = write_wrk_script(Path(folder))
+        scripts = {
+            "json": write_wrk_script(Path(folder)),
+            "binary": write_binary_script(Path(folder)),
+        }
+        protoset = write_protoset(Path(folder))
         starters = commands(args.model_dir.resolve(), Path(folder), args.ours_args.split())
         urls: dict[str, tuple[str, int]] = {}
+
+        def load_of(name: str, connections: int, duration: int) -> tuple[float, float, float]:
+            if name in GRPC_PORTS:
+                method = "ServerLive" if name == "grpclive" else "ModelInfer"
+                address = f"127.0.0.1:{GRPC_PORTS[name]}"
+                return ghz_load(address, connections, duration, protoset, method)
+            script = scripts["binary" if name == "binary" else "json"]
+            # a peer that falls behind shows in its numbers; ours must not time out
+            return load(
+                urls[name][0], connections, duration, script, name in ("kserve", "mlserver")
+            )
+
         for name in names:  # all up at once, idle unless loaded: rounds can interleave
             port = free_port()
             urls[name] = servers.enter_context(started(name, *starters[name](port), port))
-            load(urls[name][0], 16, 2, script)  # warm-up
+            load_of(name, 16, 2)  # warm-up
         for round_ in range(1, args.rounds + 1):
             for connections in levels:
                 for name in names:
-                    # a peer that falls behind shows in its numbers; ours must not time out
-                    tolerant = name in ("kserve", "mlserver")
-                    url, pid = urls[name]
+                    pid = urls[name][1]
                     cpu = cpu_seconds(pid)
-                    rps, p50, p99 = load(url, connections, args.duration, script, tolerant)
+                    rps, p50, p99 = load_of(name, connections, args.duration)
                     cpu_us = (cpu_seconds(pid) - cpu) / (rps * args.duration) * 1e6
                     result = Result(name, connections, rps, p50, p99, cpu_us)
                     samples.setdefault((name, connections), []).append(result)
@@ -302,7 +392,8 @@ def main() -> None:
     report_paired(samples, levels)
 
 
-PEERS = ("bare", "kserve", "mlserver", "nodrift")  # what mlpatterns is compared with
+# what mlpatterns (JSON over HTTP) is compared with
+PEERS = ("binary", "grpc", "grpclive", "bare", "kserve", "mlserver", "nodrift", "accesslog")
 
 
 def line(r: Result) -> str:
