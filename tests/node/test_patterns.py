@@ -202,7 +202,7 @@ def test_the_operator_replaced_mid_reconcile_converges_without_duplicates(
     operator = f"app.kubernetes.io/component=operator,app.kubernetes.io/instance={RELEASE}"
     walkthrough.kubectl("delete", "pod", "-l", operator, "--wait=false")
     walkthrough.wait_ready("iris-ab", timeout=300)
-    assert set(versions_answering(walkthrough.cluster_ip("iris-ab"), 100)) <= {
+    assert set(versions_answering(walkthrough.answering("iris-ab"), 100)) <= {
         "current",
         "candidate",
     }

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -103,3 +104,40 @@ def test_up_refuses_a_folder_too_long_for_kubelets_sockets() -> None:
     assert up.returncode != 0
     assert "a socket's path has at most 107 bytes" in up.stderr
     assert not folder.exists()
+
+
+HIDDEN_NAMESPACE = """
+import subprocess, sys
+from pathlib import Path
+from tests.support.node import NETNS, remove_netns
+
+def sh(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False)
+
+sh("mount", "-t", "tmpfs", "mlp-test", "/run")  # this mount namespace's own /run
+NETNS.mkdir()
+(NETNS / "pinned").touch()  # as containerd pins a pod's namespace, before any `ip netns`
+sh("mount", "--bind", "/proc/self/ns/net", str(NETNS / "pinned"))
+sh("ip", "netns", "add", "later")  # makes the folder a bind mount of itself
+refused = sh("ip", "netns", "delete", "pinned")
+remove_netns(["pinned", "later"], folder_is_new=True)
+mounts = [line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()]
+print(refused.returncode, sorted(p.name for p in NETNS.iterdir()),
+      [m for m in mounts if m.startswith("/run/netns")])
+"""
+
+
+def test_a_pod_namespace_hidden_by_the_folder_s_own_mount_is_still_removed() -> None:
+    """What a fresh machine's first node left behind: containerd pinned pod namespaces
+    in a new /run/netns, then `ip netns` bind-mounted the folder over itself, hiding
+    them from `ip netns delete`. Run in a private mount namespace of its own."""
+    ran = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", sys.executable, "-c", HIDDEN_NAMESPACE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n")[0] == "1 [] []"  # ip alone fails; nothing is left

@@ -176,7 +176,7 @@ def test_the_operator_rolls_out_from_the_pods_own_metrics_without_prometheus(
     walkthrough.kubectl("apply", "-f", "-", input=rolled_out(bad, [{"weight": 50}], 0.0001))
     for name in (good, bad):
         walkthrough.wait_ready(name)
-    ips = {name: walkthrough.cluster_ip(name) for name in (good, bad)}
+    ips = {name: walkthrough.answering(name) for name in (good, bad)}
 
     def phase(name: str) -> str:
         rollout = (walkthrough.get("modelservice", name).get("status") or {}).get("rollout")

@@ -194,7 +194,7 @@ def test_a_training_job_registers_a_model_that_the_alias_following_service_then_
     applied.append("iris-follow")
     walkthrough.kubectl("apply", "-f", "-", input=json.dumps(following("iris-follow", "candidate")))
     walkthrough.wait_ready("iris-follow")
-    ip = walkthrough.cluster_ip("iris-follow")
+    ip = walkthrough.answering("iris-follow")
     url = f"http://{ip}:8080"
     before = served_version(url)
 

@@ -40,7 +40,7 @@ from tests.support.node_config import (
 )
 from tests.support.processes import free_port, spawn, terminate, wait_until
 
-__all__ = ["CGROUP_ROOT", "NODE_NAME", "OUTSIDE", "RealNode", "containerd_socket"]
+__all__ = ["CGROUP_ROOT", "NODE_NAME", "OUTSIDE", "RealNode", "containerd_socket", "remove_netns"]
 
 CONTAINER_LOGS = Path("/var/log/containers")  # kubelet's fixed folder of log symlinks
 CNI_CACHE = Path("/var/lib/cni")  # libcni's fixed cache of attachments
@@ -296,12 +296,11 @@ class RealNode:
             subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
     def _remove_netns(self) -> None:
-        """The pod network namespaces containerd pinned (`ip netns delete` unmounts each)."""
-        if not NETNS.exists():
-            return
-        for path in NETNS.iterdir():
-            if path.name not in self.found_netns:
-                run(["ip", "netns", "delete", path.name], check=False)
+        """The pod network namespaces containerd pinned, and their folder's own mount
+        if the folder is new (`remove_netns`)."""
+        if NETNS.exists():
+            new = [p.name for p in NETNS.iterdir() if p.name not in self.found_netns]
+            remove_netns(new, folder_is_new=self.found_outside.get(str(NETNS)) is None)
 
     def _remove_pod_links(self) -> None:
         """The host ends of the pods' veth pairs, on the node's bridge. Deleting a pod's
@@ -323,6 +322,31 @@ class RealNode:
                         (root / knob).write_text((hierarchy / knob).read_text())
             elif root.exists():
                 _remove_cgroup_tree(root)
+
+
+def remove_netns(names: list[str], *, folder_is_new: bool) -> None:
+    """Delete the named network namespaces' files from NETNS. `ip netns` makes the
+    folder a bind mount of itself the first time it runs; a namespace containerd pinned
+    before that lies beneath it, where `ip netns delete` cannot unmount it ("Device or
+    resource busy"). So a folder the node made loses that mount first, then each file
+    is unmounted (`ip netns delete`, then as often as it is still mounted) and removed."""
+    if folder_is_new:
+        _unmount_while_mounted(NETNS)
+    for name in names:
+        path = NETNS / name
+        run(["ip", "netns", "delete", name], check=False)
+        _unmount_while_mounted(path)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _unmount_while_mounted(path: Path, attempts: int = 5) -> None:
+    """Lazily unmount every mount stacked on `path` (at most `attempts`)."""
+    target = str(path.resolve())
+    for _ in range(attempts):
+        if target not in _mounts_under(Path(target)):
+            return
+        subprocess.run(["umount", "-l", target], check=False, capture_output=True)
 
 
 def _remove_cgroup_tree(root: Path) -> None:
