@@ -40,6 +40,7 @@ from tests.support.walkthrough import (
 from tests.support.workloads import (
     ROWS,
     await_results,
+    batch_summary,
     iris_rows_csv,
     served_version,
     submit_jobs,
@@ -132,7 +133,7 @@ def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(
     walkthrough.kubectl("create", "job", "--from=cronjob/iris-batch", "iris-batch-rerun")
     walkthrough.kubectl("wait", "--for=condition=complete", "job/iris-batch-rerun",
                         "--timeout=300s")  # fmt: skip
-    summary = json.loads(walkthrough.kubectl("logs", "job/iris-batch-rerun").splitlines()[-1])
+    summary = batch_summary(walkthrough.kubectl("logs", "job/iris-batch-rerun"))
     assert (summary["skipped"], summary["predicted"]) == (done, rows - done)
     table = pq.read_table(f"mlpatterns/{parts}", filesystem=store, columns=["id", "label"])
     ids = pc.cast(table.column("id"), pa.int64()).to_numpy()

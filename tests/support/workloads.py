@@ -3,8 +3,11 @@ model's version, shared by the real node's tests and its benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import httpx
 import numpy as np
@@ -12,7 +15,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 from sklearn.datasets import load_iris
 
-__all__ = ["FEATURES", "ROWS", "await_results", "iris_rows_csv", "served_version", "submit_jobs"]
+__all__ = [
+    "FEATURES",
+    "ROWS",
+    "await_results",
+    "batch_summary",
+    "iris_rows_csv",
+    "served_version",
+    "submit_jobs",
+]
 
 ROWS = load_iris().data
 FEATURES = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
@@ -75,3 +86,15 @@ def served_version(url: str) -> str:
     if answer.status_code != 200:
         raise AssertionError(f"{answer.status_code}: {answer.text}")
     return answer.headers["x-mlpatterns-model-version"]
+
+
+def batch_summary(log: str) -> dict[str, Any]:
+    """The JSON summary `mlpatterns batch predict` prints last on standard output, found
+    in a pod's log, where standard error's lines (a library's at exit) may follow it."""
+    for line in reversed(log.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                summary: dict[str, Any] = json.loads(line)
+                if "predicted" in summary:
+                    return summary
+    raise AssertionError(f"no batch summary in the log; its end:\n{log[-2000:]}")
