@@ -303,6 +303,20 @@ def owned_versions(platform: Platform) -> dict[str, str]:
     return found
 
 
+def settled_versions(platform: Platform, quiet: float = 3, limit: float = 60) -> dict[str, str]:
+    """The owned objects' versions once none has changed for `quiet` seconds: status
+    updates from Deployment events, and a convergence still writing, come to rest."""
+    deadline = time.monotonic() + limit
+    seen = owned_versions(platform)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = owned_versions(platform)
+        if now == seen:
+            return now
+        seen = now
+    raise AssertionError(f"the owned objects kept changing for {limit:.0f}s")
+
+
 def test_restarts_converge_and_a_quiet_reconcile_writes_nothing(platform: Platform) -> None:
     manifest = yaml.safe_load(
         repo_path("manifests", "patterns", "online-ab", "modelservice.yaml").read_text()
@@ -321,8 +335,7 @@ def test_restarts_converge_and_a_quiet_reconcile_writes_nothing(platform: Platfo
     )
     for pattern in ("synchronous", "online-ab"):
         wait_for(pattern, lambda p=pattern: platform.ready(service_name(p)), 90, platform.operator)  # type: ignore[misc]
-    time.sleep(2)  # let status updates from Deployment events settle
-    before = owned_versions(platform)
+    before = settled_versions(platform)  # the killed operator's successor has converged
     platform.restart_operator()  # resume: every ModelService is reconciled again
     wait_for(
         "resumed",
