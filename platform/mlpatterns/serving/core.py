@@ -38,6 +38,7 @@ __all__ = [
     "ServerConfig",
     "ServerState",
     "check_model",
+    "check_named",
     "endpoint",
     "header",
     "is_ready",
@@ -196,16 +197,21 @@ def endpoint(
 
 
 def check_model(state: ServerState, request: Request) -> None:
-    name = request.path_params.get("model_name")
-    if name is not None and name != state.model.name:
-        raise ClientError(404, f"no model {name!r} here; this server serves {state.model.name!r}")
-    version = request.path_params.get("model_version")
-    if version is not None and version not in (
-        state.model.version,
-        state.model.metadata.core_version,
-    ):
+    """404 unless the path's model name and version (where it has them) are this server's."""
+    check_named(
+        state, request.path_params.get("model_name"), request.path_params.get("model_version")
+    )
+
+
+def check_named(state: ServerState, name: str | None, version: str | None) -> None:
+    """404 unless `name` (None: not given) and `version` (None or empty: any) are this
+    server's model and version, its own or its core version."""
+    model = state.model
+    if name is not None and name != model.name:
+        raise ClientError(404, f"no model {name!r} here; this server serves {model.name!r}")
+    if version and version not in (model.version, model.metadata.core_version):
         raise ClientError(
-            404, f"model {name} has no version {version!r} here; it serves {state.model.version}"
+            404, f"model {name} has no version {version!r} here; it serves {model.version}"
         )
 
 

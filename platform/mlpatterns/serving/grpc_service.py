@@ -26,11 +26,11 @@ from tritonclient.grpc import service_pb2_grpc as rpc
 
 from mlpatterns import web
 from mlpatterns.logsetup import log_access, request_fields
-from mlpatterns.serving.core import ServerState, is_ready, run_prediction
+from mlpatterns.serving.core import ServerState, check_named, is_ready, run_prediction
 from mlpatterns.serving.inputs import AnswerError, ClientError
 from mlpatterns.serving.model import Prediction
-from mlpatterns.serving.oip import EXTENSIONS, INPUT_DATATYPE, raw_output, read_parsed
-from mlpatterns.serving.v2 import config_of
+from mlpatterns.serving.oip import EXTENSIONS, raw_output, read_parsed
+from mlpatterns.serving.v2 import config_of, fixed_model, metadata_of
 
 __all__ = ["GRPC_CODES", "InferenceService", "start_grpc_server"]
 
@@ -112,20 +112,7 @@ class InferenceService(rpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
 
     async def ModelMetadata(self, request: Any, context: Any) -> pb.ModelMetadataResponse:
         await self._check_model(request.name, request.version, context)
-        model = self.state.model
-        tensor = pb.ModelMetadataResponse.TensorMetadata
-        return pb.ModelMetadataResponse(
-            name=model.name,
-            versions=[model.version],
-            platform="onnxruntime_onnx",
-            inputs=[
-                tensor(name=model.input_name, datatype=INPUT_DATATYPE, shape=[-1, model.n_features])
-            ],
-            outputs=[
-                tensor(name="label", datatype="BYTES", shape=[-1]),
-                tensor(name="probabilities", datatype="FP32", shape=[-1, len(model.labels)]),
-            ],
-        )
+        return json_format.ParseDict(metadata_of(self.state), pb.ModelMetadataResponse())
 
     async def ModelConfig(self, request: Any, context: Any) -> pb.ModelConfigResponse:
         await self._check_model(request.name, request.version, context)
@@ -162,7 +149,7 @@ class InferenceService(rpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
         state.metrics.started()
         status = 200
         try:
-            self._named(request.model_name, request.model_version)
+            check_named(state, request.model_name, request.model_version)
             parsed, binary = as_parsed(request)
             asked = read_parsed(parsed, binary, state.model_input)
             result = await run_prediction(state, asked.rows, request_id)
@@ -192,26 +179,12 @@ class InferenceService(rpc.GRPCInferenceServiceServicer):  # type: ignore[misc]
     async def _check_model(self, name: str, version: str, context: Any) -> None:
         """Abort with NOT_FOUND unless the request names this server's model."""
         try:
-            self._named(name, version)
+            check_named(self.state, name, version)
         except ClientError as error:
             await context.abort(GRPC_CODES[error.status], error.message)
 
-    def _named(self, name: str, version: str) -> None:
-        model = self.state.model
-        if name != model.name:
-            raise ClientError(404, f"no model {name!r} here; this server serves {model.name!r}")
-        if version and version not in (model.version, model.metadata.core_version):
-            raise ClientError(
-                404, f"model {name} has no version {version!r} here; it serves {model.version}"
-            )
-
     async def _refuse_repository_change(self, context: Any) -> None:
-        model = self.state.model
-        await context.abort(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"this server serves {model.name!r} version {model.version}, fixed when it "
-            "started; to serve another model or version, change the ModelService",
-        )
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, fixed_model(self.state))
 
 
 def _metadata(context: Any, key: str) -> str | None:

@@ -81,10 +81,6 @@ class InferRequest:
     id: str | None
     outputs: tuple[tuple[str, bool], ...] = tuple((name, False) for name in OUTPUTS)  # binary?
 
-    @property
-    def binary(self) -> bool:
-        return any(binary for _, binary in self.outputs)
-
 
 class _Tensor(msgspec.Struct):
     name: str

@@ -35,8 +35,11 @@ from mlpatterns.serving.oip import (
 __all__ = [
     "INFER_PATH",
     "V2_ENDPOINTS",
+    "config_of",
+    "fixed_model",
     "infer",
     "live",
+    "metadata_of",
     "model_config",
     "model_metadata",
     "model_ready",
@@ -64,25 +67,25 @@ async def infer(request: Request, state: ServerState, request_id: str) -> Respon
     return response
 
 
+def metadata_of(state: ServerState) -> dict[str, object]:
+    """The model's metadata as the protocol has it (HTTP's JSON, gRPC's message)."""
+    model = state.model
+    n, k = model.n_features, len(model.labels)
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [{"name": model.input_name, "datatype": INPUT_DATATYPE, "shape": [-1, n]}],
+        "outputs": [
+            {"name": "label", "datatype": "BYTES", "shape": [-1]},
+            {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
+        ],
+    }
+
+
 async def model_metadata(request: Request, state: ServerState, request_id: str) -> Response:
     check_model(state, request)
-    n, k = state.model.n_features, len(state.model.labels)
-    return json_response(
-        state,
-        request_id,
-        {
-            "name": state.model.name,
-            "versions": [state.model.version],
-            "platform": "onnxruntime_onnx",
-            "inputs": [
-                {"name": state.model.input_name, "datatype": INPUT_DATATYPE, "shape": [-1, n]}
-            ],
-            "outputs": [
-                {"name": "label", "datatype": "BYTES", "shape": [-1]},
-                {"name": "probabilities", "datatype": "FP32", "shape": [-1, k]},
-            ],
-        },
-    )
+    return json_response(state, request_id, metadata_of(state))
 
 
 def config_of(state: ServerState) -> dict[str, object]:
@@ -122,13 +125,17 @@ async def repository_index(request: Request, state: ServerState, request_id: str
     )
 
 
-async def repository_refusal(request: Request, state: ServerState, request_id: str) -> Response:
-    raise ClientError(
-        400,
+def fixed_model(state: ServerState) -> str:
+    """Why the repository's load and unload are refused."""
+    return (
         f"this server serves {state.model.name!r} version {state.model.version}, fixed when "
         "it started; to serve another model or version, change the ModelService "
-        "(or start a server with it)",
+        "(or start a server with it)"
     )
+
+
+async def repository_refusal(request: Request, state: ServerState, request_id: str) -> Response:
+    raise ClientError(400, fixed_model(state))
 
 
 async def model_ready(request: Request, state: ServerState, request_id: str) -> Response:
