@@ -27,7 +27,7 @@ from mlpatterns.training.export import predict_proba
 from tests.integration.test_model_server import ROWS, Server, start_server
 from tests.support import peer_clients
 from tests.support.metrics import sample, scrape
-from tests.support.peers import peer_python
+from tests.support.peers import PEERS, extra_python, peer_python
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -239,10 +239,11 @@ def test_grpc_mistakes_get_the_status_that_says_why(
 
 def peer_client(name: str, *args: str) -> dict[str, Any]:
     """What tests/support/peer_clients/<name>_client.py printed, run in `name`'s own
-    environment with `args`."""
+    environment (a peer's, or the project's extra of that name) with `args`."""
     script = Path(peer_clients.__file__).with_name(f"{name}_client.py")
+    python = peer_python(name) if name in PEERS else extra_python(name)
     ran = subprocess.run(
-        [str(peer_python(name)), str(script), *args],
+        [str(python), str(script), *args],
         capture_output=True,
         text=True,
         timeout=120,

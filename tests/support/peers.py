@@ -3,19 +3,19 @@ clash with ours), made on first use under ~/.cache/mlpatterns/peers and kept."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["PEERS", "PEER_ROOT", "peer_python"]
+__all__ = ["PEERS", "PEER_ROOT", "extra_python", "peer_python"]
 
+REPO = Path(__file__).resolve().parents[2]
 PEER_ROOT = Path.home() / ".cache" / "mlpatterns" / "peers"
 PEERS = {
     "kserve": ["kserve==0.21.0", "onnxruntime", "numpy"],
     "mlserver": ["mlserver==1.7.1", "onnxruntime", "numpy"],
-    # the last Apache-2.0 release: 1.18 and later are under the Business Source License
-    "seldon": ["seldon-core==1.17.1"],
-}
+}  # seldon-core is the project's own `seldon` extra: extra_python("seldon")
 
 
 def peer_python(name: str) -> Path:
@@ -29,3 +29,19 @@ def peer_python(name: str) -> Path:
         [str(uv), "pip", "install", "-q", "--python", str(python), *PEERS[name]], check=True
     )
     return python
+
+
+def extra_python(extra: str) -> Path:
+    """The Python of an environment with mlpatterns' dependencies and those of `extra`,
+    at the versions of uv.lock (for an extra that conflicts with `dev`). The project
+    itself is not installed: run it with PYTHONPATH=<repo>/platform."""
+    venv = REPO / ".build" / f"venv-{extra}"
+    uv = Path(sys.executable).with_name("uv")
+    subprocess.run(
+        [str(uv), "sync", "--quiet", "--locked", "--no-install-project", "--extra", extra,
+         "--python", "3.11"],
+        cwd=REPO,
+        env={**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv)},
+        check=True,
+    )  # fmt: skip
+    return venv / "bin" / "python"

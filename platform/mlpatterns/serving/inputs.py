@@ -22,6 +22,8 @@ import numpy as np
 import numpy.typing as npt
 import orjson
 
+from mlpatterns.serving.model import FLOAT32_MAX, MAX_ROWS
+
 __all__ = [
     "FLOAT32_MAX",
     "MAX_ROWS",
@@ -37,8 +39,6 @@ __all__ = [
     "simple_request",
 ]
 
-MAX_ROWS = 10_000
-FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
 
 
 class Rows:

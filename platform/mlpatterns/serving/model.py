@@ -14,9 +14,19 @@ import onnxruntime as ort
 
 from mlpatterns.registry.metadata import MODEL_FILE, ModelMetadata
 
-__all__ = ["METADATA_FILE", "LoadedModel", "ModelLoadError", "Prediction", "new_session"]
+__all__ = [
+    "FLOAT32_MAX",
+    "MAX_ROWS",
+    "METADATA_FILE",
+    "LoadedModel",
+    "ModelLoadError",
+    "Prediction",
+    "new_session",
+]
 
 METADATA_FILE = "metadata.json"
+MAX_ROWS = 10_000  # rows one request may ask for
+FLOAT32_MAX = 3.4028234663852886e38  # the model computes in float32
 
 
 class ModelLoadError(RuntimeError):
