@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 
-
 class Rows:
     """Checked input rows, still as the request's numbers: a flat list, `width` per row.
 
