@@ -18,6 +18,7 @@ from tests.support.crds import (
     install_istio_crds,
     install_kfp_crds,
     install_prometheus_operator_crds,
+    install_seldon_crds,
 )
 
 
@@ -76,3 +77,8 @@ def prometheus_operator_crds(control_plane: ControlPlane) -> list[str]:
 @pytest.fixture(scope="session")
 def kfp_crds(control_plane: ControlPlane) -> list[str]:
     return install_kfp_crds(control_plane)
+
+
+@pytest.fixture(scope="session")
+def seldon_crds(control_plane: ControlPlane) -> list[str]:
+    return install_seldon_crds(control_plane)

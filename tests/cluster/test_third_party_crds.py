@@ -1,11 +1,17 @@
-"""Istio's and the Prometheus Operator's CRDs, from their published modules, on the
-test control plane: the objects the platform will render are accepted, bad ones are not."""
+"""Istio's, the Prometheus Operator's and Seldon Core's CRDs on the test control plane:
+the objects the platform will render are accepted, bad ones are not."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.cluster.conftest import repo_path
 from tests.support.controlplane import ControlPlane, ControlPlaneError
 
 pytestmark = pytest.mark.cluster
@@ -117,3 +123,47 @@ def test_prometheus_operator_crds(
     bad = {**monitor, "metadata": {"name": "bad"}, "spec": {"endpoints": [{"interval": "often"}]}}
     with pytest.raises(ControlPlaneError, match="interval"):
         apply(control_plane, namespace, bad)
+
+
+def test_a_router_seldon_model_service_renders_what_seldon_s_crd_accepts_whole(
+    control_plane: ControlPlane, seldon_crds: list[str], namespace: str
+) -> None:
+    """`mlpatterns render` of spec.router seldon, applied with strict field validation:
+    every field is one Seldon's schema knows (nothing pruned), and a wrong type is refused."""
+    assert seldon_crds == [
+        "customresourcedefinition.apiextensions.k8s.io/seldondeployments.machinelearning.seldon.io"
+    ]
+    mlpatterns = str(Path(sys.executable).with_name("mlpatterns"))
+    example = repo_path("manifests", "seldon", "modelservice.yaml")
+    rendered = subprocess.run(
+        [mlpatterns, "render", "-f", str(example), "-n", namespace],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    [deployment] = list(yaml.safe_load_all(rendered))
+    control_plane.kubectl(
+        "apply", "--server-side", "--validate=strict", "-n", namespace, "-f", "-", input=rendered
+    )
+    stored = json.loads(
+        control_plane.kubectl(
+            "get", "seldondeployment", "iris-seldon", "-n", namespace, "-o", "json"
+        )
+    )
+    assert stored["spec"] == deployment["spec"]
+    traffic = [p.get("traffic") for p in stored["spec"]["predictors"]]
+    assert traffic == [90, 10, None]
+    wrong = json.loads(json.dumps(deployment))
+    wrong["metadata"]["name"] = "wrong"
+    wrong["spec"]["predictors"][0]["traffic"] = "ninety"
+    with pytest.raises(ControlPlaneError, match="traffic"):
+        apply(control_plane, namespace, wrong)
+    unknown = json.loads(json.dumps(deployment))
+    unknown["metadata"]["name"] = "unknown"
+    unknown["spec"]["predictors"][0]["weight"] = 90
+    with pytest.raises(ControlPlaneError, match="weight"):
+        control_plane.kubectl(
+            "apply", "--server-side", "--validate=strict", "-n", namespace, "-f", "-",
+            input=yaml.safe_dump(unknown),
+        )  # fmt: skip

@@ -1,14 +1,15 @@
 """Third-party CRDs installed into the test control plane, read at test time from the
 published Go modules that `hack/tools crds` locates, or, for projects the module proxy
-does not serve (KFP), from `../shared/third_party/` beside the repository; never
+does not serve (KFP, Seldon Core), from `../shared/third_party/` beside the repository; never
 committed to this repo."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
-from tests.support.controlplane import REPO, ControlPlane
+from tests.support.controlplane import REPO, ControlPlane, ControlPlaneError
 
 PROMETHEUS_OPERATOR_KINDS = ("servicemonitors", "podmonitors", "prometheusrules")
 THIRD_PARTY = REPO.parent / "shared" / "third_party"
@@ -30,8 +31,16 @@ def _apply_and_wait(control_plane: ControlPlane, files: list[Path]) -> list[str]
     args = [arg for path in files for arg in ("-f", str(path))]
     out = control_plane.kubectl("apply", "--server-side", "--force-conflicts", *args, "-o", "name")
     names = out.split()
-    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
-    return names
+    # `kubectl wait` fails at once on a CRD the API server has not yet given conditions
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+            return names
+        except ControlPlaneError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def install_istio_crds(control_plane: ControlPlane) -> list[str]:
@@ -54,4 +63,12 @@ def install_kfp_crds(control_plane: ControlPlane) -> list[str]:
     folder = THIRD_PARTY / "kubeflow-pipelines" / "crds"
     files = sorted(folder.glob("*.yaml"))
     assert len(files) == 3, f"KFP's CRDs are missing from {folder}"
+    return _apply_and_wait(control_plane, files)
+
+
+def install_seldon_crds(control_plane: ControlPlane) -> list[str]:
+    """Seldon Core 1.17.1's SeldonDeployment (machinelearning.seldon.io/v1)."""
+    folder = THIRD_PARTY / "seldon-core" / "crds"
+    files = sorted(folder.glob("*.yaml"))
+    assert files, f"Seldon Core's CRD is missing from {folder}"
     return _apply_and_wait(control_plane, files)

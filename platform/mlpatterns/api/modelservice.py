@@ -333,9 +333,12 @@ class Spec(Strict):
     batch: Batch | None = Field(default=None, description="Required by the batch pattern.")
     storage: Storage | None = None
     queue: Queue | None = None
-    router: Literal["istio", "gateway"] | None = Field(
+    router: Literal["istio", "gateway", "seldon"] | None = Field(
         default=None,
-        description="Who routes: Istio, or the mlpatterns gateway (default: Istio if installed).",
+        description=(
+            "Who routes: Istio, the mlpatterns gateway (default: Istio if installed), or "
+            "Seldon Core 1.x (a SeldonDeployment)."
+        ),
     )
     rollout: Rollout | None = Field(
         default=None, description="Training-to-serving: the candidate's steps to all traffic."
@@ -383,6 +386,8 @@ class Spec(Strict):
                 traffic.shadow.version if traffic.shadow else None,
             )
         self._check_pattern()
+        if self.router == "seldon":
+            _check_seldon(self)
         return self
 
     def _check_pattern(self) -> None:
@@ -403,6 +408,33 @@ class Spec(Strict):
     def default_route(self) -> list[Destination]:
         """Where requests that match no rule go: the split, or else the first version."""
         return list(self.traffic.split) or [Destination(version=self.versions[0].name, weight=100)]
+
+
+def _check_seldon(spec: Spec) -> None:
+    """What a SeldonDeployment cannot express, refused with what it can."""
+    unlike = [
+        (spec.pattern not in ("synchronous", "web-single"),
+         f"pattern {spec.pattern} (Seldon serves one model server per version: "
+         "synchronous or web-single)"),
+        (bool(spec.traffic.rules), "traffic.rules (Seldon routes by weight only)"),
+        (spec.traffic.sticky is not None, "traffic.sticky (Seldon's split is per request)"),
+        (spec.traffic.shadow is not None and spec.traffic.shadow.percent != 100,
+         "a shadow of less than 100% (Seldon's shadow predictor copies every request)"),
+        (spec.rollout is not None, "spec.rollout (it measures through the mlpatterns gateway)"),
+        (any(v.image is not None for v in spec.versions),
+         "model-in-image versions (Seldon's wrapper serves a registry model: give `model`)"),
+        (any(v.parameters != Parameters() for v in spec.versions),
+         "versions[].parameters (the mlpatterns gateway applies them)"),
+        (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),
+         "autoscaling.scaleDownSeconds (Seldon's hpaSpec has no behavior)"),
+    ]  # fmt: skip
+    refused = [what for wrong, what in unlike if wrong]
+    if refused:
+        raise ValueError(
+            "spec.router seldon cannot express: "
+            + "; ".join(refused)
+            + "; drop them or choose router gateway or istio"
+        )
 
 
 def _check_weights(where: str, destinations: list[Destination]) -> None:

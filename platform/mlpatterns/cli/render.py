@@ -25,6 +25,9 @@ def render(
     ),
     monitoring: bool = typer.Option(False, help="Add ServiceMonitors (Prometheus Operator)."),
     image: str | None = typer.Option(None, help="The serving image (default: this version's)."),
+    seldon_image: str | None = typer.Option(
+        None, help="The seldon image, for spec.router seldon (default: this version's)."
+    ),
     storage_secret: str | None = typer.Option(
         None, help="Secret with MLPATTERNS_S3_* for model load, unless the spec names one."
     ),
@@ -50,6 +53,7 @@ def render(
             router="gateway" if router == "gateway" else "istio",
             monitoring=monitoring,
             image=image or defaults.image,
+            seldon_image=seldon_image or defaults.seldon_image,
             storage_secret=storage_secret,
         )
         objects = render_objects(service, options)

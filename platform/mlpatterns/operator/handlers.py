@@ -34,9 +34,10 @@ from mlpatterns.operator.reconcile import (
 )
 from mlpatterns.operator.rollout import Prometheus, RolloutFigures
 from mlpatterns.operator.scrape import PodMetrics
+from mlpatterns.operator.seldon import seldon_failures, seldon_workloads
 from mlpatterns.registry.registry import Registry
 from mlpatterns.registry.resolve import described, resolve_models
-from mlpatterns.render import RenderOptions, render
+from mlpatterns.render import RenderOptions, render, seldon
 from mlpatterns.render.common import SERVICE_LABEL
 from mlpatterns.rollout.decide import in_force
 from mlpatterns.rollout.status import status_from
@@ -55,6 +56,7 @@ __all__ = [
     "parse",
     "pod_changed",
     "reconcile",
+    "refresh_from_workloads",
     "refresh_status",
     "resolve_router",
     "show_workload",
@@ -153,6 +155,14 @@ def parse(body: Mapping[str, Any], admission: AdmissionPolicy) -> ModelService:
 
 def resolve_router(cluster: Kube, service: ModelService, default: str) -> str:
     wanted = service.spec.router or default
+    if wanted == "seldon":
+        if not cluster.serves(seldon.API_VERSION, seldon.KIND):
+            raise InvalidSpecError(
+                "SeldonMissing",
+                f"spec.router is seldon, but this cluster serves no {seldon.API_VERSION} "
+                f"{seldon.KIND}; install Seldon Core 1.17 or choose router gateway or istio",
+            )
+        return wanted
     has_istio = cluster.serves("networking.istio.io/v1", "VirtualService")
     if wanted == "auto":
         return "istio" if has_istio else "gateway"
@@ -246,14 +256,20 @@ def refresh_status(
         has_cronjob = service.spec.pattern == "batch" and any(
             o["kind"] == "CronJob" for o in cluster.owned(namespace, name)
         )
+        if router == "seldon":  # Seldon Core's operator runs the pods and reports them
+            made = cluster.get(seldon.API_VERSION, seldon.KIND, namespace, name)
+            workloads, failures = seldon_workloads(made), seldon_failures(made)
+        else:
+            workloads = cluster.deployments(namespace, name)
+            failures = pod_failures(_with_pod(cluster.pods(namespace, name), pod))
         status = status_of(
             service,
             table,
-            cluster.deployments(namespace, name),
+            workloads,
             router=router,
             generation=meta.get("generation"),
             has_cronjob=has_cronjob,
-            failures=pod_failures(_with_pod(cluster.pods(namespace, name), pod)),
+            failures=failures,
         )
         if models is not None:
             status["models"] = dict(models)
@@ -326,15 +342,22 @@ def show_workload(
         return
     cluster = operator.kube
     found = cluster.get_model_service(meta["namespace"], owner)
-    if found is None:
-        return
+    if found is not None:
+        refresh_from_workloads(operator, found, pod)
+
+
+def refresh_from_workloads(
+    operator: Operator, found: Mapping[str, Any], pod: Mapping[str, Any] | None = None
+) -> None:
+    """Write a ModelService's status anew from its workloads, its spec as last handled."""
     try:
         service = parse(found, operator.config.admission)
     except InvalidSpecError:
         return  # its Degraded status was written when the spec was handled
     status = found.get("status") or {}
     table = compile_table(in_force(service, status_from(status.get("rollout"))))
-    refresh_status(cluster, found, service, table, router=status.get("router", "-"), pod=pod)
+    router = status.get("router", "-")
+    refresh_status(operator.kube, found, service, table, router=router, pod=pod)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)  # optional: no finalizer is added

@@ -72,6 +72,17 @@ class Kube:
         with ThreadPoolExecutor(max_workers=len(served) or 1) as pool:
             return [item for items in pool.map(listed, served) for item in items]
 
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """One object, or None when it or its kind does not exist."""
+        resource = self.resource(api_version, kind)
+        if resource is None:
+            return None
+        try:
+            found: dict[str, Any] = resource.get(name=name, namespace=namespace).to_dict()
+        except NotFoundError:
+            return None
+        return found
+
     def deployments(self, namespace: str, service: str) -> list[dict[str, Any]]:
         return self._labelled("apps/v1", "Deployment", namespace, service)
 

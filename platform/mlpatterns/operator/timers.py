@@ -1,5 +1,6 @@
 """The operator's timers: each rollout driven every `--rollout-tick` seconds, each
-ModelService's registry references looked up every `--registry-poll` seconds.
+ModelService's registry references looked up every `--registry-poll` seconds, and
+Seldon Core's report of a `router: seldon` ModelService read every 10 seconds.
 Registered by `mlpatterns operator run`, which knows the intervals; thin, as the
 event handlers are: the decisions are `rollout.decide`'s and `operator.models`'."""
 
@@ -10,13 +11,19 @@ from typing import Any
 import kopf
 
 from mlpatterns.api.rollout import RolloutStatus
-from mlpatterns.operator.handlers import InvalidSpecError, operator_of, parse, sync
+from mlpatterns.operator.handlers import (
+    InvalidSpecError,
+    operator_of,
+    parse,
+    refresh_from_workloads,
+    sync,
+)
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION
 from mlpatterns.operator.rollout import COMMAND_ANNOTATION, post, tick
 from mlpatterns.registry.resolve import described, resolve_models
 from mlpatterns.rollout.status import status_data
 
-__all__ = ["drive_rollout", "follow_models", "register_timers"]
+__all__ = ["drive_rollout", "follow_models", "follow_seldon", "register_timers"]
 
 
 def drive_rollout(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
@@ -60,9 +67,18 @@ def follow_models(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
         sync(body, operator)
 
 
-def register_timers(rollout_tick: float, registry_poll: float) -> None:
+def follow_seldon(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The Seldon timer: under router seldon, Seldon Core's operator makes the
+    Deployments, and reports them only in the SeldonDeployment's status, which no
+    watch of this operator sees; it becomes the ModelService's (written when changed)."""
+    if (body.get("status") or {}).get("router") == "seldon":
+        refresh_from_workloads(operator_of(memo), body)
+
+
+def register_timers(rollout_tick: float, registry_poll: float, seldon_poll: float = 10) -> None:
     """Drive every rollout every `rollout_tick` seconds; look up every ModelService's
-    registry references every `registry_poll` seconds."""
+    registry references every `registry_poll` seconds; read Seldon Core's report of a
+    `router: seldon` ModelService every `seldon_poll` seconds."""
     kopf.timer(
         GROUP,
         VERSION,
@@ -77,6 +93,13 @@ def register_timers(rollout_tick: float, registry_poll: float) -> None:
         interval=registry_poll,
         when=lambda spec, **_: "models:/" in str(spec.get("versions")),
     )(follow_models)
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=seldon_poll,
+        when=lambda spec, **_: spec.get("router") == "seldon",
+    )(follow_seldon)
 
 
 def _routing(status: RolloutStatus) -> tuple[str, str, int, bool]:

@@ -1,6 +1,7 @@
 """ModelService to Kubernetes objects (Deployment, Service, HPA, PDB, CronJob,
-DestinationRule, VirtualService, ServiceMonitor, ...): pure functions. The operator
-applies what `render` returns; `mlpatterns render -f` prints the same for GitOps."""
+DestinationRule, VirtualService, ServiceMonitor, or a SeldonDeployment, ...): pure
+functions. The operator applies what `render` returns; `mlpatterns render -f` prints
+the same for GitOps."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mlpatterns.api.modelservice import ModelService
 from mlpatterns.render import workloads
 from mlpatterns.render.common import HASH_ANNOTATION, RenderOptions
 from mlpatterns.render.routing import monitoring_objects, routing_objects
+from mlpatterns.render.seldon import seldon_objects
 from mlpatterns.topology import served_versions
 
 __all__ = ["RenderOptions", "object_key", "render", "with_hash"]
@@ -20,6 +22,8 @@ __all__ = ["RenderOptions", "object_key", "render", "with_hash"]
 def render(service: ModelService, options: RenderOptions | None = None) -> list[dict[str, Any]]:
     """Every object `service` needs, in the order they are best applied."""
     options = options or RenderOptions()
+    if service.spec.router == "seldon":  # Seldon Core makes the workloads
+        return [with_hash(item) for item in seldon_objects(service, options)]
     objects: list[dict[str, Any]] = []
     for version in served_versions(service):
         objects.extend(workloads.version_objects(service, version, options))

@@ -57,6 +57,7 @@ class RenderOptions:
 
     namespace: str | None = None
     image: str = f"mlpatterns-serving:{__version__}"  # the generic serving image
+    seldon_image: str = f"mlpatterns-seldon:{__version__}"  # Seldon's wrapper on a model
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()  # Secrets for pulling the pods' images
     router: Literal["istio", "gateway"] = "istio"  # when the ModelService does not say

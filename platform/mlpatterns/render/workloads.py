@@ -39,6 +39,7 @@ __all__ = [
     "Objects",
     "cron_job",
     "deployment",
+    "model_fetch",
     "queue_settings",
     "version_objects",
 ]
@@ -60,7 +61,8 @@ def _image(version: Version, options: RenderOptions) -> str:
     return version.image or options.image
 
 
-def _fetch(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
+def model_fetch(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
+    """The init container that fetches the version's model and checks its digest."""
     assert version.model is not None
     resolved = options.models.get(version.name)
     return container(
@@ -92,7 +94,7 @@ def _pod(
     }
     meta: dict[str, Any] = {"labels": pod_labels}
     if version.model is not None:  # model load
-        spec["initContainers"] = [_fetch(service, version, options)]
+        spec["initContainers"] = [model_fetch(service, version, options)]
         main["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
         spec["volumes"].append({"name": "models", "emptyDir": {}})
         resolved = options.models.get(version.name)
