@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +24,8 @@ from tritonclient.utils import InferenceServerException
 
 from mlpatterns.training.export import predict_proba
 from tests.integration.test_model_server import ROWS, Server, start_server
-from tests.support import peer_clients
 from tests.support.metrics import sample, scrape
-from tests.support.peers import PEERS, extra_python, peer_python
+from tests.support.peers import peer_client
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.integration
@@ -235,23 +233,6 @@ def test_grpc_mistakes_get_the_status_that_says_why(
         grpc_client.infer(mistake.get("model", "iris"), [tensor], outputs=outputs)
     assert refused.value.status() == f"StatusCode.{code}"
     assert message in refused.value.message()
-
-
-def peer_client(name: str, *args: str) -> dict[str, Any]:
-    """What tests/support/peer_clients/<name>_client.py printed, run in `name`'s own
-    environment (a peer's, or the project's extra of that name) with `args`."""
-    script = Path(peer_clients.__file__).with_name(f"{name}_client.py")
-    python = peer_python(name) if name in PEERS else extra_python(name)
-    ran = subprocess.run(
-        [str(python), str(script), *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert ran.returncode == 0, ran.stderr
-    answer: dict[str, Any] = json.loads(ran.stdout)
-    return answer
 
 
 def test_kserve_python_client_gets_the_model_s_answers_over_v1_v2_and_grpc(

@@ -21,9 +21,8 @@ import numpy.typing as npt
 import pytest
 
 from mlpatterns.training.export import predict_proba
-from tests.integration.test_inference_clients import peer_client
 from tests.integration.test_model_server import MLPATTERNS, ROWS
-from tests.support.peers import REPO, extra_python
+from tests.support.peers import REPO, extra_python, peer_client
 from tests.support.processes import free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.integration

@@ -3,8 +3,9 @@ pattern's jobs end done exactly once though a worker pod is deleted; the batch
 CronJob predicts rows in MinIO once though a Job is deleted mid-run; a model built
 into its image (`mlpatterns build-context`, then `hack/images/build --context`) is
 served with no access to the registry; a Job of the chart's training CronJob
-registers a model that a ModelService following its alias then serves. Each test
-removes its ModelService."""
+registers a model that a ModelService following its alias then serves; the pod a
+`spec.router: seldon` predictor runs serves under Seldon's wrapper. Each test removes
+what it applied."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -25,8 +27,13 @@ import pyarrow.parquet as pq
 import pytest
 from sklearn.datasets import load_iris
 
+from mlpatterns.api.load import load_model_service
+from mlpatterns.api.modelservice import ModelService
+from mlpatterns.render import RenderOptions, render
 from mlpatterns.serving.jobs.redis_queue import RedisQueue
 from mlpatterns.training.export import predict_proba
+from tests.support.images import Image, build, import_into_containerd
+from tests.support.peers import peer_client
 from tests.support.processes import wait_until
 from tests.support.walkthrough import (
     NAMESPACE,
@@ -212,3 +219,75 @@ def test_a_training_job_registers_a_model_that_the_alias_following_service_then_
     wait_until("the new model answering", lambda: served_version(url) == trained["version"], 240)
     model = fetched_model(walkthrough, f"models:/iris/{trained['version']}", tmp_path / "new")
     assert np.max(np.abs(probabilities(ip, ROWS) - predict_proba(model, ROWS))) <= 1e-5
+
+
+def seldon_pod(service: ModelService, options: RenderOptions, version: str) -> dict[str, Any]:
+    """The pod Seldon Core's operator would make for `version`'s predictor of the
+    SeldonDeployment `service` renders as: the component's pod spec as rendered, plus
+    what that operator (which does not run here) adds to the model's container: the
+    graph's parameters and the ports, as environment."""
+    [deployment] = render(service, options)
+    predictor = next(p for p in deployment["spec"]["predictors"] if p["name"] == version)
+    pod = predictor["componentSpecs"][0]["spec"]
+    [model] = pod["containers"]
+    model["env"] += [
+        {
+            "name": "PREDICTIVE_UNIT_PARAMETERS",
+            "value": json.dumps(predictor["graph"]["parameters"]),
+        },
+        {"name": "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "value": "9000"},
+        {"name": "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "value": "9500"},
+        {"name": "PREDICTIVE_UNIT_METRICS_SERVICE_PORT", "value": "6000"},
+    ]
+    model["ports"] = [
+        {"name": "http", "containerPort": 9000},
+        {"name": "grpc", "containerPort": 9500},
+    ]
+    model["readinessProbe"] = {
+        "httpGet": {"path": "/health/status", "port": 9000},
+        "periodSeconds": 2,
+    }
+    name = f"{deployment['metadata']['name']}-{version}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": predictor["labels"]},
+        "spec": pod,
+    }
+
+
+def test_a_seldon_predictor_serves_the_registry_model_under_seldon_s_wrapper(
+    walkthrough: Walkthrough,
+    platform_images: dict[str, Image],
+    production_model: bytes,
+) -> None:
+    """The seldon image on the node, in the pod spec `spec.router: seldon` renders: its
+    init container fetches iris@production from the chart's MinIO and checks it, and
+    Seldon's wrapper answers SeldonClient over REST and gRPC with the model's own
+    probabilities."""
+    [image] = build(["seldon"])
+    import_into_containerd(walkthrough.cluster.node.containerd_socket, [image])
+    options = RenderOptions(
+        namespace=NAMESPACE,
+        image=platform_images["serving"].reference,
+        seldon_image=image.reference,
+        image_pull_policy="Never",
+        storage_secret=f"{RELEASE}-mlpatterns-storage",
+    )
+    service = load_model_service(REPO / "manifests" / "seldon" / "modelservice.yaml")
+    pod = seldon_pod(service, options, "current")
+    name = pod["metadata"]["name"]
+    walkthrough.kubectl("apply", "-f", "-", input=json.dumps(pod))
+    try:
+        walkthrough.kubectl("wait", f"pod/{name}", "--for=condition=Ready", "--timeout=240s")
+        ip = walkthrough.get("pod", name)["status"]["podIP"]
+        rows = ROWS[::10]
+        got = peer_client("seldon", f"{ip}:9000", json.dumps(rows.tolist()), f"{ip}:9500")
+        expected = predict_proba(production_model, rows)
+        for answer in ("ndarray", "microservice_rest", "microservice_grpc"):
+            assert got[answer]["success"], (answer, got[answer]["msg"])
+            served = np.asarray(got[answer]["response"]["data"]["ndarray"])
+            assert np.max(np.abs(served - expected)) <= 1e-5, answer
+        assert not got["wrong_width"]["success"]
+    finally:
+        walkthrough.kubectl("delete", "pod", name, "--wait=true", "--timeout=60s")

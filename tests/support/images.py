@@ -64,6 +64,7 @@ class Recipe:
     name: str
     dockerfile: str
     python_extra: str | None = None  # installs mlpatterns[extra] from the wheelhouse
+    wheelhouse: str = "wheelhouse"  # under .build: extras that conflict get their own
     binary: str | None = None  # a program staged into .build/bin first
     base_arg: str | None = None  # the build argument naming the base image
 
@@ -88,6 +89,14 @@ RECIPES = {
         python_extra="training",
         base_arg="PYTHON_IMAGE",
     ),
+    # seldon-core 1.17.1 pins numpy 1: its extra conflicts with the others (uv.lock)
+    "seldon": Recipe(
+        "mlpatterns-seldon",
+        "seldon.Dockerfile",
+        python_extra="seldon",
+        wheelhouse="wheelhouse-seldon",
+        base_arg="PYTHON_IMAGE",
+    ),
     "redis": Recipe("mlpatterns-redis", "redis.Dockerfile", base_arg="DEBIAN_IMAGE"),
     "minio": Recipe("mlpatterns-minio", "minio.Dockerfile", binary="minio"),
     # the real node's own: kind brings them all
@@ -103,7 +112,7 @@ RECIPES = {
         "mlpatterns-local-path-helper", "local-path-helper.Dockerfile", base_arg="DEBIAN_IMAGE"
     ),
 }
-USER_ROLES = ("serving", "operator", "training", "redis", "minio")
+USER_ROLES = ("serving", "operator", "training", "seldon", "redis", "minio")
 
 
 @dataclass(frozen=True)
@@ -184,18 +193,23 @@ def stage_binary(name: str) -> Path:
     return target
 
 
-def stage_wheelhouse() -> Path:
-    """Wheels for every role's dependencies at the versions in uv.lock, and mlpatterns'."""
-    wheelhouse = STAGE / "wheelhouse"
+def stage_wheelhouse(name: str = "wheelhouse") -> Path:
+    """Wheels for the dependencies of the roles that share wheelhouse `name`, at the
+    versions in uv.lock, and mlpatterns'."""
+    wheelhouse = STAGE / name
     lock = hashlib.sha256((REPO / "uv.lock").read_bytes()).hexdigest()[:16]
     stamp = wheelhouse / f".uv.lock-{lock}"
     uv = Path(sys.executable).parent / "uv"
     if not stamp.exists():
-        _log("building the wheelhouse from uv.lock")
+        _log(f"building .build/{name} from uv.lock")
         shutil.rmtree(wheelhouse, ignore_errors=True)
         wheelhouse.mkdir(parents=True)
-        requirements = STAGE / "requirements.txt"
-        extras = [f"--extra={r.python_extra}" for r in RECIPES.values() if r.python_extra]
+        requirements = STAGE / f"{name}.txt"
+        extras = [
+            f"--extra={r.python_extra}"
+            for r in RECIPES.values()
+            if r.python_extra and r.wheelhouse == name
+        ]
         _run(
             [str(uv), "export", "--frozen", "--no-dev", "--no-emit-project", *extras,
              f"--output-file={requirements}"],
@@ -318,7 +332,7 @@ def build_with_buildah(role: str) -> Image:
     if labels is None or labels.get(LABEL) != inputs:
         started = time.monotonic()
         if recipe.python_extra:
-            stage_wheelhouse()
+            stage_wheelhouse(recipe.wheelhouse)
         args = [f"--build-arg={recipe.base_arg}={base}"] if recipe.base_arg else []
         buildah(
             "bud", "--isolation=chroot", "--layers=false", "--quiet",
@@ -365,7 +379,7 @@ def build_with_docker(role: str, kind_cluster: str | None) -> Image:
     recipe = RECIPES[role]
     staged = stage_binary(recipe.binary) if recipe.binary else None
     if recipe.python_extra:
-        stage_wheelhouse()
+        stage_wheelhouse(recipe.wheelhouse)
     inputs = _inputs_hash(recipe, None, staged)
     reference = recipe.tag(inputs)
     dockerfile = REPO / "hack/images" / recipe.dockerfile
@@ -394,6 +408,7 @@ def chart_values(images: Iterable[Image]) -> dict[str, dict[str, Any]]:
         "minio": ("minio", "image"),
         "redis": ("redis", "image"),
         "training": ("image", "training"),
+        "seldon": ("image", "seldon"),
     }
     values: dict[str, dict[str, Any]] = {}
     for image in images:

@@ -3,12 +3,16 @@ clash with ours), made on first use under ~/.cache/mlpatterns/peers and kept."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
-__all__ = ["PEERS", "PEER_ROOT", "extra_python", "peer_python"]
+from tests.support import peer_clients
+
+__all__ = ["PEERS", "PEER_ROOT", "extra_python", "peer_client", "peer_python"]
 
 REPO = Path(__file__).resolve().parents[2]
 PEER_ROOT = Path.home() / ".cache" / "mlpatterns" / "peers"
@@ -45,3 +49,16 @@ def extra_python(extra: str) -> Path:
         check=True,
     )  # fmt: skip
     return venv / "bin" / "python"
+
+
+def peer_client(name: str, *args: str) -> dict[str, Any]:
+    """What tests/support/peer_clients/<name>_client.py printed, run in `name`'s own
+    environment (a peer's, or the project's extra of that name) with `args`."""
+    script = Path(peer_clients.__file__).with_name(f"{name}_client.py")
+    python = peer_python(name) if name in PEERS else extra_python(name)
+    ran = subprocess.run(
+        [str(python), str(script), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert ran.returncode == 0, ran.stderr
+    answer: dict[str, Any] = json.loads(ran.stdout)
+    return answer

@@ -25,6 +25,9 @@ def run(
         "auto", help="auto (Istio when its CRDs exist, else the gateway), istio or gateway."
     ),
     image: str | None = typer.Option(None, help="The serving image the pods run."),
+    seldon_image: str | None = typer.Option(
+        None, help="The image of spec.router seldon's predictors (Seldon's wrapper)."
+    ),
     image_pull_policy: str = typer.Option("IfNotPresent", help="The pods' imagePullPolicy."),
     image_pull_secret: list[str] = typer.Option(
         [], help="A Secret the pods pull their images with; repeatable."
@@ -78,6 +81,7 @@ def run(
     config = handlers.OperatorConfig(
         router="istio" if router == "istio" else "gateway" if router == "gateway" else "auto",
         image=image or defaults.image,
+        seldon_image=seldon_image or defaults.seldon_image,
         image_pull_policy=image_pull_policy,
         image_pull_secrets=tuple(image_pull_secret),
         storage_secret=storage_secret,

@@ -72,6 +72,7 @@ class OperatorConfig:
 
     router: Literal["auto", "istio", "gateway"] = "auto"
     image: str = RenderOptions().image
+    seldon_image: str = RenderOptions().seldon_image
     image_pull_policy: str = "IfNotPresent"
     image_pull_secrets: tuple[str, ...] = ()
     storage_secret: str | None = None
@@ -199,6 +200,7 @@ def sync(body: Mapping[str, Any], operator: Operator) -> int:
     options = RenderOptions(
         namespace=namespace,
         image=config.image,
+        seldon_image=config.seldon_image,
         image_pull_policy=config.image_pull_policy,
         image_pull_secrets=config.image_pull_secrets,
         router="gateway" if router == "gateway" else "istio",
