@@ -16,16 +16,19 @@ FOREIGN = {  # what must not be in an image of this role
     "serving": ("sklearn", "kfp", "kopf", "matplotlib"),
     "operator": ("sklearn", "onnxruntime", "kfp", "matplotlib"),
     "training": ("kopf", "uvicorn", "matplotlib"),
+    "seldon": ("sklearn", "kfp", "kopf", "matplotlib", "uvicorn", "starlette"),
 }
 IMPORTS = {  # what the role's processes load
     "serving": ("mlpatterns.serving.server", "mlpatterns.routing.gateway_app"),
     "operator": ("mlpatterns.operator.handlers",),
     "training": ("mlpatterns.training.steps", "pipelines.compile"),
+    "seldon": ("mlpatterns.seldon", "seldon_core.microservice"),
 }
 RUNS = {
     "serving": ("serve", "model", "--help"),
     "operator": ("operator", "run", "--help"),
     "training": ("train", "--help"),
+    "seldon": ("--help",),
 }
 
 
