@@ -1,11 +1,14 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
-the gateway with a plain route, a 90/10 split, and the split with a 100% shadow.
+the gateway with a plain route, a 100% shadow, a 90/10 split, and the split with a
+100% shadow; and nginx doing the same job (one route; a 100% mirror).
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
+        [--cases "one route,shadow"]
 
 The model servers and the gateway run on core 0 (`taskset`), wrk on core 1, all with
 the same Open Inference Protocol request as the serving benchmark. Prints requests/s,
-p50/p99, the throughput ratio to direct, and the latency the gateway adds. Two runs
+p50/p99, the throughput ratio to direct, the latency the gateway adds, and the
+gateway's throughput and p50 against nginx's for the same job. Two runs
 put the shadow on a hung server (SIGSTOP) and on a refusing port: the primary's p99
 there, against the one-route run's, is what a broken shadow costs the clients.
 """
@@ -22,6 +25,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nginx_peer import ensure_nginx, nginx_argv, write_nginx_config
 from run import free_port, load, wait_until_answering, write_wrk_script
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
@@ -35,6 +39,7 @@ SHADOW_TARGETS = {
 }
 VARIANTS = {
     "gateway: one route": ALONE,
+    "gateway: 100% shadow": SHADOW_ONLY,
     "gateway: shadow to a hung server": SHADOW_ONLY,
     "gateway: shadow to a refusing port": SHADOW_ONLY,
     "gateway: 90/10 split": {
@@ -45,6 +50,9 @@ VARIANTS = {
         "shadow": {"version": "rf", "percent": 100},
     },
 }
+NGINX = {"nginx: one route": False, "nginx: 100% mirror": True}  # mirror to rf or not
+PAIRS = [("one route", "gateway: one route", "nginx: one route"),
+         ("100% shadow", "gateway: 100% shadow", "nginx: 100% mirror")]  # fmt: skip
 
 
 def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]:
@@ -55,6 +63,20 @@ def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]
     return process
 
 
+def measured(
+    argv: list[str], port: int, connections: int, duration: int, script: Path
+) -> tuple[float, float, float]:
+    """Start a proxy listening on `port`, warm it up, load it, and stop it."""
+    url = f"http://127.0.0.1:{port}"
+    proxy = start(argv, url)
+    try:
+        load(url, connections, 2, script)
+        return load(url, connections, duration, script)
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -62,7 +84,15 @@ def main() -> None:
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument(
+        "--cases", default="", help="comma-separated parts of the case names to run (all)"
+    )
     args = parser.parse_args()
+    parts = [part for part in args.cases.split(",") if part]
+
+    def wanted(name: str) -> bool:
+        return not parts or any(part in name for part in parts)
+
     processes: list[subprocess.Popen[bytes]] = []
     results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -108,6 +138,8 @@ def main() -> None:
             load(upstreams["svc"], args.connections, 2, script)  # warm-up
             results["direct"] = load(upstreams["svc"], args.connections, args.duration, script)
             for name, traffic in VARIANTS.items():
+                if not wanted(name):
+                    continue
                 spec = Path(folder) / "iris.yaml"
                 spec.write_text(
                     yaml.safe_dump(
@@ -126,7 +158,7 @@ def main() -> None:
                     )
                 )
                 port = free_port()
-                gateway = start(
+                results[name] = measured(
                     [
                         MLPATTERNS,
                         "serve",
@@ -142,16 +174,26 @@ def main() -> None:
                             for v, u in upstreams.items()
                         ],
                     ],
-                    f"http://127.0.0.1:{port}",
+                    port,
+                    args.connections,
+                    args.duration,
+                    script,
                 )
-                try:
-                    load(f"http://127.0.0.1:{port}", args.connections, 2, script)
-                    results[name] = load(
-                        f"http://127.0.0.1:{port}", args.connections, args.duration, script
-                    )
-                finally:
-                    gateway.terminate()
-                    gateway.wait(timeout=30)
+            nginx = ensure_nginx() if any(wanted(name) for name in NGINX) else ""
+            for name, mirrored in NGINX.items():
+                if not wanted(name):
+                    continue
+                port = free_port()
+                shadow = upstreams["rf"].removeprefix("http://") if mirrored else None
+                config = write_nginx_config(
+                    Path(folder) / f"nginx-{port}",
+                    port,
+                    upstreams["svc"].removeprefix("http://"),
+                    shadow,
+                )
+                results[name] = measured(
+                    nginx_argv(nginx, config), port, args.connections, args.duration, script
+                )
         finally:
             for process in processes:
                 process.send_signal(signal.SIGCONT)
@@ -168,7 +210,14 @@ def main() -> None:
                 f"+{p50 - direct_p50:.2f} ms p50, +{p99 - direct_p99:.2f} ms p99"
             )
         )
-        print(f"  {name:30} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}")
+        print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}")
+    for job, ours, theirs in PAIRS:
+        if ours in results and theirs in results:
+            (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]
+            print(
+                f"  gateway / nginx, {job}: {rps / peer_rps:.2f}x throughput, "
+                f"p50 {p50 - peer_p50:+.2f} ms"
+            )
 
 
 if __name__ == "__main__":
