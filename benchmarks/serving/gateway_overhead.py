@@ -1,6 +1,7 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
 the gateway with a plain route, a 100% shadow, a 90/10 split, and the split with a
-100% shadow; and nginx doing the same job (one route; a 100% mirror).
+100% shadow; nginx doing the same job (one route; a 100% mirror); and the floor for
+a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes passed on).
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
         [--cases "one route,shadow"]
@@ -51,8 +52,11 @@ VARIANTS = {
     },
 }
 NGINX = {"nginx: one route": False, "nginx: 100% mirror": True}  # mirror to rf or not
+FLOOR = "python floor: byte forwarder"
+FORWARDER = str(Path(__file__).with_name("byte_forwarder.py"))
 PAIRS = [("one route", "gateway: one route", "nginx: one route"),
-         ("100% shadow", "gateway: 100% shadow", "nginx: 100% mirror")]  # fmt: skip
+         ("100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
+    ("one route, the Python floor", FLOOR, "nginx: one route")]  # fmt: skip
 
 
 def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]:
@@ -194,6 +198,16 @@ def main() -> None:
                 results[name] = measured(
                     nginx_argv(nginx, config), port, args.connections, args.duration, script
                 )
+            if wanted(FLOOR):
+                port = free_port()
+                upstream = upstreams["svc"].removeprefix("http://")
+                results[FLOOR] = measured(
+                    [sys.executable, FORWARDER, f"127.0.0.1:{port}", upstream],
+                    port,
+                    args.connections,
+                    args.duration,
+                    script,
+                )
         finally:
             for process in processes:
                 process.send_signal(signal.SIGCONT)
@@ -214,8 +228,9 @@ def main() -> None:
     for job, ours, theirs in PAIRS:
         if ours in results and theirs in results:
             (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]
+            who = "byte forwarder" if ours == FLOOR else "gateway"
             print(
-                f"  gateway / nginx, {job}: {rps / peer_rps:.2f}x throughput, "
+                f"  {who} / nginx, {job}: {rps / peer_rps:.2f}x throughput, "
                 f"p50 {p50 - peer_p50:+.2f} ms"
             )
 
