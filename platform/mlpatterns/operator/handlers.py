@@ -312,9 +312,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.batching.batch_window = 0.02
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+# a handler that fails is retried after RETRY_SECONDS (kopf's default is 60 s): until it
+# succeeds, kopf holds every later change of the spec, a traffic switch included
+RETRY_SECONDS = 5
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
+@kopf.on.create(GROUP, VERSION, PLURAL, backoff=RETRY_SECONDS)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_SECONDS)
 def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     sync(body, operator_of(memo))
 
