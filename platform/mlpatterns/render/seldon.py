@@ -17,18 +17,14 @@ from typing import Any
 
 from mlpatterns.api.modelservice import ModelService, Version
 from mlpatterns.render.common import (
-    MODEL_ANNOTATION,
     MODELS,
     SERVICE_LABEL,
     RenderOptions,
     container,
     labels,
     metadata,
-    pod_security,
-    pod_volumes,
-    pull_secrets,
 )
-from mlpatterns.render.workloads import model_fetch
+from mlpatterns.render.workloads import cpu_metrics, pod_template
 
 __all__ = ["API_VERSION", "KIND", "NODE", "seldon_objects"]
 
@@ -39,26 +35,17 @@ NODE = "model"  # the graph's one node, and the container that serves it
 
 def _component(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
     main = container(NODE, options.seldon_image, [], service, version, options)
-    main["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
-    pod = {
-        "automountServiceAccountToken": False,
-        "securityContext": pod_security(),
-        **pull_secrets(options),
-        "initContainers": [model_fetch(service, version, options)],
-        "containers": [main],
-        "volumes": pod_volumes({"name": "models", "emptyDir": {}}),
-    }
-    component: dict[str, Any] = {"spec": pod}
-    resolved = options.models.get(version.name)
-    if resolved is not None:  # a new model rolls the pods
-        component["metadata"] = {"annotations": {MODEL_ANNOTATION: resolved.sha256}}
+    template = pod_template(service, version, options, main, {})
+    component: dict[str, Any] = {"spec": template["spec"]}
+    annotations = template["metadata"].get("annotations")
+    if annotations:  # a new model rolls the pods
+        component["metadata"] = {"annotations": annotations}
     scaling = version.autoscaling
     if scaling is not None:
-        utilization = {"type": "Utilization", "averageUtilization": scaling.cpu_utilization}
         component["hpaSpec"] = {
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
-            "metricsv2": [{"type": "Resource", "resource": {"name": "cpu", "target": utilization}}],
+            "metricsv2": cpu_metrics(scaling),
         }
     if version.min_available is not None:
         component["pdbSpec"] = {"minAvailable": version.min_available}

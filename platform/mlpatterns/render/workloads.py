@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlpatterns.api.modelservice import ModelService, Version
+from mlpatterns.api.modelservice import Autoscaling, ModelService, Version
 from mlpatterns.render.common import (
     METRICS_LABEL,
     MODEL_ANNOTATION,
@@ -37,9 +37,10 @@ __all__ = [
     "BAKED",
     "PORTS",
     "Objects",
+    "cpu_metrics",
     "cron_job",
     "deployment",
-    "model_fetch",
+    "pod_template",
     "queue_settings",
     "version_objects",
 ]
@@ -61,7 +62,7 @@ def _image(version: Version, options: RenderOptions) -> str:
     return version.image or options.image
 
 
-def model_fetch(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
+def _fetch(service: ModelService, version: Version, options: RenderOptions) -> dict[str, Any]:
     """The init container that fetches the version's model and checks its digest."""
     assert version.model is not None
     resolved = options.models.get(version.name)
@@ -77,7 +78,13 @@ def model_fetch(service: ModelService, version: Version, options: RenderOptions)
     )
 
 
-def _pod(
+def cpu_metrics(scaling: Autoscaling) -> list[dict[str, Any]]:
+    """An autoscaler's metrics (autoscaling/v2): the pods' CPU against their requests."""
+    target = {"type": "Utilization", "averageUtilization": scaling.cpu_utilization}
+    return [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
+
+
+def pod_template(
     service: ModelService,
     version: Version,
     options: RenderOptions,
@@ -85,6 +92,7 @@ def _pod(
     pod_labels: dict[str, str],
     extra_volumes: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
+    """A version's pod: `main`, least privilege, and model load's init container."""
     spec: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": pod_security(),
@@ -94,7 +102,7 @@ def _pod(
     }
     meta: dict[str, Any] = {"labels": pod_labels}
     if version.model is not None:  # model load
-        spec["initContainers"] = [model_fetch(service, version, options)]
+        spec["initContainers"] = [_fetch(service, version, options)]
         main["volumeMounts"].append({"name": "models", "mountPath": MODELS, "readOnly": True})
         spec["volumes"].append({"name": "models", "emptyDir": {}})
         resolved = options.models.get(version.name)
@@ -119,7 +127,7 @@ def deployment(
         pod_labels[ROUTED_LABEL] = "true"
     spec: dict[str, Any] = {
         "selector": {"matchLabels": selector(service, name)},
-        "template": _pod(service, version, options, main, pod_labels),
+        "template": pod_template(service, version, options, main, pod_labels),
     }
     if version.autoscaling is None:  # the HPA owns the replica count when there is one
         spec["replicas"] = version.replicas
@@ -154,18 +162,7 @@ def _scaling(
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {
-                            "type": "Utilization",
-                            "averageUtilization": scaling.cpu_utilization,
-                        },
-                    },
-                }
-            ],
+            "metrics": cpu_metrics(scaling),
         }
         if scaling.scale_down_seconds is not None:
             window = scaling.scale_down_seconds
@@ -290,7 +287,7 @@ def cron_job(
         else {"name": "data", "emptyDir": {}}
     )
     pod_labels = {**labels(service, "batch", name), "version": version.name}
-    template = _pod(service, version, options, main, pod_labels, (data,))
+    template = pod_template(service, version, options, main, pod_labels, (data,))
     template["spec"]["restartPolicy"] = "Never"
     return {
         "apiVersion": "batch/v1",
