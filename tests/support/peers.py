@@ -3,6 +3,7 @@ clash with ours), made on first use under ~/.cache/mlpatterns/peers and kept."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ PEERS = {
 }  # seldon-core is the project's own `seldon` extra: extra_python("seldon")
 
 
+@functools.cache
 def peer_python(name: str) -> Path:
     """The Python of `name`'s environment, with PEERS[name] installed (uv, from PyPI)."""
     venv = PEER_ROOT / name
@@ -35,6 +37,7 @@ def peer_python(name: str) -> Path:
     return python
 
 
+@functools.cache
 def extra_python(extra: str) -> Path:
     """The Python of an environment with mlpatterns' dependencies and those of `extra`,
     at the versions of uv.lock (for an extra that conflicts with `dev`). The project
