@@ -30,15 +30,14 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mlpatterns.web import WebLimits
+from mlpatterns.web import Phase, WebLimits, allowed_seconds
 
 __all__ = ["DrainingServer", "LimitedConfig", "LimitedHttpToolsProtocol", "uvicorn_config"]
 
 _now = time.monotonic
-LINGER_SECONDS = 1.0
 # a connection's phases: waiting for a request, reading its head, reading its body,
 # in the application's hands, draining after an early answer (IDLE < HEAD matters)
-IDLE, HEAD, BODY, BUSY, LINGER = range(5)
+IDLE, HEAD, BODY, BUSY, LINGER = Phase
 SWEEP_SECONDS = 0.5
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
@@ -80,14 +79,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             phase = BUSY  # the whole body is in: the application has the request
         if phase == BUSY or self.transport is None or self.transport.is_closing():
             return
-        limits = self.limits
-        allowed = {
-            IDLE: limits.idle_timeout + limits.header_timeout,
-            HEAD: limits.header_timeout,
-            BODY: limits.body_timeout,
-            LINGER: LINGER_SECONDS,
-        }[phase]
-        if now - self._since < allowed:
+        if now - self._since < allowed_seconds(self.limits, phase):
             return
         self._phase = BUSY
         answered = self.cycle is not None and self.cycle.response_started

@@ -8,6 +8,7 @@ Content-Length cannot grow memory.
 
 from __future__ import annotations
 
+import enum
 import os
 import random
 import re
@@ -20,7 +21,9 @@ __all__ = [
     "ERROR_SCHEMAS",
     "BodyTooLarge",
     "ClientGone",
+    "Phase",
     "WebLimits",
+    "allowed_seconds",
     "is_valid_request_id",
     "new_request_id",
     "openapi_answer",
@@ -56,6 +59,33 @@ class WebLimits:
     idle_timeout: float = 5.0  # a connection with no request in progress
     max_connections: int = 1024  # beyond: 503 at once, not a queue
     drain_seconds: float = 0.0  # after a SIGTERM: serve on, closing every connection
+
+
+class Phase(enum.IntEnum):
+    """Where a server connection is: waiting for a request, reading its head, reading
+    its body, in the application's hands, draining after an early answer."""
+
+    IDLE = 0
+    HEAD = 1
+    BODY = 2
+    BUSY = 3
+    LINGER = 4
+
+
+LINGER_SECONDS = 1.0
+
+
+def allowed_seconds(limits: WebLimits, phase: Phase) -> float:
+    """How long a connection may stay in `phase` (a busy one: as long as it needs)."""
+    if phase == Phase.IDLE:
+        return limits.idle_timeout + limits.header_timeout
+    if phase == Phase.HEAD:
+        return limits.header_timeout
+    if phase == Phase.BODY:
+        return limits.body_timeout
+    if phase == Phase.LINGER:
+        return LINGER_SECONDS
+    return float("inf")
 
 
 class BodyTooLarge(Exception):

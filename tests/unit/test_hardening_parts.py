@@ -13,12 +13,13 @@ from yarl import URL
 
 from mlpatterns.routing.gateway_app import FeedbackSeen, may_reload
 from mlpatterns.routing.messages import (
-    Outgoing,
     answered_headers,
     forwarded_headers,
     parse_upstreams,
-    upstream_url,
+    request_head,
+    upstream_target,
 )
+from mlpatterns.routing.upstream import Origin
 from mlpatterns.serving.worker import Backoff, Worker
 from mlpatterns.settings import load_settings, masked_url
 from mlpatterns.web import is_valid_request_id, request_id
@@ -47,12 +48,22 @@ def test_any_request_id_comes_out_short_and_inert(value: str) -> None:
     path=st.from_regex(r"/[A-Za-z0-9%._~!$&'()*+,;=:@/-]{0,60}", fullmatch=True),
     query=st.from_regex(r"[A-Za-z0-9%=&._~-]{0,30}", fullmatch=True),
 )
-def test_the_upstream_url_keeps_host_and_port_whatever_the_path(path: str, query: str) -> None:
-    base = URL("http://10.1.2.3:8080")
-    url = upstream_url(base, Outgoing("POST", path, query, {}, b""))
-    assert (url.scheme, url.host, url.port) == ("http", "10.1.2.3", 8080)
-    assert url.raw_path == path
-    assert url.raw_query_string == query
+def test_the_upstream_keeps_host_and_port_whatever_the_path(path: str, query: str) -> None:
+    origin = Origin.of(URL("http://10.1.2.3:8080/prefix/"))
+    assert (origin.host, origin.port, origin.tls) == ("10.1.2.3", 8080, False)
+    target = upstream_target(origin.prefix, path.encode(), query.encode())
+    head = request_head("POST", target, origin.host_header, [], 0)
+    line, host = head.split(b"\r\n")[:2]
+    assert host == b"host: 10.1.2.3:8080"
+    assert line == b"POST /prefix" + path.encode() + (b"?" + query.encode() if query else b"") + (
+        b" HTTP/1.1"
+    )
+
+
+def test_origins_of_ipv6_and_default_ports() -> None:
+    assert Origin.of(URL("http://[::1]:9000")).host_header == b"[::1]:9000"
+    assert Origin.of(URL("https://svc")).port == 443
+    assert Origin.of(URL("http://svc")).url == "http://svc:80"
 
 
 def test_upstreams_must_be_plain_http_origins() -> None:
@@ -71,9 +82,9 @@ def test_hop_by_hop_and_connection_named_headers_are_dropped() -> None:
         (b"host", b"svc"),
         (b"x-kept", b"yes"),
     ]
-    assert forwarded_headers(raw) == {"x-kept": "yes"}
-    answer = {"Connection": "X-Internal", "X-Internal": "1", "Date": "now", "X-Kept": "yes"}
-    assert answered_headers(answer) == {"x-kept": "yes"}
+    assert forwarded_headers(raw) == [(b"x-kept", b"yes")]
+    answer = [(b"connection", b"X-Internal"), (b"x-internal", b"1"), (b"date", b"now")]
+    assert answered_headers([*answer, (b"x-kept", b"yes")]) == [(b"x-kept", b"yes")]
 
 
 def test_reload_from_loopback_or_with_the_token() -> None:

@@ -324,9 +324,8 @@ def serve_gateway(
     from mlpatterns.rollout.decide import in_force
     from mlpatterns.rollout.status import parse_status
     from mlpatterns.routing.gateway import Gateway
-    from mlpatterns.routing.gateway_app import create_gateway_app
+    from mlpatterns.routing.gateway_app import create_control_app, run_gateway
     from mlpatterns.routing.table import RoutingError, compile_table
-    from mlpatterns.server_limits import DrainingServer, uvicorn_config
     from mlpatterns.settings import web_limits
 
     upstreams = dict(item.split("=", 1) for item in upstream if "=" in item)
@@ -339,7 +338,6 @@ def serve_gateway(
             table,
             upstreams,
             shadow_limit=shadow_limit,
-            max_body_bytes=max_body_bytes,
             access_log=access_log,
         )
         gateway.replace_table(table)  # checks every version has an upstream
@@ -393,14 +391,19 @@ def serve_gateway(
     token = settings.gateway_token.get_secret_value() if settings.gateway_token else ""
     # a watched ConfigMap is the one source: the mounted file lags it by kubelet's sync,
     # and polling both would put older routes back after each switch
-    app = create_gateway_app(
+    polled = None if watchers else reload
+    control = create_control_app(gateway, polled, feedback_log=feedback_log, reload_token=token)
+    limits = web_limits(settings, max_body_bytes)
+    run_gateway(
         gateway,
-        None if watchers else reload,
+        control,
+        host,
+        port,
+        limits,
+        reload=polled,
         feedback_log=feedback_log,
-        reload_token=token,
         watchers=watchers,
     )
-    DrainingServer(uvicorn_config(app, host, port, web_limits(settings, max_body_bytes))).run()
 
 
 def fetch_model(

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from mlpatterns.api.modelservice import StringMatch, TimeWindow
@@ -33,8 +33,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):  # a tuple: made for every request, cheaply
     route: str
     version: str
     shadow: str | None  # also send a copy here; its answer is never returned
@@ -58,8 +57,9 @@ def in_window(window: TimeWindow, now: datetime) -> bool:
 
 
 def route_matches(route: Route, headers: Mapping[str, str], path: str, now: datetime) -> bool:
-    if any(not string_matches(m, headers.get(name)) for name, m in route.headers):
-        return False
+    for name, match in route.headers:
+        if not string_matches(match, headers.get(name)):
+            return False
     if route.path is not None and not string_matches(route.path, path):
         return False
     return route.window is None or in_window(route.window, now)
@@ -73,7 +73,7 @@ def sticky_point(value: str) -> float:
 
 def pick(destinations: tuple[Weighted, ...], point: float) -> str:
     """The version whose share of [0, 100) holds `point` (in [0, 1)), in table order."""
-    position = point * sum(d.weight for d in destinations)
+    position = point * sum([d.weight for d in destinations])
     for destination in destinations:
         if position < destination.weight:
             return destination.version
@@ -90,7 +90,9 @@ def decide(
     shadow_draw: float,
 ) -> Decision:
     """`headers` with lowercase names; `draw` and `shadow_draw` uniform in [0, 1)."""
-    route = next(r for r in table.routes if route_matches(r, headers, path, now))
+    for route in table.routes:  # the default, last, matches everything
+        if route_matches(route, headers, path, now):
+            break
     sticky = headers.get(table.sticky_header) if table.sticky_header else None
     version = pick(route.destinations, sticky_point(sticky) if sticky else draw)
     shadow = None

@@ -3,7 +3,8 @@ server per version (the embedded mode, and clusters without Istio).
 
 Every request is decided (`decide`), forwarded to its version with
 `x-mlpatterns-route` set, and answered with `x-mlpatterns-version` and
-`x-request-id`. A shadow copy goes out fire-and-forget, at most `shadow_limit` at a
+`x-request-id`; the body passes through untouched, over kept-alive connections
+(`upstream.py`). A shadow copy goes out fire-and-forget, at most `shadow_limit` at a
 time (beyond that the copy is dropped and counted), with its Host marked `-shadow`
 as Envoy marks mirrored requests; its answer, errors and slowness never reach the
 client, and a shadow that keeps failing stops receiving copies for a while
@@ -23,31 +24,39 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-import aiohttp
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.types import Receive, Scope, Send
-from yarl import URL
 
 from mlpatterns import web
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
+from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.messages import (
+    HOP_BY_HOP,
+    PASSED_OVER,
     Answer,
-    Outgoing,
+    Incoming,
     answered_headers,
     error_answer,
     forwarded_headers,
     parse_upstreams,
-    upstream_url,
+    request_head,
+    upstream_target,
 )
 from mlpatterns.routing.table import RouteTable
+from mlpatterns.routing.upstream import (
+    UpstreamError,
+    UpstreamPool,
+    UpstreamTimeout,
+    pools_for,
+)
 
 __all__ = ["Gateway", "GatewayMetrics", "log"]
 
@@ -99,6 +108,31 @@ class GatewayMetrics:
             ("service", "version"),
             registry=self.registry,
         )
+        self._answered: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+
+    def answered(
+        self, service: str, route: str, version: str, status: int, seconds: float, own: float
+    ) -> None:
+        """Count one answer and observe its time and the gateway's own share of it
+        (each label set's children are looked up once, not per request)."""
+        key = (service, route, version, status)
+        children = self._answered.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(service, route, version, str(status)),
+                self.seconds.labels(service, version),
+                self.overhead.labels(service),
+            )
+            if len(self._answered) < 10_000:  # routes x versions x statuses: small
+                self._answered[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+        children[2].observe(own)
+
+
+_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", ROUTE_HEADER.encode()})
+_NOT_FORWARDED = HOP_BY_HOP | _OWN
+_NOT_PASSED_ON = PASSED_OVER | _OWN
 
 
 class Gateway:
@@ -114,21 +148,18 @@ class Gateway:
         decision_log: RecordLog | None = None,
         remembered: int = 100_000,
         shadow_breaker: ShadowBreaker | None = None,
-        max_body_bytes: int = web.WebLimits.max_body_bytes,
         access_log: bool = False,
     ) -> None:
         self.table = table
         self.access_log = access_log
-        self.upstreams = parse_upstreams(upstreams)
-        self.max_body_bytes = max_body_bytes
+        self._pools = pools_for(parse_upstreams(upstreams), {})
         self.metrics = GatewayMetrics()
         self.decision_log = decision_log
-        self._shadow_slots = asyncio.Semaphore(shadow_limit)
+        self._shadow_limit = shadow_limit
         self._shadow_breaker = shadow_breaker or ShadowBreaker()
         self._default_timeout = default_timeout
         self._clock = clock
         self._draw = draw
-        self._session: aiohttp.ClientSession | None = None
         self._shadows: set[asyncio.Task[None]] = set()
         # request id -> version, for feedback that arrives later (bounded, oldest out)
         self._recent: OrderedDict[str, str] = OrderedDict()
@@ -136,102 +167,71 @@ class Gateway:
 
     def replace_table(self, table: RouteTable, upstreams: Mapping[str, str] | None = None) -> None:
         """Swap the routes; requests already decided finish with the table they had."""
-        missing = set(table.versions) - set(upstreams or self.upstreams)
+        missing = set(table.versions) - set(upstreams or self._pools)
         if missing:
             raise ValueError(f"no upstream for versions {sorted(missing)}")
         if upstreams is not None:
-            self.upstreams = parse_upstreams(upstreams)
+            kept = {pool.origin: pool for pool in self._pools.values()}
+            self._pools = pools_for(parse_upstreams(upstreams), kept)
+            used = {id(pool) for pool in self._pools.values()}
+            for pool in kept.values():
+                if id(pool) not in used:
+                    pool.close()
         self.table = table
 
     def version_of(self, request_id: str) -> str | None:
         """The version that answered a recent request, if this gateway remembers it."""
         return self._recent.get(request_id)
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        # aiohttp rather than httpx: httpx's async pool slowed to ~40 ms a request
-        # under 16 concurrent connections here, aiohttp's does not
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=512, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-        return self._session
+    def client_gone(self) -> None:
+        """A client closed its connection mid-body: nothing was forwarded."""
+        self.metrics.requests.labels(self.table.service, "", "", "499").inc()
 
     async def close(self) -> None:
         if self._shadows:
             await asyncio.wait(self._shadows, timeout=5)
-        if self._session is not None:
-            await self._session.close()
+        for pool in self._pools.values():
+            pool.close()
         if self.decision_log is not None:
             self.decision_log.close()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The proxy as a bare ASGI app: no framework between the socket and the
-        upstream call, since this runs for every request."""
-        raw_path = scope.get("raw_path") or scope["path"].encode()
-        if not raw_path.startswith(b"/"):  # "*@host:port/..." must never become a URL
-            message = "the request target must be a path starting with /"
-            await error_answer(400, message, web.new_request_id(), "").send(send)
-            return
-        try:
-            body = await web.read_body(scope, receive, self.max_body_bytes)
-        except web.BodyTooLarge as error:
-            await error_answer(413, str(error), web.new_request_id(), "").send(send)
-            return
-        except web.ClientGone:  # nothing forwarded, nothing logged: there is no one to answer
-            self.metrics.requests.labels(self.table.service, "", "", "499").inc()
-            return
-        headers = forwarded_headers(scope["headers"])
-        query = scope.get("query_string", b"").decode("latin-1")
-        answer = await self.route(
-            scope["method"], scope["path"], query, headers, body, raw_path.decode("latin-1")
-        )
-        await answer.send(send)
-
-    async def route(
-        self,
-        method: str,
-        path: str,
-        query: str,
-        headers: dict[str, str],
-        body: bytes,
-        raw_path: str | None = None,
-    ) -> Answer:
-        """Decide, forward (and mirror), answer; `headers` have lowercase names, `path`
-        is decoded (what rules match), `raw_path` as sent (what the upstream gets)."""
+    async def route(self, request: Incoming) -> Answer:
+        """Decide, forward (and mirror), answer."""
         started = time.perf_counter()
         table = self.table  # this request's table, whatever a reload does meanwhile
-        request_id = web.request_id(headers.get("x-request-id"))
-        decision = decide(table, headers, path, self._clock(), self._draw(), self._draw())
-        headers["x-request-id"] = request_id
-        headers[ROUTE_HEADER] = decision.version
-        outgoing = Outgoing(method, raw_path or path, query, headers, body)
+        path = request.path
+        request_id = web.request_id(request.headers.get("x-request-id"))
+        decision = decide(table, request.headers, path, self._clock(), self._draw(), self._draw())
+        headers = forwarded_headers(request.raw_headers, _NOT_FORWARDED)
+        headers.append((b"x-request-id", request_id.encode()))
         if decision.shadow is not None:
-            self._send_shadow(table, decision.shadow, outgoing)
+            self._send_shadow(table, decision.shadow, request, headers)
         policy = table.policies.get(decision.version)
         threshold = policy.threshold if policy else None
-        if threshold is not None and thresholds.applies(path):
-            upstream_path = thresholds.upstream_path(path)
-            answer = await self._forward(
-                table, decision, Outgoing(method, upstream_path, query, headers, body)
-            )
+        applied = threshold is not None and thresholds.applies(path)
+        raw_path = thresholds.upstream_path(path).encode() if applied else request.raw_path
+        headers.append((ROUTE_HEADER.encode(), decision.version.encode()))
+        answer = await self._forward(table, decision, request, raw_path, headers, request_id)
+        if applied:
+            assert threshold is not None
             answer = _with_threshold(answer, path, threshold)
-        else:
-            answer = await self._forward(table, decision, outgoing)
-        answer.headers["x-request-id"] = request_id
-        # the ModelService's version name; the model server's own version passes on
-        if "x-mlpatterns-version" in answer.headers:
-            answer.headers["x-mlpatterns-model-version"] = answer.headers["x-mlpatterns-version"]
-        answer.headers["x-mlpatterns-version"] = decision.version
+        answer.headers.append((b"x-request-id", request_id.encode()))
+        answer.headers.append((b"x-mlpatterns-version", decision.version.encode()))
         elapsed = time.perf_counter() - started
         self._remember(request_id, decision.version)
         self._log(table, decision, request_id, answer.status, elapsed)
-        self.metrics.requests.labels(
-            table.service, decision.route, decision.version, str(answer.status)
-        ).inc()
-        self.metrics.seconds.labels(table.service, decision.version).observe(elapsed)
-        self.metrics.overhead.labels(table.service).observe(elapsed - answer.upstream_seconds)
+        self.metrics.answered(
+            table.service,
+            decision.route,
+            decision.version,
+            answer.status,
+            elapsed,
+            elapsed - answer.upstream_seconds,
+        )
         if self.access_log:
-            log_access(request_id, method, path, answer.status, elapsed, version=decision.version)
+            log_access(
+                request_id, request.method, path, answer.status, elapsed, version=decision.version
+            )
         return answer
 
     def _remember(self, request_id: str, version: str) -> None:
@@ -254,103 +254,132 @@ class Gateway:
                 "phase": table.phase,
                 "status": status,
                 "latency_seconds": round(elapsed, 6),
-                "timestamp": datetime.now(UTC).isoformat(),
+                "timestamp": timestamp(),
             }
         )
 
-    async def _forward(self, table: RouteTable, decision: Decision, out: Outgoing) -> Answer:
+    async def _forward(
+        self,
+        table: RouteTable,
+        decision: Decision,
+        request: Incoming,
+        raw_path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        request_id: str,
+    ) -> Answer:
+        """The upstream's answer, tried at most 1 + the version's retries times (faults
+        only, never refusals), or the gateway's own 503 or 504."""
         policy = table.policies.get(decision.version)
         timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
         attempts = 1 + ((policy.retries if policy else None) or 0)
-        url = upstream_url(self.upstreams[decision.version], out)
+        pool = self._pools[decision.version]
+        origin = pool.origin
+        target = upstream_target(origin.prefix, raw_path, request.query)
+        head = request_head(request.method, target, origin.host_header, headers, len(request.body))
+        head_only = request.method == "HEAD"
         started = time.perf_counter()
-        answer = await self._attempts(decision, out, url, attempts, timeout)
-        answer.upstream_seconds = time.perf_counter() - started
-        return answer
-
-    async def _attempts(
-        self, decision: Decision, out: Outgoing, url: URL, attempts: int, timeout: float
-    ) -> Answer:
-        """The upstream's answer, tried at most `attempts` times (faults only), or the
-        gateway's own 503 or 504."""
-        request_id = out.headers["x-request-id"]
-        limit = aiohttp.ClientTimeout(total=timeout)
         for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
             last = attempt == attempts - 1
             try:
-                async with self.session.request(
-                    out.method, url, headers=out.headers, data=out.body, timeout=limit
-                ) as answer:
-                    content = await answer.read()
-                    status = answer.status
-                    passed = answered_headers(answer.headers)
-            except TimeoutError:
-                if last:
-                    message = f"version {decision.version} did not answer in {timeout:g} s"
-                    fields = request_fields(request_id)
-                    log.warning("request %s: %s", request_id, message, extra=fields)
-                    return error_answer(504, message, request_id, decision.version)
-                continue
-            except aiohttp.ClientError as error:
-                if last:  # where and why for the log; the client learns neither address
-                    log.warning(
-                        "request %s: version %s at %s is unavailable: %r",
-                        request_id,
-                        decision.version,
-                        url.origin(),
-                        error,
-                        extra=request_fields(request_id),
-                    )
-                    message = f"version {decision.version} is unavailable"
-                    return error_answer(503, message, request_id, decision.version)
-                continue
-            if status >= 500:
+                upstream = await pool.request(head, request.body, timeout, head_only)
+            except UpstreamTimeout:
                 if not last:
                     continue
+                message = f"version {decision.version} did not answer in {timeout:g} s"
+                log.warning("request %s: %s", request_id, message, extra=request_fields(request_id))
+                answer = error_answer(504, message, "", "")
+                break
+            except UpstreamError as error:
+                if not last:
+                    continue
+                log.warning(  # where and why for the log; the client learns neither address
+                    "request %s: version %s at %s is unavailable: %s",
+                    request_id,
+                    decision.version,
+                    origin.url,
+                    error,
+                    extra=request_fields(request_id),
+                )
+                message = f"version {decision.version} is unavailable"
+                answer = error_answer(503, message, "", "")
+                break
+            if upstream.status >= 500 and not last:
+                continue
+            if upstream.status >= 500:
                 log.warning(
                     "request %s: version %s answered %d",
                     request_id,
                     decision.version,
-                    status,
+                    upstream.status,
                     extra=request_fields(request_id),
                 )
-            return Answer(status, passed, content)
-        raise AssertionError("the loop always returns")
+            answer = Answer(upstream.status, _passed_on(upstream.headers), upstream.body)
+            if head_only:
+                answer.length = _declared_length(upstream.headers)
+            break
+        answer.upstream_seconds = time.perf_counter() - started
+        return answer
 
-    def _send_shadow(self, table: RouteTable, shadow: str, out: Outgoing) -> None:
-        if self._shadow_slots.locked():
+    def _send_shadow(
+        self,
+        table: RouteTable,
+        shadow: str,
+        request: Incoming,
+        headers: list[tuple[bytes, bytes]],
+    ) -> None:
+        if len(self._shadows) >= self._shadow_limit:
             self.metrics.mirror_drops.labels(table.service).inc()
             return
         if not self._shadow_breaker.allow(shadow):
             self.metrics.shadow_skipped.labels(table.service, shadow).inc()
             return
-        copy = {**out.headers, ROUTE_HEADER: shadow, "host": f"{table.service}-shadow"}
-
-        async def send() -> None:
-            failed = True  # also when cancelled at shutdown: a probe must not stay pending
-            async with self._shadow_slots:
-                try:
-                    async with self.session.request(
-                        out.method,
-                        upstream_url(self.upstreams[shadow], out),
-                        headers=copy,
-                        data=out.body,
-                        timeout=aiohttp.ClientTimeout(total=self._default_timeout),
-                    ) as answer:
-                        await answer.read()
-                        failed = answer.status >= 500  # a 4xx is the request's fault
-                except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError):
-                    pass  # the shadow's fault: counted
-                except (aiohttp.ClientError, ValueError):
-                    failed = False  # the request could not be sent as given: not the shadow's
-                finally:
-                    self._shadow_breaker.record(shadow, not failed)
-                if failed:
-                    self.metrics.shadow_errors.labels(table.service, shadow).inc()
-
-        task = asyncio.get_running_loop().create_task(send())
+        pool = self._pools[shadow]
+        origin = pool.origin
+        head = request_head(
+            request.method,
+            upstream_target(origin.prefix, request.raw_path, request.query),
+            f"{table.service}-shadow".encode(),  # as Envoy marks mirrored requests
+            [*headers, (ROUTE_HEADER.encode(), shadow.encode())],
+            len(request.body),
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._shadow(table.service, shadow, pool, head, request)
+        )
         self._shadows.add(task)
         task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(
+        self, service: str, shadow: str, pool: UpstreamPool, head: bytes, request: Incoming
+    ) -> None:
+        failed = True  # also when cancelled at shutdown: a probe must not stay pending
+        try:
+            answer = await pool.request(
+                head, request.body, self._default_timeout, request.method == "HEAD"
+            )
+            failed = answer.status >= 500  # a 4xx is the request's fault
+        except (UpstreamError, UpstreamTimeout):
+            pass  # the shadow's fault: counted
+        finally:
+            self._shadow_breaker.record(shadow, not failed)
+        if failed:
+            self.metrics.shadow_errors.labels(service, shadow).inc()
+
+
+def _passed_on(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The upstream's answer headers as the client gets them: the model server's own
+    version renamed, since `x-mlpatterns-version` names the ModelService's version."""
+    passed = answered_headers(raw, _NOT_PASSED_ON)
+    for name, value in raw:
+        if name == b"x-mlpatterns-version":
+            passed.append((b"x-mlpatterns-model-version", value))
+    return passed
+
+
+def _declared_length(raw: list[tuple[bytes, bytes]]) -> int:
+    for name, value in raw:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
 
 
 def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
@@ -363,6 +392,8 @@ def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
     if not isinstance(parsed, dict) or "probabilities" not in parsed:
         return answer
     body, applied = thresholds.rewrite(path, parsed, threshold)
-    headers = {**answer.headers, "content-type": "application/json"}
-    headers["x-mlpatterns-threshold"] = f"{threshold:g}" if applied else "not-binary"
-    return Answer(200, headers, orjson.dumps(body))
+    headers = [(k, v) for k, v in answer.headers if k != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    marked = f"{threshold:g}".encode() if applied else b"not-binary"
+    headers.append((b"x-mlpatterns-threshold", marked))
+    return Answer(200, headers, orjson.dumps(body), answer.upstream_seconds)

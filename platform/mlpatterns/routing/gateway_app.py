@@ -1,4 +1,5 @@
-"""The gateway's HTTP application: every path is routed (`Gateway.handle`) except
+"""The gateway's process: its data plane (`dataplane.py`) routes every path
+(`Gateway.route`) except
 `POST /feedback`, which records an outcome for a request id (the A/B report's
 input; one outcome per request id, a second one is refused), and the gateway's own
 endpoints under `/-/`:
@@ -9,6 +10,9 @@ endpoints under `/-/`:
 - `GET /-/openapi.json`: these endpoints as an OpenAPI document;
 - `GET /-/health`, and `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
   each model server's are scraped from it directly.
+
+These few are a Starlette app, called as ASGI with the request already read; the
+routed requests never go through it.
 """
 
 from __future__ import annotations
@@ -17,32 +21,37 @@ import asyncio
 import hmac
 import ipaddress
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import orjson
+import uvloop
 from prometheus_client import generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message
 
 from mlpatterns import web
 from mlpatterns.logstreams import RecordLog
+from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.process import calm_garbage_collector
+from mlpatterns.routing.dataplane import DataPlane, Handler, serve
 from mlpatterns.routing.gateway import Gateway
+from mlpatterns.routing.messages import Answer, Incoming
 from mlpatterns.routing.openapi import gateway_openapi
 
 __all__ = [
     "MAX_FEEDBACK_BYTES",
     "FeedbackError",
     "FeedbackSeen",
-    "create_gateway_app",
+    "call_asgi",
+    "create_control_app",
+    "gateway_handler",
     "may_reload",
     "parse_feedback",
+    "run_gateway",
 ]
 
 MAX_FEEDBACK_BYTES = 16 << 10
@@ -111,18 +120,15 @@ class FeedbackSeen:
         return True
 
 
-def create_gateway_app(
+def create_control_app(
     gateway: Gateway,
     reload: Callable[[], bool] | None = None,
     *,
-    reload_every: float = 1.0,
     feedback_log: RecordLog | None = None,
     reload_token: str = "",
-    watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> ASGIApp:
-    """The gateway's app; `reload()` re-reads the ModelService when it changed and is
-    polled every `reload_every` seconds, or called at once by `POST /-/reload`;
-    each of `watchers` runs as a task for the app's life (the routes ConfigMap's)."""
+    """The gateway's own endpoints; `reload()` re-reads the ModelService when it
+    changed (`POST /-/reload`)."""
     seen = FeedbackSeen()
 
     async def routes(request: Request) -> Response:
@@ -151,8 +157,6 @@ def create_gateway_app(
             request_id, outcome = parse_feedback(raw)
         except web.BodyTooLarge as error:
             return _json({"error": str(error)}, 413)
-        except web.ClientGone:
-            return _json({"error": "the client closed the connection mid-body"}, 499)
         except FeedbackError as error:
             return _json({"error": str(error)}, 400)
         if not seen.first(request_id):
@@ -164,7 +168,7 @@ def create_gateway_app(
                 "service": gateway.table.service,
                 "version": version,
                 "outcome": outcome,
-                "timestamp": datetime.now(UTC).isoformat(),
+                "timestamp": timestamp(),
             }
         )
         return _json({"recorded": True, "version": version}, 202)
@@ -180,29 +184,7 @@ def create_gateway_app(
             generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
         )
 
-    async def poll() -> None:
-        assert reload is not None
-        while True:
-            await asyncio.sleep(reload_every)
-            reload()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(watch()) for watch in watchers]
-        if reload is not None:
-            tasks.append(loop.create_task(poll()))
-        calm_garbage_collector()
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await gateway.close()
-            if feedback_log is not None:
-                feedback_log.close()
-
-    own = Starlette(
+    return Starlette(
         routes=[
             Route("/-/routes", routes, methods=["GET"]),
             Route("/-/reload", reload_now, methods=["POST"]),
@@ -211,18 +193,94 @@ def create_gateway_app(
             Route("/-/metrics", metrics, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
-        ],
-        lifespan=lifespan,
+        ]
     )
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        # every other path is proxied without going through Starlette's routing
-        if scope["type"] == "http" and not _own_path(scope["path"]):
-            await gateway(scope, receive, send)
-        else:
-            await own(scope, receive, send)
 
-    return app
+async def call_asgi(app: ASGIApp, request: Incoming) -> Answer:
+    """`app`'s answer to a request already read whole."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "scheme": "http",
+        "method": request.method,
+        "path": request.path,
+        "raw_path": request.raw_path,
+        "query_string": request.query,
+        "root_path": "",
+        "headers": request.raw_headers,
+        "client": request.client,
+        "server": None,
+    }
+    given = False
+    answer = Answer(500, [], b"")
+    parts: list[bytes] = []
+
+    async def receive() -> Message:
+        nonlocal given
+        if given:
+            return {"type": "http.disconnect"}
+        given = True
+        return {"type": "http.request", "body": request.body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            answer.status = message["status"]
+            answer.headers = [
+                (name.lower(), value)
+                for name, value in message.get("headers", [])
+                if name.lower() != b"content-length"  # the data plane writes its own
+            ]
+        elif message["type"] == "http.response.body":
+            parts.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    answer.body = b"".join(parts)
+    return answer
+
+
+def gateway_handler(gateway: Gateway, control: ASGIApp) -> Handler:
+    """Every request: the gateway's own endpoints to `control`, the rest routed."""
+
+    async def handle(request: Incoming) -> Answer:
+        if _own_path(request.path):
+            return await call_asgi(control, request)
+        return await gateway.route(request)
+
+    return handle
+
+
+def run_gateway(
+    gateway: Gateway,
+    control: ASGIApp,
+    host: str,
+    port: int,
+    limits: web.WebLimits,
+    *,
+    reload: Callable[[], bool] | None = None,
+    reload_every: float = 1.0,
+    feedback_log: RecordLog | None = None,
+    watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+) -> None:
+    """Serve until stopped (see `dataplane.serve`). `reload()` is polled every
+    `reload_every` seconds; each of `watchers` runs for the server's life."""
+
+    async def poll() -> None:
+        assert reload is not None
+        while True:
+            await asyncio.sleep(reload_every)
+            reload()
+
+    async def stop() -> None:
+        await gateway.close()
+        if feedback_log is not None:
+            feedback_log.close()
+
+    plane = DataPlane(gateway_handler(gateway, control), limits, gateway.client_gone)
+    background = [*watchers, poll] if reload is not None else list(watchers)
+    calm_garbage_collector()
+    uvloop.run(serve(plane, host, port, background=background, on_stop=stop))
 
 
 def _own_path(path: str) -> bool:

@@ -1,69 +1,132 @@
-"""What the gateway sends and answers, as plain HTTP messages: the outgoing request
-(its upstream URL built from the route table's origin and the client's raw path),
-the headers that go on, and the answer it writes back."""
+"""What the gateway sends and answers, as HTTP/1.1 bytes: the request it writes to an
+upstream (the route table's origin, the client's target exactly as sent), the
+headers that go on either way, and the answer it writes back."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 
 import orjson
-from starlette.types import Send
 from yarl import URL
 
 __all__ = [
     "HOP_BY_HOP",
     "PASSED_OVER",
     "Answer",
-    "Outgoing",
+    "Incoming",
     "answered_headers",
     "error_answer",
     "forwarded_headers",
     "parse_upstreams",
-    "upstream_url",
+    "request_head",
+    "upstream_target",
 ]
 
 # hop-by-hop (RFC 9110 7.6.1), plus what the gateway sets itself; so are the headers
 # a request's own Connection header names
-HOP_BY_HOP = {
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "transfer-encoding",
-    "te",
-    "trailer",
-    "upgrade",
-    "host",
-    "content-length",
-}
-HOP_BY_HOP_BYTES = {name.encode() for name in HOP_BY_HOP}
-PASSED_OVER = HOP_BY_HOP | {"content-encoding", "date", "server"}
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"expect",  # the gateway answers 100-continue itself
+    }
+)
+PASSED_OVER = HOP_BY_HOP | {b"date", b"server"}
+_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """One request as the gateway sends it on (to the chosen version or the shadow)."""
+@dataclass(slots=True)
+class Incoming:
+    """One client request as the data plane parsed it (the body is whole)."""
 
     method: str
-    path: str  # as the client sent it: still percent-encoded, always starting with /
-    query: str  # likewise encoded
-    headers: dict[str, str]
+    raw_path: bytes  # as sent: still percent-encoded, always starting with /
+    path: str  # decoded: what rules match
+    query: bytes  # as sent, without the ?
+    headers: dict[str, str]  # lowercase names, the last of repeated ones: what decides
+    raw_headers: list[tuple[bytes, bytes]]  # lowercase names, every one, in order
     body: bytes
+    client: tuple[str, int] | None = None
+    keep_alive: bool = True
 
 
-def upstream_url(base: URL, out: Outgoing) -> URL:
-    """The upstream's scheme, host and port (from the route table, never from the
-    request), with the client's path and query appended exactly as they were sent."""
-    return URL.build(
-        scheme=base.scheme,
-        host=base.raw_host or "",
-        port=base.explicit_port,
-        path=base.raw_path.rstrip("/") + out.path,
-        query_string=out.query,
-        encoded=True,
+@dataclass(slots=True)
+class Answer:
+    status: int
+    headers: list[tuple[bytes, bytes]]  # lowercase names
+    body: bytes
+    upstream_seconds: float = 0.0  # spent waiting for upstreams (the gateway's share is the rest)
+    length: int | None = None  # for HEAD: the length a GET would have had
+
+    def encode(self, keep_alive: bool, date: bytes) -> bytes:
+        """The answer as written to the client, `connection: close` unless `keep_alive`."""
+        reason = _REASONS.get(self.status, b"")
+        length = len(self.body) if self.length is None else self.length
+        parts = [b"HTTP/1.1 ", str(self.status).encode(), b" ", reason]
+        for name, value in self.headers:
+            parts += (b"\r\n", name, b": ", value)
+        parts += (b"\r\ncontent-length: ", str(length).encode(), b"\r\ndate: ", date)
+        parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
+        if self.length is None:
+            parts.append(self.body)
+        return b"".join(parts)
+
+
+def _connection_named(raw: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    return frozenset(
+        token.strip().lower()
+        for key, value in raw
+        if key == b"connection"
+        for token in value.split(b",")
     )
+
+
+def forwarded_headers(
+    raw: list[tuple[bytes, bytes]], dropped: frozenset[bytes] = HOP_BY_HOP
+) -> list[tuple[bytes, bytes]]:
+    """A request's headers (lowercase names) minus `dropped` (hop-by-hop ones, and
+    what the gateway sets itself) and those its Connection header names."""
+    for name, _ in raw:
+        if name == b"connection":
+            dropped = dropped | _connection_named(raw)
+            break
+    return [(k, v) for k, v in raw if k not in dropped]
+
+
+def answered_headers(
+    raw: list[tuple[bytes, bytes]], dropped: frozenset[bytes] = PASSED_OVER
+) -> list[tuple[bytes, bytes]]:
+    """An upstream's answer headers (lowercase names) minus `dropped` (hop-by-hop ones
+    and those the gateway writes itself) and those its Connection header names."""
+    return forwarded_headers(raw, dropped)
+
+
+def upstream_target(prefix: bytes, raw_path: bytes, query: bytes) -> bytes:
+    """The request target sent upstream: the origin's path prefix, then the client's
+    path and query exactly as they were sent."""
+    return prefix + raw_path + b"?" + query if query else prefix + raw_path
+
+
+def request_head(
+    method: str, target: bytes, host: bytes, headers: list[tuple[bytes, bytes]], length: int
+) -> bytes:
+    """A request's line and headers, up to and including the blank line."""
+    parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host]
+    for name, value in headers:
+        parts += (b"\r\n", name, b": ", value)
+    parts += (b"\r\ncontent-length: ", str(length).encode(), b"\r\n\r\n")
+    return b"".join(parts)
 
 
 def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, URL]:
@@ -77,52 +140,10 @@ def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, URL]:
     return parsed
 
 
-def forwarded_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The client's headers minus hop-by-hop ones and those its Connection header names."""
-    named = {
-        token.strip().lower()
-        for key, value in raw
-        if key == b"connection"
-        for token in value.split(b",")
-    }
-    return {
-        k.decode("latin-1"): v.decode("latin-1")
-        for k, v in raw
-        if k not in HOP_BY_HOP_BYTES and k not in named
-    }
-
-
-def answered_headers(headers: Mapping[str, str]) -> dict[str, str]:
-    """An upstream's answer headers (lowercased) minus hop-by-hop ones, those its
-    Connection header names, and those the gateway writes itself."""
-    named = {
-        token.strip().lower()
-        for key, value in headers.items()
-        if key.lower() == "connection"
-        for token in value.split(",")
-    }
-    dropped = PASSED_OVER | named if named else PASSED_OVER
-    return {k.lower(): v for k, v in headers.items() if k.lower() not in dropped}
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]  # lowercase names
-    body: bytes
-    upstream_seconds: float = 0.0  # spent waiting for upstreams (the gateway's share is the rest)
-
-    async def send(self, send: Send) -> None:
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()]
-        raw.append((b"content-length", str(len(self.body)).encode()))
-        await send({"type": "http.response.start", "status": self.status, "headers": raw})
-        await send({"type": "http.response.body", "body": self.body})
-
-
 def error_answer(status: int, message: str, request_id: str, version: str) -> Answer:
-    headers = {"content-type": "application/json"}
+    headers = [(b"content-type", b"application/json")]
     if request_id:
-        headers["x-request-id"] = request_id
+        headers.append((b"x-request-id", request_id.encode()))
     if version:
-        headers["x-mlpatterns-version"] = version
+        headers.append((b"x-mlpatterns-version", version.encode()))
     return Answer(status, headers, orjson.dumps({"error": message}))
