@@ -1,6 +1,6 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
-the gateway with a plain route, a 100% shadow, a 90/10 split, and the split with a
-100% shadow; nginx doing the same job (one route; a 100% mirror); and the floor for
+the gateway with a plain route, a 100% shadow, a 90/10 split, the split with a
+100% shadow, and a sticky split behind a header rule (requests from 1,000 users); nginx doing the same job (one route; a 100% mirror); and the floor for
 a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes passed on).
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
@@ -31,6 +31,7 @@ from run import free_port, load, wait_until_answering, write_wrk_script
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 ALONE = {"split": [{"version": "svc", "weight": 100}]}
+STICKY = "gateway: sticky 90/10 split + header rule"
 SHADOW_ONLY = {**ALONE, "shadow": {"version": "rf", "percent": 100}}
 # where the shadow copies go: "rf" is a healthy server; the others are shadow faults
 # whose cost to the primary's latency the gateway must keep away from clients
@@ -50,6 +51,15 @@ VARIANTS = {
         "split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}],
         "shadow": {"version": "rf", "percent": 100},
     },
+    # every request is checked against a header rule it does not match, then hashed
+    # by its user (1,000 of them, from the script) onto the sticky 90/10 split
+    STICKY: {
+        "rules": [
+            {"match": {"headers": {"x-beta": {"exact": "yes"}}}, "route": [{"version": "rf"}]}
+        ],
+        "split": [{"version": "svc", "weight": 90}, {"version": "rf", "weight": 10}],
+        "sticky": {"header": "x-user-id"},
+    },
 }
 NGINX = {"nginx: one route": False, "nginx: 100% mirror": True}  # mirror to rf or not
 FLOOR = "python floor: byte forwarder"
@@ -57,6 +67,21 @@ FORWARDER = str(Path(__file__).with_name("byte_forwarder.py"))
 PAIRS = [("one route", "gateway: one route", "nginx: one route"),
          ("100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
     ("one route, the Python floor", FLOOR, "nginx: one route")]  # fmt: skip
+
+
+def write_users_script(folder: Path) -> Path:
+    """The benchmark's request, from 1,000 users in turn (an `x-user-id` header)."""
+    script = folder / "users.lua"
+    plain = write_wrk_script(folder).read_text()
+    script.write_text(
+        plain + "counter = 0\n"
+        "request = function()\n"
+        "  counter = counter + 1\n"
+        '  wrk.headers["x-user-id"] = "user-" .. (counter % 1000)\n'
+        "  return wrk.format()\n"
+        "end\n"
+    )
+    return script
 
 
 def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]:
@@ -101,6 +126,7 @@ def main() -> None:
     results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         script = write_wrk_script(Path(folder))
+        users_script = write_users_script(Path(folder))
         upstreams = {}
         try:
             for version in ("svc", "rf"):
@@ -181,7 +207,7 @@ def main() -> None:
                     port,
                     args.connections,
                     args.duration,
-                    script,
+                    users_script if name == STICKY else script,
                 )
             nginx = ensure_nginx() if any(wanted(name) for name in NGINX) else ""
             for name, mirrored in NGINX.items():
@@ -225,6 +251,12 @@ def main() -> None:
             )
         )
         print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}")
+    if STICKY in results and "gateway: one route" in results:
+        (rps, p50, _), (alone_rps, alone_p50, _) = results[STICKY], results["gateway: one route"]
+        print(
+            f"  gateway, sticky split + rule / one route: {rps / alone_rps:.2f}x throughput, "
+            f"p50 {p50 - alone_p50:+.2f} ms"
+        )
     for job, ours, theirs in PAIRS:
         if ours in results and theirs in results:
             (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]

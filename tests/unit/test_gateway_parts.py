@@ -1,11 +1,19 @@
-"""The gateway's pure parts: thresholds on binary answers and feedback bodies."""
+"""The gateway's pure parts: thresholds on binary answers, feedback bodies, and the
+answer metrics' exposition."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
+from mlpatterns.meters import LATENCY_BUCKETS
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.gateway_app import FeedbackError, parse_feedback
+from mlpatterns.routing.gateway_metrics import AnswerMetrics
+from tests.support.metrics import sample
 
 pytestmark = pytest.mark.unit
 
@@ -55,3 +63,40 @@ def test_feedback_bodies(body: bytes, expected: tuple[str, object]) -> None:
 def test_bad_feedback_says_what_is_wrong(body: bytes, message: str) -> None:
     with pytest.raises(FeedbackError, match=message):
         parse_feedback(body)
+
+
+ON_AND_BETWEEN_BOUNDS = st.one_of(
+    st.sampled_from(LATENCY_BUCKETS), st.floats(min_value=0, max_value=20, allow_nan=False)
+)
+
+
+@given(st.lists(ON_AND_BETWEEN_BOUNDS, max_size=50))
+def test_answer_metrics_expose_what_prometheus_histograms_would(values: list[float]) -> None:
+    own = CollectorRegistry()
+    answers = AnswerMetrics()
+    own.register(answers)
+    theirs = CollectorRegistry()
+    histogram = Histogram(
+        "mlpatterns_gateway_request_duration_seconds",
+        "Time to answer, upstream included.",
+        ("service", "version"),
+        registry=theirs,
+        buckets=LATENCY_BUCKETS,
+    )
+    for value in values:
+        answers.answered("iris", "default", "a", 200, value, value / 2)
+        histogram.labels("iris", "a").observe(value)
+
+    def lines(registry: CollectorRegistry) -> list[str]:
+        text = generate_latest(registry).decode()
+        return [
+            line
+            for line in text.splitlines()
+            if line.startswith("mlpatterns_gateway_request_duration_seconds_")
+            and "_created" not in line
+        ]
+
+    assert lines(own) == lines(theirs)
+    families = {f.name: f for f in text_string_to_metric_families(generate_latest(own).decode())}
+    count = sample(families, "mlpatterns_gateway_requests_total", status="200")
+    assert count == len(values)

@@ -59,16 +59,20 @@ class _Refused(Exception):
 
 
 class DataPlane:
-    """What every connection of one server shares: the handler, the limits, the
-    connections (for the limit and the sweeper) and whether it is draining."""
+    """What every connection of one server shares: the handler (and `own`: which
+    paths go to another, and that one), the limits, the connections (for the limit
+    and the sweeper) and whether it is draining."""
 
     def __init__(
         self,
         handle: Handler,
         limits: WebLimits,
+        *,
+        own: tuple[Callable[[str], bool], Handler] | None = None,
         on_client_gone: Callable[[], None] = lambda: None,
     ) -> None:
         self.handle = handle
+        self.is_own, self.handle_own = own or (lambda path: False, handle)
         self.limits = limits
         self.on_client_gone = on_client_gone
         self.draining = False
@@ -272,32 +276,32 @@ class HttpConnection(asyncio.Protocol):
             self._pump = self._loop.create_task(self._serve(request))
 
     async def _serve(self, request: Incoming) -> None:
+        """Answer `request`, then each next one `_start` hands over, in turn."""
+        plane = self.plane
         while True:
-            await self._answer(request)
-            if self.transport is None or self.transport.is_closing():
+            try:
+                if plane.is_own(request.path):
+                    answer = await plane.handle_own(request)
+                else:
+                    answer = await plane.handle(request)
+            except Exception:
+                log.exception("the gateway failed to answer %s %s", request.method, request.path)
+                answer = error_answer(500, "the gateway failed; its log has the cause", "", "")
+            self.busy = False
+            self._since = _now()
+            transport = self.transport
+            if transport is None or transport.is_closing():
+                self._pending.clear()  # the client is gone: no one reads the answers
                 return
+            keep_alive = request.keep_alive and not plane.draining
+            transport.write(answer.encode(keep_alive, plane.date))
+            if not keep_alive:
+                transport.close()
+                return
+            if self._pending:
+                self._loop.call_soon(self._start_pending)
             self._next = self._loop.create_future()
             request = await self._next
-
-    async def _answer(self, request: Incoming) -> None:
-        try:
-            answer = await self.plane.handle(request)
-        except Exception:
-            log.exception("the gateway failed to answer %s %s", request.method, request.path)
-            answer = error_answer(500, "the gateway failed; its log has the cause", "", "")
-        self.busy = False
-        self._since = _now()
-        transport = self.transport
-        if transport is None or transport.is_closing():
-            self._pending.clear()  # the client is gone: no one reads the answers
-            return
-        keep_alive = request.keep_alive and not self.plane.draining
-        transport.write(answer.encode(keep_alive, self.plane.date))
-        if not keep_alive:
-            transport.close()
-            return
-        if self._pending:
-            self._loop.call_soon(self._start_pending)
 
     def _start_pending(self) -> None:
         """The next pipelined request (once the pump waits for it again)."""

@@ -93,8 +93,12 @@ def decide(
     for route in table.routes:  # the default, last, matches everything
         if route_matches(route, headers, path, now):
             break
-    sticky = headers.get(table.sticky_header) if table.sticky_header else None
-    version = pick(route.destinations, sticky_point(sticky) if sticky else draw)
+    destinations = route.destinations
+    if len(destinations) == 1:
+        version = destinations[0].version
+    else:
+        sticky = headers.get(table.sticky_header) if table.sticky_header else None
+        version = pick(destinations, sticky_point(sticky) if sticky else draw)
     shadow = None
     if table.mirror is not None:
         mirror_version, percent = table.mirror

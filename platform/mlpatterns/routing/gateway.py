@@ -22,21 +22,18 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mlpatterns import web
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.logstreams.streams import timestamp
-from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import ShadowBreaker
 from mlpatterns.routing.decide import Decision, decide
+from mlpatterns.routing.gateway_metrics import GatewayMetrics
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.messages import (
     HOP_BY_HOP,
@@ -58,79 +55,13 @@ from mlpatterns.routing.upstream import (
     pools_for,
 )
 
-__all__ = ["Gateway", "GatewayMetrics", "log"]
+__all__ = ["Gateway", "log"]
 
 log = logging.getLogger("mlpatterns.gateway")
 
 
-@dataclass
-class GatewayMetrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
-
-    def __post_init__(self) -> None:
-        self.requests = Counter(
-            "mlpatterns_gateway_requests_total",
-            "Requests answered, by route, version and status.",
-            ("service", "route", "version", "status"),
-            registry=self.registry,
-        )
-        self.seconds = Histogram(
-            "mlpatterns_gateway_request_duration_seconds",
-            "Time to answer, upstream included.",
-            ("service", "version"),
-            registry=self.registry,
-            buckets=LATENCY_BUCKETS,
-        )
-        self.overhead = Histogram(
-            "mlpatterns_gateway_overhead_seconds",
-            "The gateway's own share of answering: the time to answer less the time "
-            "spent waiting for upstreams.",
-            ("service",),
-            registry=self.registry,
-            buckets=LATENCY_BUCKETS,
-        )
-        add_process_metrics(self.registry)
-        self.shadow_errors = Counter(
-            "mlpatterns_gateway_shadow_errors_total",
-            "Shadow copies that failed or answered 5xx.",
-            ("service", "version"),
-            registry=self.registry,
-        )
-        self.mirror_drops = Counter(
-            "mlpatterns_gateway_mirror_drops_total",
-            "Shadow copies not sent: too many in flight.",
-            ("service",),
-            registry=self.registry,
-        )
-        self.shadow_skipped = Counter(
-            "mlpatterns_gateway_shadow_skipped_total",
-            "Shadow copies not sent: the shadow kept failing (its circuit is open).",
-            ("service", "version"),
-            registry=self.registry,
-        )
-        self._answered: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
-
-    def answered(
-        self, service: str, route: str, version: str, status: int, seconds: float, own: float
-    ) -> None:
-        """Count one answer and observe its time and the gateway's own share of it
-        (each label set's children are looked up once, not per request)."""
-        key = (service, route, version, status)
-        children = self._answered.get(key)
-        if children is None:
-            children = (
-                self.requests.labels(service, route, version, str(status)),
-                self.seconds.labels(service, version),
-                self.overhead.labels(service),
-            )
-            if len(self._answered) < 10_000:  # routes x versions x statuses: small
-                self._answered[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        children[2].observe(own)
-
-
-_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", ROUTE_HEADER.encode()})
+_ROUTE = ROUTE_HEADER.encode()
+_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", _ROUTE})
 _NOT_FORWARDED = HOP_BY_HOP | _OWN
 _NOT_PASSED_ON = PASSED_OVER | _OWN
 
@@ -185,7 +116,7 @@ class Gateway:
 
     def client_gone(self) -> None:
         """A client closed its connection mid-body: nothing was forwarded."""
-        self.metrics.requests.labels(self.table.service, "", "", "499").inc()
+        self.metrics.answers.count(self.table.service, "", "", 499)
 
     async def close(self) -> None:
         if self._shadows:
@@ -202,25 +133,25 @@ class Gateway:
         path = request.path
         request_id = web.request_id(request.headers.get("x-request-id"))
         decision = decide(table, request.headers, path, self._clock(), self._draw(), self._draw())
+        given_id, version = request_id.encode(), decision.version.encode()
         headers = forwarded_headers(request.raw_headers, _NOT_FORWARDED)
-        headers.append((b"x-request-id", request_id.encode()))
+        headers.append((b"x-request-id", given_id))
         if decision.shadow is not None:
             self._send_shadow(table, decision.shadow, request, headers)
         policy = table.policies.get(decision.version)
         threshold = policy.threshold if policy else None
         applied = threshold is not None and thresholds.applies(path)
         raw_path = thresholds.upstream_path(path).encode() if applied else request.raw_path
-        headers.append((ROUTE_HEADER.encode(), decision.version.encode()))
+        headers.append((_ROUTE, version))
         answer = await self._forward(table, decision, request, raw_path, headers, request_id)
         if applied:
             assert threshold is not None
             answer = _with_threshold(answer, path, threshold)
-        answer.headers.append((b"x-request-id", request_id.encode()))
-        answer.headers.append((b"x-mlpatterns-version", decision.version.encode()))
+        answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", version))
         elapsed = time.perf_counter() - started
         self._remember(request_id, decision.version)
         self._log(table, decision, request_id, answer.status, elapsed)
-        self.metrics.answered(
+        self.metrics.answers.answered(
             table.service,
             decision.route,
             decision.version,
@@ -339,7 +270,7 @@ class Gateway:
             request.method,
             upstream_target(origin.prefix, request.raw_path, request.query),
             f"{table.service}-shadow".encode(),  # as Envoy marks mirrored requests
-            [*headers, (ROUTE_HEADER.encode(), shadow.encode())],
+            [*headers, (_ROUTE, shadow.encode())],
             len(request.body),
         )
         task = asyncio.get_running_loop().create_task(
@@ -368,10 +299,14 @@ class Gateway:
 def _passed_on(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The upstream's answer headers as the client gets them: the model server's own
     version renamed, since `x-mlpatterns-version` names the ModelService's version."""
-    passed = answered_headers(raw, _NOT_PASSED_ON)
-    for name, value in raw:
-        if name == b"x-mlpatterns-version":
+    passed = []
+    for name, value in raw:  # one pass: this runs for every answer
+        if name not in _NOT_PASSED_ON:
+            passed.append((name, value))
+        elif name == b"x-mlpatterns-version":
             passed.append((b"x-mlpatterns-model-version", value))
+        elif name == b"connection":  # it names more headers to drop: the general way
+            return _passed_on(answered_headers(raw, _NOT_PASSED_ON - {b"x-mlpatterns-version"}))
     return passed
 
 

@@ -37,7 +37,7 @@ from mlpatterns import web
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.process import calm_garbage_collector
-from mlpatterns.routing.dataplane import DataPlane, Handler, serve
+from mlpatterns.routing.dataplane import DataPlane, serve
 from mlpatterns.routing.gateway import Gateway
 from mlpatterns.routing.messages import Answer, Incoming
 from mlpatterns.routing.openapi import gateway_openapi
@@ -48,8 +48,8 @@ __all__ = [
     "FeedbackSeen",
     "call_asgi",
     "create_control_app",
-    "gateway_handler",
     "may_reload",
+    "own_path",
     "parse_feedback",
     "run_gateway",
 ]
@@ -240,17 +240,6 @@ async def call_asgi(app: ASGIApp, request: Incoming) -> Answer:
     return answer
 
 
-def gateway_handler(gateway: Gateway, control: ASGIApp) -> Handler:
-    """Every request: the gateway's own endpoints to `control`, the rest routed."""
-
-    async def handle(request: Incoming) -> Answer:
-        if _own_path(request.path):
-            return await call_asgi(control, request)
-        return await gateway.route(request)
-
-    return handle
-
-
 def run_gateway(
     gateway: Gateway,
     control: ASGIApp,
@@ -277,11 +266,20 @@ def run_gateway(
         if feedback_log is not None:
             feedback_log.close()
 
-    plane = DataPlane(gateway_handler(gateway, control), limits, gateway.client_gone)
+    async def call_control(request: Incoming) -> Answer:
+        return await call_asgi(control, request)
+
+    plane = DataPlane(
+        gateway.route,
+        limits,
+        own=(own_path, call_control),
+        on_client_gone=gateway.client_gone,
+    )
     background = [*watchers, poll] if reload is not None else list(watchers)
     calm_garbage_collector()
     uvloop.run(serve(plane, host, port, background=background, on_stop=stop))
 
 
-def _own_path(path: str) -> bool:
+def own_path(path: str) -> bool:
+    """The gateway's own endpoints; every other path is routed."""
     return path.startswith("/-/") or path in ("/feedback", "/metrics")

@@ -1,0 +1,127 @@
+"""The gateway's metrics. What every answer records (its count by route, version and
+status; its time; the gateway's own share of that time) is kept in plain counters
+and handed to prometheus_client when scraped, by a collector: a `Histogram.observe`
+walks its buckets under a lock, a cost the gateway would pay twice per request on
+the core that also forwards. The rare events (shadow faults, drops) are ordinary
+prometheus_client counters."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
+
+__all__ = ["AnswerMetrics", "GatewayMetrics", "Timings"]
+
+
+class Timings:
+    """One histogram's counts: a count per bucket (the last one past every bound) and
+    the sum, as Prometheus histograms keep them."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound is in it
+        self.sum += value
+
+    def buckets(self) -> list[tuple[str, float]]:
+        cumulative, total = [], 0
+        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
+            total += count
+            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
+        return cumulative
+
+
+class AnswerMetrics(Collector):
+    """`mlpatterns_gateway_requests_total`, `..._request_duration_seconds` and
+    `..._overhead_seconds` for one gateway."""
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self._bounds = bounds
+        self.counts: dict[tuple[str, str, str, int], int] = {}
+        self.seconds: dict[tuple[str, str], Timings] = {}
+        self.overhead: dict[str, Timings] = {}
+
+    def answered(
+        self, service: str, route: str, version: str, status: int, seconds: float, own: float
+    ) -> None:
+        """Count one answer and observe its time and the gateway's own share of it."""
+        key = (service, route, version, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+        timings = self.seconds.get((service, version))
+        if timings is None:
+            timings = self.seconds[(service, version)] = Timings(self._bounds)
+        timings.observe(seconds)
+        share = self.overhead.get(service)
+        if share is None:
+            share = self.overhead[service] = Timings(self._bounds)
+        share.observe(own)
+
+    def count(self, service: str, route: str, version: str, status: int) -> None:
+        """Count an answer that has no time to record (a client gone mid-body)."""
+        key = (service, route, version, status)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            "mlpatterns_gateway_requests",
+            "Requests answered, by route, version and status.",
+            labels=("service", "route", "version", "status"),
+        )
+        for (service, route, version, status), count in list(self.counts.items()):
+            requests.add_metric((service, route, version, str(status)), count)
+        yield requests
+        seconds = HistogramMetricFamily(
+            "mlpatterns_gateway_request_duration_seconds",
+            "Time to answer, upstream included.",
+            labels=("service", "version"),
+        )
+        for labels, timings in list(self.seconds.items()):
+            seconds.add_metric(labels, timings.buckets(), timings.sum)
+        yield seconds
+        overhead = HistogramMetricFamily(
+            "mlpatterns_gateway_overhead_seconds",
+            "The gateway's own share of answering: the time to answer less the time "
+            "spent waiting for upstreams.",
+            labels=("service",),
+        )
+        for service, timings in list(self.overhead.items()):
+            overhead.add_metric((service,), timings.buckets(), timings.sum)
+        yield overhead
+
+
+@dataclass
+class GatewayMetrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.answers = AnswerMetrics()
+        self.registry.register(self.answers)
+        add_process_metrics(self.registry)
+        self.shadow_errors = Counter(
+            "mlpatterns_gateway_shadow_errors_total",
+            "Shadow copies that failed or answered 5xx.",
+            ("service", "version"),
+            registry=self.registry,
+        )
+        self.mirror_drops = Counter(
+            "mlpatterns_gateway_mirror_drops_total",
+            "Shadow copies not sent: too many in flight.",
+            ("service",),
+            registry=self.registry,
+        )
+        self.shadow_skipped = Counter(
+            "mlpatterns_gateway_shadow_skipped_total",
+            "Shadow copies not sent: the shadow kept failing (its circuit is open).",
+            ("service", "version"),
+            registry=self.registry,
+        )
