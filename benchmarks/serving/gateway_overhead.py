@@ -1,7 +1,8 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
-the gateway with a plain route, a 100% shadow, a 90/10 split, the split with a
-100% shadow, and a sticky split behind a header rule (requests from 1,000 users); nginx doing the same job (one route; a 100% mirror); and the floor for
-a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes passed on).
+the gateway with a plain route, a 100% shadow, a 90/10 split, the split with a 100%
+shadow, and a sticky split behind a header rule (requests from 1,000 users); nginx
+doing the same job (one route; a 100% mirror); and the floor for a Python gateway,
+`byte_forwarder.py` (one route, nothing but the bytes passed on).
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
         [--cases "one route,shadow"]
