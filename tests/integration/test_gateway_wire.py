@@ -202,6 +202,18 @@ def test_expect_100_continue_is_answered(upstream: Upstream, gateways: Gateways)
     assert status_of(refused) == 417
 
 
+def test_upgrades_are_refused_before_anything_is_forwarded(
+    upstream: Upstream, gateways: Gateways
+) -> None:
+    port = port_of(gateways.start(upstream))
+    head = b"POST /predict HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: %s\r\n"
+    for protocol in (b"websocket", b"h2c"):
+        answer = raw_request(port, head % protocol + b"content-length: 5\r\n\r\nhello")
+        assert status_of(answer) == 400
+        assert b"does not upgrade connections" in answer
+    assert upstream.requests == []
+
+
 def test_connections_beyond_the_limit_get_503(upstream: Upstream, gateways: Gateways) -> None:
     url = gateways.start(upstream, {"MLPATTERNS_HTTP_MAX_CONNECTIONS": "2"})
     port = port_of(url)

@@ -47,6 +47,7 @@ IDLE, HEAD, BODY, LINGER = Phase.IDLE, Phase.HEAD, Phase.BODY, Phase.LINGER
 SWEEP_SECONDS = 0.5
 SHUTDOWN_SECONDS = 30.0
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_NO_UPGRADE = "the gateway does not upgrade connections (websocket, h2c): send HTTP/1.1 requests"
 
 
 class _Refused(Exception):
@@ -161,7 +162,7 @@ class HttpConnection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(501, "the gateway does not upgrade connections")
+            self._refuse(400, _NO_UPGRADE)
             return
         except httptools.HttpParserError as error:
             refused = error.__context__
@@ -199,6 +200,8 @@ class HttpConnection(asyncio.Protocol):
             raise _Refused(431, f"the request line and headers exceed {self._max_head} bytes")
         if len(self._headers) > self._max_headers:
             raise _Refused(431, f"the request has over {self._max_headers} headers")
+        if self._parser.should_upgrade():  # what follows the head would not be HTTP
+            raise _Refused(400, _NO_UPGRADE)
         self._phase, self._since, self._head_bytes = BODY, _now(), 0
         if self._continue and not self.busy and self.transport is not None:
             self.transport.write(_CONTINUE)
