@@ -7,7 +7,13 @@ import json
 import pytest
 
 from tests.support.controlplane import ControlPlane
-from tests.unit.test_routing import compile_table, istio_native, render, service
+from tests.unit.test_routing import (
+    compile_table,
+    istio_native,
+    render,
+    service,
+    with_circuit_breakers,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -39,3 +45,18 @@ def test_rendered_objects_are_accepted(
         "jsonpath={.spec.http[0].mirrorPercentage.value}",
     )
     assert float(mirror) == 100
+
+
+def test_circuit_breakers_are_fields_istio_knows(
+    control_plane: ControlPlane, istio_crds: list[str], namespace: str
+) -> None:
+    rule, _ = render(compile_table(service(with_circuit_breakers)), namespace=namespace)
+    control_plane.kubectl(
+        "apply", "--server-side", "--validate=strict", "-f", "-", input=json.dumps(rule)
+    )
+    stored = json.loads(
+        control_plane.kubectl(
+            "get", "destinationrule.networking.istio.io", "iris", "-n", namespace, "-o", "json"
+        )
+    )
+    assert stored["spec"]["subsets"] == rule["spec"]["subsets"]  # nothing pruned

@@ -135,6 +135,39 @@ MISTAKES = [
         lambda d: d["spec"].__setitem__("replicas", 3),
         "spec.replicas: Extra inputs are not permitted",
     ),
+    (
+        lambda d: d["spec"]["versions"][0].__setitem__("circuitBreaker", {"ejectionSeconds": 5}),
+        "circuitBreaker needs maxConcurrent (requests in flight at most), consecutiveErrors",
+    ),
+    (
+        lambda d: d["spec"]["versions"][0].__setitem__(
+            "circuitBreaker", {"maxConcurrent": 8, "fallback": "xgb"}
+        ),
+        "versions[svc].circuitBreaker.fallback names version 'xgb', which is not in",
+    ),
+    (
+        lambda d: d["spec"]["versions"][0].__setitem__(
+            "circuitBreaker", {"maxConcurrent": 8, "fallback": "svc"}
+        ),
+        "versions[svc].circuitBreaker.fallback is the version itself",
+    ),
+    (
+        lambda d: [
+            d["spec"]["versions"][0].__setitem__(
+                "circuitBreaker", {"maxConcurrent": 8, "fallback": "rf"}
+            ),
+            d["spec"]["versions"][1].__setitem__(
+                "circuitBreaker", {"consecutiveErrors": 3, "fallback": "svc"}
+            ),
+        ],
+        "versions[svc].circuitBreaker.fallback is 'rf', which falls back to 'svc' in turn",
+    ),
+    (
+        lambda d: d["spec"]["versions"][0].__setitem__(
+            "circuitBreaker", {"consecutiveErrors": 3, "ejectionSeconds": 600}
+        ),
+        "ejectionSeconds: Input should be less than or equal to 300",
+    ),
 ]
 
 

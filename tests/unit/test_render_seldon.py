@@ -143,6 +143,18 @@ REFUSED = [
         },
         "scaleDownSeconds",
     ),
+    (
+        {
+            "versions": [
+                {
+                    "name": "current",
+                    "model": {"uri": "models:/iris@production"},
+                    "circuitBreaker": {"maxConcurrent": 8},
+                }
+            ]
+        },
+        "circuitBreaker",
+    ),
 ]
 
 

@@ -170,3 +170,48 @@ def test_the_route_header_is_honoured_only_from_the_gateway() -> None:
         "DestinationRule",
         "VirtualService",
     ]
+
+
+def with_circuit_breakers(d: dict[str, Any]) -> None:
+    istio_native(d)
+    d["spec"]["versions"][0]["circuitBreaker"] = {
+        "maxConcurrent": 64,
+        "consecutiveErrors": 5,
+        "ejectionSeconds": 15,
+    }
+    d["spec"]["versions"][1]["circuitBreaker"] = {"consecutiveErrors": 2}
+
+
+def test_circuit_breakers_render_as_the_subsets_pool_and_outlier_detection() -> None:
+    table = compile_table(service(with_circuit_breakers))
+    assert not table.needs_gateway  # Istio does both itself
+    rule, _ = render(table, namespace="ml")
+    svc, rf = rule["spec"]["subsets"]
+    assert svc["trafficPolicy"] == {
+        "connectionPool": {
+            "tcp": {"maxConnections": 64},
+            "http": {"http2MaxRequests": 64, "http1MaxPendingRequests": 1},
+        },
+        "outlierDetection": {
+            "consecutive5xxErrors": 5,
+            "interval": "1s",
+            "baseEjectionTime": "15s",
+            "maxEjectionPercent": 100,
+        },
+    }
+    assert rf["trafficPolicy"] == {
+        "outlierDetection": {
+            "consecutive5xxErrors": 2,
+            "interval": "1s",
+            "baseEjectionTime": "30s",
+            "maxEjectionPercent": 100,
+        }
+    }
+
+
+def test_a_fallback_version_needs_the_gateway() -> None:
+    def fallback(d: dict[str, Any]) -> None:
+        istio_native(d)
+        d["spec"]["versions"][0]["circuitBreaker"] = {"maxConcurrent": 8, "fallback": "rf"}
+
+    assert compile_table(service(fallback)).needs_gateway

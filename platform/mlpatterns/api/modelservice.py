@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlpatterns.api.base import Strict
+from mlpatterns.api.breaker import CircuitBreaker, check_fallbacks
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
 
@@ -136,6 +137,11 @@ class Version(Strict):
     autoscaling: Autoscaling | None = None
     min_available: int | None = Field(
         default=None, ge=1, alias="minAvailable", description="A PodDisruptionBudget's floor."
+    )
+    circuit_breaker: CircuitBreaker | None = Field(
+        default=None,
+        alias="circuitBreaker",
+        description="Requests in flight at most, and failures in a row that eject the version.",
     )
 
     @model_validator(mode="after")
@@ -378,6 +384,9 @@ class Spec(Strict):
                     "version answering them; shadow a different version, or drop the shadow"
                 )
         _check_time_windows(traffic.rules)
+        check_fallbacks(
+            {v.name: v.circuit_breaker for v in self.versions if v.circuit_breaker}, known
+        )
         if self.rollout is not None:
             check_rollout(
                 self.rollout,
@@ -425,6 +434,8 @@ def _check_seldon(spec: Spec) -> None:
          "model-in-image versions (Seldon's wrapper serves a registry model: give `model`)"),
         (any(v.parameters != Parameters() for v in spec.versions),
          "versions[].parameters (the mlpatterns gateway applies them)"),
+        (any(v.circuit_breaker is not None for v in spec.versions),
+         "versions[].circuitBreaker (the mlpatterns gateway or Istio applies it)"),
         (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),
          "autoscaling.scaleDownSeconds (Seldon's hpaSpec has no behavior)"),
     ]  # fmt: skip

@@ -31,7 +31,7 @@ from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.routing import thresholds
-from mlpatterns.routing.breaker import ShadowBreaker
+from mlpatterns.routing.breaker import Breaker, CircuitBreakers, Refusal
 from mlpatterns.routing.decide import Decision, decide
 from mlpatterns.routing.gateway_metrics import GatewayMetrics
 from mlpatterns.routing.istio import ROUTE_HEADER
@@ -78,7 +78,7 @@ class Gateway:
         draw: Callable[[], float] = random.random,
         decision_log: RecordLog | None = None,
         remembered: int = 100_000,
-        shadow_breaker: ShadowBreaker | None = None,
+        shadow_breaker: Breaker | None = None,
         access_log: bool = False,
     ) -> None:
         self.table = table
@@ -87,7 +87,8 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.decision_log = decision_log
         self._shadow_limit = shadow_limit
-        self._shadow_breaker = shadow_breaker or ShadowBreaker()
+        self._shadow_breaker = shadow_breaker or Breaker()
+        self._breakers = CircuitBreakers()
         self._default_timeout = default_timeout
         self._clock = clock
         self._draw = draw
@@ -133,17 +134,38 @@ class Gateway:
         path = request.path
         request_id = web.request_id(request.headers.get("x-request-id"))
         decision = decide(table, request.headers, path, self._clock(), self._draw(), self._draw())
+        policy = table.policies.get(decision.version)
+        refused = None
+        if policy is not None and policy.breaker is not None:
+            target, refusal = self._breakers.admit(decision.version, policy.breaker, table)
+            if refusal is not None:
+                refused = self._refused(table, decision.version, refusal, target)
+            if target is not None and target != decision.version:
+                decision, policy = decision._replace(version=target), table.policies[target]
         given_id, version = request_id.encode(), decision.version.encode()
         headers = forwarded_headers(request.raw_headers, _NOT_FORWARDED)
         headers.append((b"x-request-id", given_id))
         if decision.shadow is not None:
             self._send_shadow(table, decision.shadow, request, headers)
-        policy = table.policies.get(decision.version)
         threshold = policy.threshold if policy else None
         applied = threshold is not None and thresholds.applies(path)
         raw_path = thresholds.upstream_path(path).encode() if applied else request.raw_path
         headers.append((_ROUTE, version))
-        answer = await self._forward(table, decision, request, raw_path, headers, request_id)
+        breaker = policy.breaker if policy is not None else None
+        if refused is not None:
+            answer = refused
+        elif breaker is None:
+            answer = await self._forward(table, decision, request, raw_path, headers, request_id)
+        else:  # counted in the version's requests in flight and failures in a row
+            status = None
+            self._breakers.started(decision.version)
+            try:
+                answer = await self._forward(
+                    table, decision, request, raw_path, headers, request_id
+                )
+                status = answer.status
+            finally:
+                self._breakers.finished(decision.version, breaker, status)
         if applied:
             assert threshold is not None
             answer = _with_threshold(answer, path, threshold)
@@ -249,6 +271,20 @@ class Gateway:
                 answer.length = _declared_length(upstream.headers)
             break
         answer.upstream_seconds = time.perf_counter() - started
+        return answer
+
+    def _refused(
+        self, table: RouteTable, version: str, refusal: Refusal, target: str | None
+    ) -> Answer | None:
+        """Count a circuit breaker's refusal; the 503 to answer unless `target` (the
+        fallback) takes the request."""
+        self.metrics.breaker_refusals.labels(table.service, version, refusal.reason).inc()
+        if target is not None:
+            return None
+        state = "full" if refusal.reason == "full" else "ejected after failing"
+        after = refusal.retry_after
+        answer = error_answer(503, f"version {version} is {state}; retry in {after} s", "", "")
+        answer.headers.append((b"retry-after", str(after).encode()))
         return answer
 
     def _send_shadow(

@@ -119,6 +119,13 @@ class GatewayMetrics:
             ("service",),
             registry=self.registry,
         )
+        self.breaker_refusals = Counter(
+            "mlpatterns_gateway_breaker_refusals_total",
+            "Requests a version's circuit breaker refused (answered 503, or by its "
+            "fallback): reason full (maxConcurrent in flight) or ejected.",
+            ("service", "version", "reason"),
+            registry=self.registry,
+        )
         self.shadow_skipped = Counter(
             "mlpatterns_gateway_shadow_skipped_total",
             "Shadow copies not sent: the shadow kept failing (its circuit is open).",

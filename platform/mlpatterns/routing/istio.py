@@ -112,9 +112,35 @@ def destination_rule(table: RouteTable, namespace: str | None = None) -> dict[st
         "metadata": _metadata(table, namespace),
         "spec": {
             "host": table.service,
-            "subsets": [{"name": v, "labels": {"version": v}} for v in table.versions],
+            "subsets": [_subset(v, table.policies.get(v)) for v in table.versions],
         },
     }
+
+
+def _subset(version: str, policy: VersionPolicy | None) -> dict[str, Any]:
+    """A version's subset; its circuit breaker as Envoy's, with the same numbers: the
+    connection pool's limits (one pending request at most, so that more are refused
+    rather than queued) and outlier detection."""
+    subset: dict[str, Any] = {"name": version, "labels": {"version": version}}
+    breaker = policy.breaker if policy else None
+    if breaker is None:
+        return subset
+    traffic: dict[str, Any] = {}
+    if breaker.max_concurrent is not None:
+        limit = breaker.max_concurrent
+        traffic["connectionPool"] = {
+            "tcp": {"maxConnections": limit},
+            "http": {"http2MaxRequests": limit, "http1MaxPendingRequests": 1},
+        }
+    if breaker.consecutive_errors is not None:
+        traffic["outlierDetection"] = {
+            "consecutive5xxErrors": breaker.consecutive_errors,
+            "interval": "1s",
+            "baseEjectionTime": f"{breaker.ejection_seconds:g}s",
+            "maxEjectionPercent": 100,
+        }
+    subset["trafficPolicy"] = traffic
+    return subset
 
 
 def gateway_principal(service_account: str, namespace: str | None) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from mlpatterns.api.breaker import CircuitBreaker
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
 
 __all__ = ["Route", "RouteTable", "RoutingError", "VersionPolicy", "Weighted", "compile_table"]
@@ -47,6 +48,7 @@ class VersionPolicy:
     threshold: float | None
     timeout_seconds: float | None
     retries: int | None
+    breaker: CircuitBreaker | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,7 @@ class RouteTable:
     sticky_header: str | None
     policies: dict[str, VersionPolicy]
     versions: tuple[str, ...]
+    switched_off: frozenset[str] = frozenset()  # `active: false`: no traffic of any kind
 
     def describe(self) -> dict[str, Any]:
         """The table as plain data: what `GET /-/routes` and `traffic show` print."""
@@ -96,12 +99,14 @@ class RouteTable:
 
     @property
     def needs_gateway(self) -> bool:
-        """What Istio cannot express: sticky weighted assignment, time windows, thresholds."""
+        """What Istio cannot express: sticky weighted assignment, time windows,
+        thresholds, a fallback version for what a circuit breaker refuses."""
         weighted = any(len(r.destinations) > 1 for r in self.routes)
         return (
             (self.sticky_header is not None and weighted)
             or any(r.window is not None for r in self.routes)
             or any(p.threshold is not None for p in self.policies.values())
+            or any(p.breaker and p.breaker.fallback for p in self.policies.values())
         )
 
 
@@ -149,7 +154,10 @@ def compile_table(service: ModelService) -> RouteTable:
     mirror = (shadow.version, shadow.percent) if shadow and shadow.version in active else None
     policies = {
         v.name: VersionPolicy(
-            v.parameters.threshold, v.parameters.timeout_seconds, v.parameters.retries
+            v.parameters.threshold,
+            v.parameters.timeout_seconds,
+            v.parameters.retries,
+            v.circuit_breaker,
         )
         for v in spec.versions
     }
@@ -160,4 +168,5 @@ def compile_table(service: ModelService) -> RouteTable:
         sticky_header=spec.traffic.sticky.header if spec.traffic.sticky else None,
         policies=policies,
         versions=tuple(v.name for v in spec.versions),
+        switched_off=frozenset(v.name for v in spec.versions if v.name not in active),
     )
