@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlpatterns.api.base import Strict
 from mlpatterns.api.breaker import CircuitBreaker, check_fallbacks
+from mlpatterns.api.loadtest import LoadTest
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
 
@@ -348,6 +349,12 @@ class Spec(Strict):
     )
     rollout: Rollout | None = Field(
         default=None, description="Training-to-serving: the candidate's steps to all traffic."
+    )
+    load_test: LoadTest | None = Field(
+        default=None,
+        alias="loadTest",
+        description="The load the service must take and the thresholds its answers must meet "
+        "(`mlpatterns loadtest`).",
     )
 
     @model_validator(mode="after")

@@ -15,6 +15,7 @@ from rich.console import Console
 
 from mlpatterns import __version__
 from mlpatterns.cli import completion, quickstart
+from mlpatterns.cli import loadtest as loadtest_cli
 from mlpatterns.cli import render as render_cli
 from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
 from mlpatterns.cli.registry import datasets_app, models_app, promote, storage_app
@@ -124,6 +125,7 @@ app.command("promote")(promote)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(storage_app, name="storage")
 app.command("render")(render_cli.render)
+app.command("loadtest")(loadtest_cli.loadtest)
 _add_training_commands()
 _add_serving_commands()
 _add_operator_commands()
