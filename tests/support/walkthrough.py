@@ -130,9 +130,14 @@ class Walkthrough:
         said.append(f"asked: {service['spec'].get('traffic')}")
         said.append(f"handled: {json.loads(handled).get('spec', {}).get('traffic')}")
         said.append(f"routes: {yaml.safe_load(routes)['spec'].get('traffic')}")
-        for workload in (f"deploy/{RELEASE}-mlpatterns-operator", f"deploy/{name}-gateway"):
+        # the operator's last 200: a failed handler's traceback, and its retries, fit
+        for workload, lines in (
+            (f"deploy/{RELEASE}-mlpatterns-operator", 200),
+            (f"deploy/{name}-gateway", 25),
+        ):
             logs = subprocess.run(
-                ["kubectl", "-n", NAMESPACE, "logs", workload, "--tail=25", "--all-containers"],
+                ["kubectl", "-n", NAMESPACE, "logs", workload, f"--tail={lines}",
+                 "--all-containers"],
                 env=self.env, capture_output=True, text=True, timeout=60, check=False,
             )  # fmt: skip
             said.append(f"{workload}:\n{logs.stdout}{logs.stderr}")
