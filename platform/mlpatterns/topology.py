@@ -98,8 +98,15 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     logs = (Stream.PREDICTIONS,) if logging else ()
     log_flag = () if logging else ("--no-log-predictions",)
     tags = ("--service", name, "--version", version.name)
+    cache = version.cache
+    cached = (
+        ("--cache-entries", str(cache.max_entries), "--cache-ttl", f"{cache.ttl_seconds:g}")
+        if cache is not None and cache.enabled
+        else ()
+    )
     if spec.pattern in ("web-single", "synchronous"):
-        args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag)
+        args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag,
+                *cached)  # fmt: skip
         return (
             Component("model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True),
         )
@@ -107,7 +114,7 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
         # the front writes the prediction log: the predictor's rows are its inputs
         predicts = ("serve", "model", "--model", Slot.MODEL, "--file", "predictor.onnx",
                     *LISTEN, "--service", f"{name}-predictor", "--version", version.name,
-                    "--no-log-predictions")  # fmt: skip
+                    "--no-log-predictions", *cached)  # fmt: skip
         prepares = ("serve", "preprocess", "--preprocessor", Slot.MODEL,
                     "--predictor-url", Slot.PREDICTOR, *LISTEN, *tags, *log_flag)  # fmt: skip
         return (

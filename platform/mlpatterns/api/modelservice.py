@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlpatterns.api.base import Strict
 from mlpatterns.api.breaker import CircuitBreaker, check_fallbacks
+from mlpatterns.api.cache import CACHED_PATTERNS, Cache
 from mlpatterns.api.loadtest import LoadTest
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
@@ -143,6 +144,9 @@ class Version(Strict):
         default=None,
         alias="circuitBreaker",
         description="Requests in flight at most, and failures in a row that eject the version.",
+    )
+    cache: Cache | None = Field(
+        default=None, description="The prediction cache: identical inputs answered from memory."
     )
 
     @model_validator(mode="after")
@@ -414,6 +418,12 @@ class Spec(Strict):
             )
         if self.pattern != "batch" and self.batch is not None:
             raise ValueError(f"spec.batch applies to pattern batch only, not {self.pattern}")
+        cached = [v.name for v in self.versions if v.cache is not None]
+        if cached and self.pattern not in CACHED_PATTERNS:
+            raise ValueError(
+                f"versions {cached} have a cache, which pattern {self.pattern} does not use "
+                f"(a prediction cache serves {', '.join(CACHED_PATTERNS)}); drop it"
+            )
         answering = [d for d in self.default_route() if d.weight > 0]
         if self.pattern == "asynchronous" and len(answering) > 1 and self.traffic.sticky is None:
             raise ValueError(
@@ -443,6 +453,8 @@ def _check_seldon(spec: Spec) -> None:
          "versions[].parameters (the mlpatterns gateway applies them)"),
         (any(v.circuit_breaker is not None for v in spec.versions),
          "versions[].circuitBreaker (the mlpatterns gateway or Istio applies it)"),
+        (any(v.cache is not None for v in spec.versions),
+         "versions[].cache (the mlpatterns model server keeps it)"),
         (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),
          "autoscaling.scaleDownSeconds (Seldon's hpaSpec has no behavior)"),
     ]  # fmt: skip

@@ -115,6 +115,10 @@ def serve_model(
         0, min=0, max=65535, help="Serve the Open Inference Protocol over gRPC on this port too."
     ),
     access_log: bool = ACCESS_LOG,
+    cache_entries: int = typer.Option(
+        0, min=0, help="Answers the prediction cache keeps (identical inputs); 0: no cache."
+    ),
+    cache_ttl: float = typer.Option(300.0, min=0.001, help="Seconds a cached answer is kept."),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 (HTTP, and gRPC with
     --grpc-port), KServe's v1 protocol and the simple API."""
@@ -140,6 +144,8 @@ def serve_model(
         file_name=file,
         grpc_address=grpc_address,
         access_log=access_log,
+        cache_entries=cache_entries,
+        cache_ttl=cache_ttl,
     )
 
 

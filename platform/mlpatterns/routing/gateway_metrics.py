@@ -1,13 +1,13 @@
 """The gateway's metrics. What every answer records (its count by route, version and
-status; its time; the gateway's own share of that time) is kept in plain counters
-and handed to prometheus_client when scraped, by a collector: a `Histogram.observe`
-walks its buckets under a lock, a cost the gateway would pay twice per request on
-the core that also forwards. The rare events (shadow faults, drops) are ordinary
-prometheus_client counters."""
+status; its time; the gateway's own share of that time) is kept in plain numbers
+(`meters.PlainHistogram`) and handed to prometheus_client when scraped, by a
+collector, as the model server does: a `Histogram.observe` walks its buckets under
+a lock, a cost the gateway would pay twice per request on the core that forwards.
+The rare events (shadow faults, drops, refusals) are ordinary prometheus_client
+counters."""
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -15,30 +15,9 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
+from mlpatterns.meters import LATENCY_BUCKETS, PlainHistogram, add_process_metrics
 
-__all__ = ["AnswerMetrics", "GatewayMetrics", "Timings"]
-
-
-class Timings:
-    """One histogram's counts: a count per bucket (the last one past every bound) and
-    the sum, as Prometheus histograms keep them."""
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound is in it
-        self.sum += value
-
-    def buckets(self) -> list[tuple[str, float]]:
-        cumulative, total = [], 0
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            total += count
-            cumulative.append(("+Inf" if bound == float("inf") else repr(bound), float(total)))
-        return cumulative
+__all__ = ["AnswerMetrics", "GatewayMetrics"]
 
 
 class AnswerMetrics(Collector):
@@ -48,8 +27,8 @@ class AnswerMetrics(Collector):
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
         self._bounds = bounds
         self.counts: dict[tuple[str, str, str, int], int] = {}
-        self.seconds: dict[tuple[str, str], Timings] = {}
-        self.overhead: dict[str, Timings] = {}
+        self.seconds: dict[tuple[str, str], PlainHistogram] = {}
+        self.overhead: dict[str, PlainHistogram] = {}
 
     def answered(
         self, service: str, route: str, version: str, status: int, seconds: float, own: float
@@ -59,11 +38,11 @@ class AnswerMetrics(Collector):
         self.counts[key] = self.counts.get(key, 0) + 1
         timings = self.seconds.get((service, version))
         if timings is None:
-            timings = self.seconds[(service, version)] = Timings(self._bounds)
+            timings = self.seconds[(service, version)] = PlainHistogram(self._bounds)
         timings.observe(seconds)
         share = self.overhead.get(service)
         if share is None:
-            share = self.overhead[service] = Timings(self._bounds)
+            share = self.overhead[service] = PlainHistogram(self._bounds)
         share.observe(own)
 
     def count(self, service: str, route: str, version: str, status: int) -> None:
@@ -86,7 +65,7 @@ class AnswerMetrics(Collector):
             labels=("service", "version"),
         )
         for labels, timings in list(self.seconds.items()):
-            seconds.add_metric(labels, timings.buckets(), timings.sum)
+            seconds.add_metric(labels, timings.buckets(), timings.total)
         yield seconds
         overhead = HistogramMetricFamily(
             "mlpatterns_gateway_overhead_seconds",
@@ -95,7 +74,7 @@ class AnswerMetrics(Collector):
             labels=("service",),
         )
         for service, timings in list(self.overhead.items()):
-            overhead.add_metric((service,), timings.buckets(), timings.sum)
+            overhead.add_metric((service,), timings.buckets(), timings.total)
         yield overhead
 
 

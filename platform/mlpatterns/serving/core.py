@@ -7,10 +7,12 @@ logged with its traceback under the request id).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
@@ -22,6 +24,7 @@ from mlpatterns import web
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.batching import MicroBatcher
+from mlpatterns.serving.cache import Key, PredictionCache
 from mlpatterns.serving.inputs import AnswerError, ClientError, Rows
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
@@ -70,6 +73,8 @@ class ServerConfig:
     grpc_address: str = ""  # host:port to serve the protocol over gRPC on too; "" for none
     max_grpc_calls: int = 1024  # beyond: RESOURCE_EXHAUSTED at once, not a queue
     access_log: bool = False  # one log line per request
+    cache_entries: int = 0  # answers the prediction cache keeps; 0: no cache
+    cache_ttl: float = 300.0  # seconds an answer stays in the cache
 
 
 @dataclass
@@ -82,6 +87,7 @@ class ServerState:
     remote: RemotePredictor | None = None  # set: this is a preprocess server
     ready: bool = False
     model_input: ModelInput = field(init=False)
+    cache: PredictionCache | None = field(init=False)
 
     @property
     def service(self) -> str:
@@ -89,8 +95,27 @@ class ServerState:
 
     def __post_init__(self) -> None:
         self.model_input = ModelInput(self.model.input_name, self.model.n_features)
+        config = self.config
+        # a preprocess server is not cached: its predictor's model may change under it
+        cached = config.cache_entries > 0 and self.remote is None
+        self.cache = PredictionCache(config.cache_entries, config.cache_ttl) if cached else None
 
     def predict(self, rows: Rows, request_id: str) -> Awaitable[Prediction]:
+        cache = self.cache
+        if cache is None:
+            return self._predict(rows, request_id)
+        key = cache.key(self.model.sha256, rows)
+        cached = cache.get(key)
+        self.metrics.count_cache_lookup(cached is not None)
+        if cached is not None:
+            answered: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
+            answered.set_result(cached)
+            return answered
+        pending = asyncio.ensure_future(self._predict(rows, request_id))
+        pending.add_done_callback(partial(_keep, cache, key))
+        return pending
+
+    def _predict(self, rows: Rows, request_id: str) -> Awaitable[Prediction]:
         if self.batcher is not None:  # the batch's future itself: no coroutine per request
             return self.batcher.predict(rows)
         if self.remote is not None:  # preprocess here, predict there
@@ -218,6 +243,11 @@ def check_named(state: ServerState, name: str | None, version: str | None) -> No
 def is_shadow_copy(request: Request) -> bool:
     """A gateway's or Envoy's mirrored request: its Host ends in `-shadow`."""
     return (header(request, b"host") or "").split(":", 1)[0].endswith("-shadow")
+
+
+def _keep(cache: PredictionCache, key: Key, done: asyncio.Future[Prediction]) -> None:
+    if not done.cancelled() and done.exception() is None:
+        cache.put(key, done.result())
 
 
 async def is_ready(state: ServerState) -> bool:

@@ -13,7 +13,6 @@ loop's thread writes these numbers, and the scrape runs on that thread too.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Info, generate_latest
@@ -25,40 +24,15 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
-from mlpatterns.meters import LATENCY_BUCKETS, add_process_metrics
+from mlpatterns.meters import LATENCY_BUCKETS, PlainHistogram, add_process_metrics
 from mlpatterns.registry.metadata import Profile
 from mlpatterns.serving.drift_window import DriftWindow
 from mlpatterns.serving.inputs import Rows
 
-__all__ = ["BATCH_BUCKETS", "DRIFT_SAMPLE", "PlainHistogram", "ServerMetrics"]
+__all__ = ["BATCH_BUCKETS", "DRIFT_SAMPLE", "ServerMetrics"]
 
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 DRIFT_SAMPLE = 8  # one request in this many goes into the drift window
-
-
-class PlainHistogram:
-    """A histogram's counts in a list, for one writing thread."""
-
-    __slots__ = ("bounds", "counts", "labels", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
-        self.total = 0.0
-        self.labels = [repr(float(bound)) for bound in bounds] + ["+Inf"]  # "le" as Go prints it
-
-    def observe(self, value: float) -> None:
-        # Prometheus buckets are "less than or equal": the first bound >= value
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def buckets(self) -> list[tuple[str, float]]:
-        """Cumulative counts by upper bound, as the exposition format wants them."""
-        cumulative, running = [], 0
-        for label, count in zip(self.labels, self.counts, strict=True):
-            running += count
-            cumulative.append((label, float(running)))
-        return cumulative
 
 
 class ServerMetrics:
@@ -77,6 +51,7 @@ class ServerMetrics:
         self._inferences = {True: [0, 0.0], False: [0, 0.0]}  # succeeded? -> count, seconds
         self._last_run = 0.0  # when the model last ran (epoch seconds)
         self._rewards: list[float] = [0, 0.0]  # Seldon feedback: count, sum of rewards
+        self._cache = {True: 0, False: 0}  # the prediction cache: hit? -> lookups
         self.registry.register(self)
         add_process_metrics(self.registry)
         # counted on the loop (a full log buffer) and on the log's writer thread (records
@@ -146,6 +121,9 @@ class ServerMetrics:
             latency = self._latency[key] = PlainHistogram(LATENCY_BUCKETS)
         latency.observe(seconds)
 
+    def count_cache_lookup(self, hit: bool) -> None:
+        self._cache[hit] += 1
+
     def count_classes(self, labels: list[str]) -> None:
         counts = self._by_class
         for name in labels:
@@ -194,6 +172,13 @@ class ServerMetrics:
             ["class"],
             {(name,): n for name, n in self._by_class.items()},
         )
+        if any(self._cache.values()):
+            yield self._counted(
+                "mlpatterns_prediction_cache_lookups",
+                "Lookups in the prediction cache, by result (hit or miss).",
+                ["result"],
+                {("hit" if hit else "miss",): n for hit, n in self._cache.items()},
+            )
         if self._rewards[0]:
             rewards = SummaryMetricFamily(
                 "mlpatterns_feedback_reward",

@@ -103,6 +103,8 @@ class ServeOptions:
     queue_namespace: str = ""
     grpc_address: str = ""  # host:port: the Open Inference Protocol over gRPC too
     access_log: bool = False  # one log line per request
+    cache_entries: int = 0  # the prediction cache's size; 0: none
+    cache_ttl: float = 300.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -131,6 +133,8 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         inference_thread=options.inference_thread,
         grpc_address=options.grpc_address,
         access_log=options.access_log,
+        cache_entries=options.cache_entries,
+        cache_ttl=options.cache_ttl,
     )
     service = options.service or model.name
     profile = model.metadata.profile if options.drift else None
