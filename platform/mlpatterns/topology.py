@@ -69,6 +69,7 @@ class Component:
     routed: bool = False  # answers the version's traffic (the gateway's upstream)
     object_suffix: str = ""  # its workload is `<service>-<version><suffix>`
     queue: bool = False  # needs the queue's address in its environment
+    redis: bool = False  # needs Redis' address in its environment (a shared cache)
     logs: tuple[Stream, ...] = ()
     schedule: str | None = None  # a job, run on this cron schedule (UTC)
     grpc: bool = False  # also serves the Open Inference Protocol over gRPC (Slot.GRPC_PORT)
@@ -98,27 +99,31 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     logs = (Stream.PREDICTIONS,) if logging else ()
     log_flag = () if logging else ("--no-log-predictions",)
     tags = ("--service", name, "--version", version.name)
-    cache = version.cache
-    cached = (
-        ("--cache-entries", str(cache.max_entries), "--cache-ttl", f"{cache.ttl_seconds:g}")
-        if cache is not None and cache.enabled
-        else ()
-    )
+    cached, shared = _cache_options(version)
     if spec.pattern in ("web-single", "synchronous"):
         args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag,
                 *cached)  # fmt: skip
-        return (
-            Component("model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True),
+        served = Component(
+            "model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True, redis=shared
         )
+        return (served,)
     if spec.pattern == "preprocess-prediction":
         # the front writes the prediction log: the predictor's rows are its inputs
-        predicts = ("serve", "model", "--model", Slot.MODEL, "--file", "predictor.onnx",
-                    *LISTEN, "--service", f"{name}-predictor", "--version", version.name,
-                    "--no-log-predictions", *cached)  # fmt: skip
+        predicts: tuple[str | Slot, ...] = (
+            "serve", "model", "--model", Slot.MODEL, "--file", "predictor.onnx", *LISTEN,
+            "--service", f"{name}-predictor", "--version", version.name,
+            "--no-log-predictions", *cached)  # fmt: skip
         prepares = ("serve", "preprocess", "--preprocessor", Slot.MODEL,
                     "--predictor-url", Slot.PREDICTOR, *LISTEN, *tags, *log_flag)  # fmt: skip
         return (
-            Component("predictor", "predictor", predicts, SERVING, object_suffix="-predictor"),
+            Component(
+                "predictor",
+                "predictor",
+                predicts,
+                SERVING,
+                object_suffix="-predictor",
+                redis=shared,
+            ),
             Component("preprocess", "preprocess", prepares, SERVING, routed=True, logs=logs),
         )
     if spec.pattern == "asynchronous":
@@ -137,6 +142,16 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     args = ("batch", "predict", "--model", Slot.MODEL, "--input", job.input,
             "--output", job.output, "--id-column", job.id_column, *tags, *log_flag)  # fmt: skip
     return (Component("batch", "batch", args, logs=logs, schedule=job.schedule),)
+
+
+def _cache_options(version: Version) -> tuple[tuple[str, ...], bool]:
+    """The model server's options for the version's prediction cache, and whether it
+    is shared (in Redis)."""
+    cache = version.cache
+    if cache is None or not cache.enabled:
+        return (), False
+    options = ("--cache-entries", str(cache.max_entries), "--cache-ttl", f"{cache.ttl_seconds:g}")
+    return (*options, "--cache-shared") if cache.shared else options, cache.shared
 
 
 def gateway() -> Component:

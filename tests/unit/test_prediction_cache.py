@@ -9,6 +9,7 @@ import pytest
 
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
+from mlpatterns.render import RenderOptions, render
 from mlpatterns.serving.cache import PredictionCache
 from mlpatterns.serving.inputs import Rows
 from mlpatterns.serving.model import Prediction
@@ -85,3 +86,17 @@ def test_a_version_s_cache_becomes_its_model_server_s_flags() -> None:
 def test_patterns_without_a_synchronous_answer_refuse_a_cache() -> None:
     with pytest.raises(ModelServiceError, match="which pattern asynchronous does not use"):
         service("asynchronous")
+
+
+def test_a_shared_cache_gives_the_model_server_redis_address_from_the_environment() -> None:
+    parsed = service(shared=True)
+    [model] = components(parsed, parsed.spec.versions[0])
+    assert model.redis
+    assert model.args[-1] == "--cache-shared"
+    rendered = render(parsed, RenderOptions(redis_secret="mlpatterns-redis"))
+    deployments = [o for o in rendered if o["kind"] == "Deployment"]
+    [container] = deployments[0]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLPATTERNS_REDIS_URL"]["value"].startswith("redis://")
+    assert "secretKeyRef" in env["MLPATTERNS_REDIS_PASSWORD"]["valueFrom"]
+    assert all("redis://" not in arg for arg in container["args"])  # never an argument

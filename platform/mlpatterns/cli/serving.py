@@ -119,9 +119,15 @@ def serve_model(
         0, min=0, help="Answers the prediction cache keeps (identical inputs); 0: no cache."
     ),
     cache_ttl: float = typer.Option(300.0, min=0.001, help="Seconds a cached answer is kept."),
+    cache_shared: bool = typer.Option(
+        False, help="Keep the cache in MLPATTERNS_REDIS_URL's Redis, shared by every replica."
+    ),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 (HTTP, and gRPC with
     --grpc-port), KServe's v1 protocol and the simple API."""
+    if cache_shared and not load_settings().redis_url:
+        console.print("[red]--cache-shared needs MLPATTERNS_REDIS_URL (the Redis to share)[/red]")
+        raise typer.Exit(2)
     grpc_address = ""
     if grpc_port:
         grpc_address = f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"
@@ -146,6 +152,7 @@ def serve_model(
         access_log=access_log,
         cache_entries=cache_entries,
         cache_ttl=cache_ttl,
+        cache_shared=cache_shared,
     )
 
 

@@ -252,7 +252,7 @@ def _container(
         listening(main, part.port, PORTS[part.port.name])
     if part.grpc:
         main["ports"].append({"name": "grpc", "containerPort": GRPC_PORT, "protocol": "TCP"})
-    if part.queue:
+    if part.queue or part.redis:
         main["env"].extend(queue_settings(service, options))
     return main
 

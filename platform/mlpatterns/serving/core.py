@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 import orjson
+import redis.asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,7 +25,7 @@ from mlpatterns import web
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.batching import MicroBatcher
-from mlpatterns.serving.cache import Key, PredictionCache
+from mlpatterns.serving.cache import Key, PredictionCache, SharedPredictionCache
 from mlpatterns.serving.inputs import AnswerError, ClientError, Rows
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
@@ -57,6 +58,7 @@ __all__ = [
 log = logging.getLogger("mlpatterns.serving")
 DEFAULT_MAX_BODY_BYTES = web.WebLimits.max_body_bytes
 CLIENT_CLOSED = 499
+SHARED_CACHE_TIMEOUT = 0.5  # a stalled Redis costs a request this at most: then a miss
 JSON = "application/json"
 
 
@@ -75,6 +77,8 @@ class ServerConfig:
     access_log: bool = False  # one log line per request
     cache_entries: int = 0  # answers the prediction cache keeps; 0: no cache
     cache_ttl: float = 300.0  # seconds an answer stays in the cache
+    cache_redis_url: str = ""  # set: the cache is shared, in this Redis
+    cache_redis_password: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -88,6 +92,7 @@ class ServerState:
     ready: bool = False
     model_input: ModelInput = field(init=False)
     cache: PredictionCache | None = field(init=False)
+    shared_cache: SharedPredictionCache | None = field(init=False)
 
     @property
     def service(self) -> str:
@@ -99,10 +104,25 @@ class ServerState:
         # a preprocess server is not cached: its predictor's model may change under it
         cached = config.cache_entries > 0 and self.remote is None
         self.cache = PredictionCache(config.cache_entries, config.cache_ttl) if cached else None
+        self.shared_cache = None
+        if cached and config.cache_redis_url:
+            self.cache = None
+            client = redis.asyncio.Redis.from_url(
+                config.cache_redis_url,
+                password=config.cache_redis_password,
+                socket_timeout=SHARED_CACHE_TIMEOUT,
+                socket_connect_timeout=SHARED_CACHE_TIMEOUT,
+                max_connections=64,
+            )
+            self.shared_cache = SharedPredictionCache(
+                client, self.service, config.cache_entries, config.cache_ttl
+            )
 
     def predict(self, rows: Rows, request_id: str) -> Awaitable[Prediction]:
         cache = self.cache
         if cache is None:
+            if self.shared_cache is not None:
+                return self._predict_shared(self.shared_cache, rows, request_id)
             return self._predict(rows, request_id)
         key = cache.key(self.model.sha256, rows)
         cached = cache.get(key)
@@ -114,6 +134,18 @@ class ServerState:
         pending = asyncio.ensure_future(self._predict(rows, request_id))
         pending.add_done_callback(partial(_keep, cache, key))
         return pending
+
+    async def _predict_shared(
+        self, cache: SharedPredictionCache, rows: Rows, request_id: str
+    ) -> Prediction:
+        key = cache.key(self.model.sha256, rows)
+        cached = await cache.get(key)
+        self.metrics.count_cache_lookup(cached is not None)
+        if cached is not None:
+            return cached
+        prediction = await self._predict(rows, request_id)
+        await cache.put(key, prediction)
+        return prediction
 
     def _predict(self, rows: Rows, request_id: str) -> Awaitable[Prediction]:
         if self.batcher is not None:  # the batch's future itself: no coroutine per request

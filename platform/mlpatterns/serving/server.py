@@ -105,6 +105,7 @@ class ServeOptions:
     access_log: bool = False  # one log line per request
     cache_entries: int = 0  # the prediction cache's size; 0: none
     cache_ttl: float = 300.0
+    cache_shared: bool = False  # in MLPATTERNS_REDIS_URL's Redis, for every replica
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -135,6 +136,10 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         access_log=options.access_log,
         cache_entries=options.cache_entries,
         cache_ttl=options.cache_ttl,
+        cache_redis_url=(settings.redis_url or "") if options.cache_shared else "",
+        cache_redis_password=(
+            settings.redis_password.get_secret_value() if settings.redis_password else None
+        ),
     )
     service = options.service or model.name
     profile = model.metadata.profile if options.drift else None
