@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from urllib.parse import SplitResult, urlsplit
 
 import orjson
-from yarl import URL
 
 __all__ = [
     "HOP_BY_HOP",
@@ -129,12 +129,17 @@ def request_head(
     return b"".join(parts)
 
 
-def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, URL]:
+def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, SplitResult]:
     """`version -> http://host:port[/prefix]`; anything else is refused at start."""
     parsed = {}
     for version, text in upstreams.items():
-        url = URL(text)
-        if url.scheme not in ("http", "https") or not url.raw_host or url.user or url.query_string:
+        url = urlsplit(text)
+        try:
+            url.port  # noqa: B018 (a port that is not a number raises here)
+        except ValueError:
+            url = urlsplit("")
+        plain = not (url.username or url.password or url.query or url.fragment)
+        if url.scheme not in ("http", "https") or not url.hostname or not plain:
             raise ValueError(f"upstream of {version} must be http(s)://host:port, not {text!r}")
         parsed[version] = url
     return parsed

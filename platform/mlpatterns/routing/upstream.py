@@ -17,9 +17,9 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
+from urllib.parse import SplitResult
 
 import httptools
-from yarl import URL
 
 __all__ = [
     "MAX_ANSWER_BYTES",
@@ -60,15 +60,16 @@ class Origin:
         return f"{'https' if self.tls else 'http'}://{_bracketed(self.host)}:{self.port}"
 
     @classmethod
-    def of(cls, url: URL) -> Origin:
-        host = url.raw_host or ""
-        port = url.port or (443 if url.scheme == "https" else 80)
-        named = f"{_bracketed(host)}:{port}" if url.explicit_port else _bracketed(host)
+    def of(cls, url: SplitResult) -> Origin:
+        host = url.hostname or ""
+        tls = url.scheme == "https"
+        port = url.port or (443 if tls else 80)
+        named = f"{_bracketed(host)}:{port}" if url.port else _bracketed(host)
         return cls(
             host=host,
             port=port,
-            tls=url.scheme == "https",
-            prefix=url.raw_path.rstrip("/").encode("latin-1"),
+            tls=tls,
+            prefix=url.path.rstrip("/").encode("latin-1"),
             host_header=named.encode("latin-1"),
         )
 
@@ -270,7 +271,7 @@ def _bracketed(host: str) -> str:
 
 
 def pools_for(
-    upstreams: Mapping[str, URL], kept: Mapping[Origin, UpstreamPool]
+    upstreams: Mapping[str, SplitResult], kept: Mapping[Origin, UpstreamPool]
 ) -> dict[str, UpstreamPool]:
     """A pool per version: versions at one origin share one, and a pool in `kept` for
     the same origin is reused (its kept-alive connections with it)."""
