@@ -33,7 +33,7 @@ app = typer.Typer(
 console = Console()
 
 PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", None),
+    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", 25),
 )
 
 
