@@ -222,7 +222,11 @@ def test_connections_beyond_the_limit_get_503(upstream: Upstream, gateways: Gate
         socket.create_connection(("127.0.0.1", port)),
     ):
         time.sleep(0.2)
-        answer = raw_request(port, b"GET /-/health HTTP/1.1\r\nhost: x\r\n\r\n")
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as refused:
+            refused.sendall(b"GET /-/health HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b""
+            while chunk := refused.recv(65536):  # until the gateway closes it
+                answer += chunk
         assert status_of(answer) == 503
         assert b"connection limit" in answer
     assert httpx.get(f"{url}/-/health").status_code == 200  # the limit frees with the close

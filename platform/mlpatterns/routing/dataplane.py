@@ -140,6 +140,7 @@ class HttpConnection(asyncio.Protocol):
         self.client = (peer[0], peer[1]) if isinstance(peer, tuple) else None
         if len(self.plane.connections) >= self.plane.limits.max_connections:
             self._refuse(503, "the gateway is at its connection limit; retry shortly")
+            self.transport.close()  # not counted, so not swept: it must not linger
             return
         self.plane.connections.add(self)
 
