@@ -134,15 +134,20 @@ def parse_upstreams(upstreams: Mapping[str, str]) -> dict[str, SplitResult]:
     parsed = {}
     for version, text in upstreams.items():
         url = urlsplit(text)
-        try:
-            url.port  # noqa: B018 (a port that is not a number raises here)
-        except ValueError:
-            url = urlsplit("")
         plain = not (url.username or url.password or url.query or url.fragment)
-        if url.scheme not in ("http", "https") or not url.hostname or not plain:
+        valid = url.scheme in ("http", "https") and bool(url.hostname) and _numeric_port(url)
+        if not (valid and plain):
             raise ValueError(f"upstream of {version} must be http(s)://host:port, not {text!r}")
         parsed[version] = url
     return parsed
+
+
+def _numeric_port(url: SplitResult) -> bool:
+    try:
+        _ = url.port  # raises when the port is not a number
+    except ValueError:
+        return False
+    return True
 
 
 def error_answer(status: int, message: str, request_id: str, version: str) -> Answer:

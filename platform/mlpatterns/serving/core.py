@@ -103,10 +103,10 @@ class ServerState:
         config = self.config
         # a preprocess server is not cached: its predictor's model may change under it
         cached = config.cache_entries > 0 and self.remote is None
-        self.cache = PredictionCache(config.cache_entries, config.cache_ttl) if cached else None
-        self.shared_cache = None
-        if cached and config.cache_redis_url:
-            self.cache = None
+        self.cache, self.shared_cache = None, None
+        if cached and not config.cache_redis_url:
+            self.cache = PredictionCache(config.cache_entries, config.cache_ttl)
+        elif cached:
             client = redis.asyncio.Redis.from_url(
                 config.cache_redis_url,
                 password=config.cache_redis_password,
