@@ -13,6 +13,8 @@ Per version, by pattern:
 - preprocess-prediction: a predictor (predictor.onnx) and a preprocess server in
   front of it, which writes the prediction log;
 - asynchronous: an async API and a worker sharing the version's queue;
+- a synchronous service's `followUp` version (multiple-stage prediction): the same,
+  its jobs named by their requests' ids;
 - batch: the batch job, on `spec.batch.schedule`, for the answering version only.
 A gateway (`gateway(service)`) executes the route table in front of them.
 """
@@ -100,7 +102,8 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     log_flag = () if logging else ("--no-log-predictions",)
     tags = ("--service", name, "--version", version.name)
     cached, shared = _cache_options(version)
-    if spec.pattern in ("web-single", "synchronous"):
+    follows_up = spec.follow_up is not None and spec.follow_up.version == version.name
+    if spec.pattern in ("web-single", "synchronous") and not follows_up:
         args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag,
                 *cached)  # fmt: skip
         served = Component(
@@ -126,9 +129,10 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
             ),
             Component("preprocess", "preprocess", prepares, SERVING, routed=True, logs=logs),
         )
-    if spec.pattern == "asynchronous":
+    if spec.pattern == "asynchronous" or follows_up:
         model = ("--model", Slot.MODEL, Slot.QUEUE)
-        api = ("serve", "async-api", *model, *LISTEN)
+        job_ids = ("--job-ids", "request") if follows_up else ()
+        api = ("serve", "async-api", *model, *LISTEN, *job_ids)
         works = ("serve", "worker", *model, "--health-host", Slot.HOST,
                  "--health-port", Slot.PORT, *tags, *log_flag)  # fmt: skip
         return (

@@ -114,6 +114,13 @@ def test_every_pattern_reconciles(platform: Platform) -> None:
     assert conditions[0]["match"] == [{"headers": {"x-mlpatterns-route": {"exact": "current"}}}]
     params = platform.get("virtualservice", "iris-params")["spec"]["http"][-1]
     assert [r["destination"]["subset"] for r in params["route"]] == ["current"]  # kill switch
+    stages = platform.get("virtualservice", "iris-stages")["spec"]["http"]
+    assert [r["name"] for r in stages] == ["follow-up", "default-mirrored", "default"]
+    assert stages[1]["mirror"]["subset"] == "heavy"
+    heavy = platform.get("deployment", "iris-stages-heavy")["spec"]["template"]["spec"]
+    args = heavy["containers"][0]["args"]
+    assert args[args.index("--job-ids") + 1] == "request"
+    assert platform.get("deployment", "iris-stages-heavy-worker")["status"]["readyReplicas"] == 1
     owners = platform.get("deployment", "iris-ab-current")["metadata"]["ownerReferences"]
     assert owners[0]["kind"] == "ModelService"
     assert owners[0]["name"] == "iris-ab"
@@ -263,6 +270,39 @@ def test_invalid_model_services(platform: Platform) -> None:
     events = platform.kubectl("get", "events", "--field-selector", "reason=InvalidSpec")
     assert "bad-weights" in events
     assert platform.operator.process.poll() is None  # no crash, no crash loop
+
+
+def test_the_lints_findings_are_warning_events_on_the_model_service(platform: Platform) -> None:
+    careless = {
+        "apiVersion": "mlpatterns.io/v1alpha1",
+        "kind": "ModelService",
+        "metadata": {"name": "careless"},
+        "spec": {
+            "versions": [{"name": "v1", "model": {"uri": "models:/iris@production"}}],
+            "logging": {"predictions": False},
+        },
+    }
+    platform.kubectl("apply", "-f", "-", input=yaml.safe_dump(careless))
+    example = repo_path("manifests", "patterns", "online-ab", "modelservice.yaml")
+    platform.kubectl("apply", "-f", str(example))
+
+    def warnings(name: str) -> list[str]:
+        found = platform.get(
+            "events", "--field-selector", f"involvedObject.name={name},reason=AntiPattern"
+        )
+        return [event["message"] for event in found["items"]]
+
+    def handled(name: str) -> bool:
+        annotations = platform.get("modelservice", name)["metadata"].get("annotations", {})
+        return any(key.endswith("last-handled-configuration") for key in annotations)
+
+    wait_for("the careless service's warnings", lambda: len(warnings("careless")) >= 2, 60,
+             platform.operator)  # fmt: skip
+    wait_for("the example handled", lambda: handled("iris-ab"), 60, platform.operator)
+    rules = sorted(message.split(":", 1)[0] for message in warnings("careless"))
+    assert rules == ["no-logging", "nobody-knows"]
+    assert any("fix: set spec.logging.predictions: true" in m for m in warnings("careless"))
+    assert warnings("iris-ab") == []  # the project's examples are clean
 
 
 @pytest.mark.attack

@@ -44,6 +44,21 @@ def test_submit_claim_complete(queue: JobQueue) -> None:
     assert queue.status("missing") is None
 
 
+def test_an_id_taken_is_never_queued_again_nor_replaced(queue: JobQueue) -> None:
+    assert queue.submit("same", b"first")
+    job = queue.claim("w1")
+    assert job is not None
+    assert queue.complete(job, b"answer")
+
+    assert not queue.submit("same", b"second")
+
+    assert queue.depth() == 0
+    status = queue.status("same")
+    assert status is not None
+    assert (status.state, status.result) == ("done", b"answer")
+    assert queue.claim("w2") is None
+
+
 def test_a_silent_worker_loses_its_job_which_completes_once(queue: JobQueue) -> None:
     queue.submit("j", b"x")
     first = queue.claim("dies")

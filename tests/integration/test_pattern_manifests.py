@@ -73,6 +73,17 @@ def asynchronous(up: Up) -> None:
     wait_until("the job", done, 30)
 
 
+def stages(up: Up) -> None:
+    light = httpx.post(f"{up.url}/predict", json=ROW, timeout=30)
+    assert light.headers["x-mlpatterns-version"] == "light"
+
+    def followed() -> bool:
+        heavy = httpx.get(f"{up.url}{light.headers['x-mlpatterns-follow-up']}", timeout=10)
+        return bool(heavy.status_code == 200 and heavy.json()["state"] == "done")
+
+    wait_until("the heavy answer", followed, 30)
+
+
 def batch(up: Up) -> None:
     output = up.file.parent / "iris-predictions.db"
     wait_until("batch output", lambda: output.exists() and _rows(output) == 150, 60)
@@ -109,6 +120,7 @@ CHECKS: dict[str, Callable[[Up], None]] = {
     "model-load": answers,
     "model-in-image": answers,
     "training-to-serving": rollout,
+    "multiple-stage": stages,
 }
 
 

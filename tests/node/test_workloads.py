@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -105,6 +106,38 @@ def test_asynchronous_jobs_end_done_exactly_once_though_a_worker_pod_is_deleted(
     names = worker_pods(walkthrough)
     assert deleted not in names, names
     assert len(names) == 2, names  # the Deployment replaced it
+
+
+def test_multiple_stage_answers_light_at_once_and_heavy_at_the_request_id(
+    walkthrough: Walkthrough,
+    production_model: bytes,
+    applied: list[str],
+    tmp_path: Path,
+) -> None:
+    """manifests/patterns/multiple-stage through the gateway's Service: iris@production
+    answers the request; iris@candidate's answer to it follows at /jobs/<request id>,
+    from the heavy version's async API and worker (their queue in the chart's Redis)."""
+    candidate = fetched_model(walkthrough, "models:/iris@candidate", tmp_path)
+    applied.append("iris-stages")
+    url = f"http://{walkthrough.apply_pattern('multiple-stage', 'iris-stages')}:8080"
+    rows = ROWS[:20]
+    light = httpx.post(
+        f"{url}/predict", json={"data": rows.tolist()}, headers={"x-request-id": "node-1"}
+    )
+    assert light.status_code == 200, light.text
+    assert light.headers["x-mlpatterns-version"] == "light"
+    assert light.headers["x-mlpatterns-follow-up"] == "/jobs/node-1"
+    answered = np.array(light.json()["probabilities"])
+    assert np.max(np.abs(answered - predict_proba(production_model, rows))) <= 1e-5
+    found: dict[str, Any] = {}
+
+    def heavy_done() -> bool:
+        found.update(httpx.get(f"{url}/jobs/node-1", timeout=5).json())
+        return found.get("state") == "done"
+
+    wait_until("the heavy answer", heavy_done, 60)
+    heavy = np.array(found["result"]["probabilities"])
+    assert np.max(np.abs(heavy - predict_proba(candidate, rows))) <= 1e-5
 
 
 def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(

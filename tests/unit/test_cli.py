@@ -6,8 +6,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mlpatterns import __version__
-from mlpatterns.cli.main import PLANNED, app
-from mlpatterns.cli.planned import NOT_BUILT_EXIT_CODE, PlannedCommand
+from mlpatterns.cli.main import app
 
 pytestmark = pytest.mark.unit
 
@@ -42,21 +41,6 @@ def test_help_lists_every_command_group(runner: CliRunner) -> None:
     assert result.exit_code == 0
     for group in (*GROUPS, "quickstart"):
         assert f" {group} " in result.output, group
-
-
-@pytest.mark.parametrize("planned", PLANNED, ids=lambda p: p.name)
-def test_planned_command_says_it_is_not_built(runner: CliRunner, planned: PlannedCommand) -> None:
-    result = runner.invoke(app, [planned.name, "anything", "--flag"])
-    assert result.exit_code == NOT_BUILT_EXIT_CODE
-    assert "not built yet" in result.output
-    assert "nothing was done" in result.output
-
-
-def test_each_planned_group_has_its_own_help(runner: CliRunner) -> None:
-    for planned in PLANNED:
-        result = runner.invoke(app, [planned.name, "--help"], terminal_width=200)
-        assert result.exit_code == 0
-        assert planned.summary in result.output
 
 
 def flat(output: str) -> str:
@@ -113,7 +97,7 @@ def test_an_unknown_control_version_is_refused(
 def test_the_missing_extra_hint_keeps_its_brackets(runner: CliRunner) -> None:
     import typer
 
-    from mlpatterns.cli.planned import add_missing_extra
+    from mlpatterns.cli.missing_extra import add_missing_extra
 
     lonely = typer.Typer()
     add_missing_extra(lonely, "operator", "operator", ImportError("No module named 'kopf'"))

@@ -22,6 +22,7 @@ from mlpatterns.api.cache import CACHED_PATTERNS, Cache
 from mlpatterns.api.loadtest import LoadTest
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
+from mlpatterns.api.stages import FollowUp, check_follow_up
 
 __all__ = [
     "API_VERSION",
@@ -354,6 +355,12 @@ class Spec(Strict):
     rollout: Rollout | None = Field(
         default=None, description="Training-to-serving: the candidate's steps to all traffic."
     )
+    follow_up: FollowUp | None = Field(
+        default=None,
+        alias="followUp",
+        description="Multiple-stage prediction: a heavy version that answers every request "
+        "again, asynchronously, at /jobs/{request id}.",
+    )
     load_test: LoadTest | None = Field(
         default=None,
         alias="loadTest",
@@ -405,6 +412,16 @@ class Spec(Strict):
                 [d.version for d in self.default_route() if d.weight > 0],
                 traffic.shadow.version if traffic.shadow else None,
             )
+        if self.follow_up is not None:
+            check_follow_up(
+                self.follow_up,
+                pattern=self.pattern,
+                versions=known,
+                answering={d.version for d in self.default_route() if d.weight > 0}
+                | {d.version for rule in traffic.rules for d in rule.route if d.weight > 0},
+                shadow=traffic.shadow.version if traffic.shadow else None,
+                has_rollout=self.rollout is not None,
+            )
         self._check_pattern()
         if self.router == "seldon":
             _check_seldon(self)
@@ -455,6 +472,8 @@ def _check_seldon(spec: Spec) -> None:
          "versions[].circuitBreaker (the mlpatterns gateway or Istio applies it)"),
         (any(v.cache is not None for v in spec.versions),
          "versions[].cache (the mlpatterns model server keeps it)"),
+        (spec.follow_up is not None,
+         "followUp (Seldon serves no asynchronous API)"),
         (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),
          "autoscaling.scaleDownSeconds (Seldon's hpaSpec has no behavior)"),
     ]  # fmt: skip

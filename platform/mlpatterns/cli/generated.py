@@ -52,6 +52,7 @@ def model_service_values_schema() -> dict[str, Any]:
                 "pattern": r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)?$",
             },
             "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+            "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
             "spec": spec,
             "tests": {
                 "type": "object",
@@ -92,8 +93,11 @@ def expected_files(root: Path) -> dict[Path, str]:
     }
     for manifest in sorted((root / "manifests/patterns").glob("*/modelservice.yaml")):
         service = load_model_service(manifest)
+        meta = service.metadata
         values = {
-            "name": service.metadata.name,
+            "name": meta.name,
+            **({"labels": meta.labels} if meta.labels else {}),
+            **({"annotations": meta.annotations} if meta.annotations else {}),
             "spec": service.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
         }
         source = manifest.relative_to(root)

@@ -1,8 +1,8 @@
 """The `mlpatterns` command: one Typer app, one sub-command per platform room.
 
 Commands register themselves here explicitly, so this file is the index of the CLI.
-A command whose room is not built yet is registered as *planned*: it shows in
-`--help` with the issue that builds it, and running it says so and exits 2.
+A command whose role's extra is not installed still shows in `--help`; running it
+says which extra to install and exits 2.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from rich.console import Console
 
 from mlpatterns import __version__
 from mlpatterns.cli import completion, quickstart
+from mlpatterns.cli import lint as lint_cli
 from mlpatterns.cli import loadtest as loadtest_cli
 from mlpatterns.cli import render as render_cli
-from mlpatterns.cli.planned import PlannedCommand, add_missing_extra, add_planned
+from mlpatterns.cli.missing_extra import add_missing_extra
 from mlpatterns.cli.registry import datasets_app, models_app, promote, storage_app
 from mlpatterns.logsetup import configure_logging, level_from
 
-__all__ = ["PLANNED", "app", "console", "main", "root"]
+__all__ = ["app", "console", "main", "root"]
 
 app = typer.Typer(
     name="mlpatterns",
@@ -31,10 +32,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console()
-
-PLANNED: tuple[PlannedCommand, ...] = (
-    PlannedCommand("lint", "Check pipelines and services for the catalog's anti-patterns.", 25),
-)
 
 
 def _add_training_commands() -> None:
@@ -126,11 +123,10 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(storage_app, name="storage")
 app.command("render")(render_cli.render)
 app.command("loadtest")(loadtest_cli.loadtest)
+app.command("lint")(lint_cli.lint)
 _add_training_commands()
 _add_serving_commands()
 _add_operator_commands()
-for planned in PLANNED:
-    add_planned(app, planned)
 
 
 def main() -> None:

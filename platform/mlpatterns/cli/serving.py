@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -24,6 +25,7 @@ __all__ = [
     "QUEUE_NAMESPACE",
     "SERVICE",
     "VERSION",
+    "JobIdChoice",
     "build_context",
     "console",
     "fetch_model",
@@ -36,6 +38,13 @@ __all__ = [
 ]
 
 console = Console(stderr=True)
+
+
+class JobIdChoice(StrEnum):
+    RANDOM = "random"
+    REQUEST = "request"
+
+
 serve_app = typer.Typer(
     help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
 )
@@ -184,6 +193,11 @@ def serve_async_api(
     port: int = typer.Option(8080, help="Port to listen on."),
     max_body_bytes: int = typer.Option(4 << 20, min=1, help="Larger request bodies get a 413."),
     access_log: bool = ACCESS_LOG,
+    job_ids: JobIdChoice = typer.Option(
+        JobIdChoice.RANDOM,
+        help="random, or request: a job is named by its request's x-request-id (the "
+        "follow-up of multiple-stage prediction).",
+    ),
 ) -> None:
     """The asynchronous API: POST /predict answers a job id at once; GET /jobs/{id} polls."""
     from mlpatterns.serving.server import ServeOptions
@@ -199,6 +213,7 @@ def serve_async_api(
         queue_url=url,
         queue_namespace=queue_namespace,
         access_log=access_log,
+        job_ids=job_ids.value,
     )
     _serve(options, host, port, f"async API for {model}, queue {shown},")
 

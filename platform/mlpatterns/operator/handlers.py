@@ -18,8 +18,11 @@ import kopf
 
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.api.modelservice import ModelService
+from mlpatterns.lint.services import DESCRIPTION_ANNOTATION, IGNORE_ANNOTATION, OWNER_ANNOTATION
 from mlpatterns.logstreams import place
 from mlpatterns.operator.kube import GROUP, PLURAL, VERSION, Kube
+from mlpatterns.operator.lint import REASON as LINT_REASON
+from mlpatterns.operator.lint import anti_patterns, event_message
 from mlpatterns.operator.pods import pod_failures
 from mlpatterns.operator.policy import AdmissionPolicy, problems
 from mlpatterns.operator.reconcile import (
@@ -28,6 +31,7 @@ from mlpatterns.operator.reconcile import (
     merged,
     plan_changes,
     problem_status,
+    resource_data,
     status_changed,
     status_of,
     with_transition_times,
@@ -61,6 +65,7 @@ __all__ = [
     "resolve_router",
     "show_workload",
     "sync",
+    "warn_anti_patterns",
 ]
 
 ANNOTATIONS = "operator.mlpatterns.io"
@@ -140,11 +145,9 @@ class InvalidSpecError(Exception):
 
 
 def parse(body: Mapping[str, Any], admission: AdmissionPolicy) -> ModelService:
-    data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
-    meta = dict(data.get("metadata") or {})
-    data["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels") if k in meta}
+    data = resource_data(body)
     try:
-        service = parse_model_service(data, f"ModelService {meta.get('name')}")
+        service = parse_model_service(data, f"ModelService {data['metadata'].get('name')}")
         compile_table(service)
     except (ModelServiceError, RoutingError) as error:
         raise InvalidSpecError("InvalidSpec", str(error)) from None
@@ -322,6 +325,18 @@ RETRY_SECONDS = 5
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec", backoff=RETRY_SECONDS)
 def reconcile(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     sync(body, operator_of(memo))
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+@kopf.on.create(GROUP, VERSION, PLURAL)
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+@kopf.on.update(GROUP, VERSION, PLURAL, field=("metadata", "annotations", OWNER_ANNOTATION))
+@kopf.on.update(GROUP, VERSION, PLURAL, field=("metadata", "annotations", DESCRIPTION_ANNOTATION))
+@kopf.on.update(GROUP, VERSION, PLURAL, field=("metadata", "annotations", IGNORE_ANNOTATION))
+def warn_anti_patterns(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The lint's findings on the ModelService, as Warning Events on it."""
+    for finding in anti_patterns(body, operator_of(memo).registry):
+        kopf.warn(_event_target(body), reason=LINT_REASON, message=event_message(finding))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "mlpatterns"})

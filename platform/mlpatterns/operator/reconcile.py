@@ -23,18 +23,21 @@ from mlpatterns.routing.table import RouteTable
 __all__ = [
     "FIELD_MANAGER",
     "MANAGED_KINDS",
+    "USER_METADATA",
     "Changes",
     "Key",
     "digests",
     "merged",
     "plan_changes",
     "problem_status",
+    "resource_data",
     "status_changed",
     "status_of",
     "with_transition_times",
 ]
 
 FIELD_MANAGER = "mlpatterns-operator"
+USER_METADATA = ("name", "namespace", "labels")
 MANAGED_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ConfigMap"),
     ("v1", "Service"),
@@ -243,3 +246,14 @@ def status_changed(new: dict[str, Any], old: dict[str, Any] | None) -> bool:
         return status
 
     return bare(new) != bare(old)
+
+
+def resource_data(
+    body: Mapping[str, Any], metadata: Sequence[str] = USER_METADATA
+) -> dict[str, Any]:
+    """The ModelService `body` as a user wrote it: no status, and of its metadata only
+    the keys named (not the server's uid, generation and managed fields)."""
+    data = {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec") if k in body}
+    meta = dict(data.get("metadata") or {})
+    data["metadata"] = {k: meta[k] for k in metadata if k in meta}
+    return data

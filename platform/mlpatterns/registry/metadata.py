@@ -22,6 +22,7 @@ __all__ = [
     "FeatureSchema",
     "Frozen",
     "Histogram",
+    "Latency",
     "ModelDraft",
     "ModelMetadata",
     "Profile",
@@ -124,6 +125,15 @@ class Profile(Frozen):
     class_frequencies: dict[str, float] = Field(default_factory=dict)
 
 
+class Latency(Frozen):
+    """How long the model takes for one row, measured where it was trained
+    (onnxruntime, one thread): what an online service level is checked against."""
+
+    p50_ms: float
+    p99_ms: float
+    runs: int
+
+
 class DatasetRef(Frozen):
     name: str
     sha256: str
@@ -146,6 +156,7 @@ class ModelDraft(Frozen):
     pipeline_run_id: str | None
     frameworks: dict[str, str]
     profile: Profile | None
+    latency: Latency | None = None
 
 
 class ModelMetadata(ModelDraft):

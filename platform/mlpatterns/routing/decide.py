@@ -7,7 +7,8 @@ time. Pure: the clock and the random draws are arguments, so tests fix them.
   consistent hash of its value instead, so one user always lands on one version
   while weights stay, and moving weight between versions moves only the users in
   the share that moved.
-- The shadow is sampled separately, at its percentage.
+- The shadow is sampled separately, at its percentage; a table with a mirror path
+  (a follow-up's: the simple API) mirrors only requests to that path.
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ def decide(
         sticky = headers.get(table.sticky_header) if table.sticky_header else None
         version = pick(destinations, sticky_point(sticky) if sticky else draw)
     shadow = None
-    if table.mirror is not None:
+    if table.mirror is not None and (table.mirror_path is None or path == table.mirror_path):
         mirror_version, percent = table.mirror
         if mirror_version != version and shadow_draw * 100 < percent:
             shadow = mirror_version

@@ -8,7 +8,10 @@ Every request is decided (`decide`), forwarded to its version with
 time (beyond that the copy is dropped and counted), with its Host marked `-shadow`
 as Envoy marks mirrored requests; its answer, errors and slowness never reach the
 client, and a shadow that keeps failing stops receiving copies for a while
-(`breaker.py`), so a dead shadow does not tax every request. The table can be
+(`breaker.py`), so a dead shadow does not tax every request. A follow-up (multiple-
+stage prediction) is such a copy, to the heavy version's asynchronous API, and the
+answer names where its result will be (`x-mlpatterns-follow-up: /jobs/<request id>`).
+The table can be
 swapped while requests are in flight: each request keeps the table it was decided
 with. Each decision is logged off the request path (for
 the A/B report), and a version's threshold is applied to binary models' answers.
@@ -27,6 +30,7 @@ from datetime import UTC, datetime
 import orjson
 
 from mlpatterns import web
+from mlpatterns.api.stages import JOBS_PREFIX
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.logstreams.streams import timestamp
@@ -55,13 +59,14 @@ from mlpatterns.routing.upstream import (
     pools_for,
 )
 
-__all__ = ["Gateway", "log"]
+__all__ = ["FOLLOW_UP_HEADER", "Gateway", "log"]
 
 log = logging.getLogger("mlpatterns.gateway")
 
 
 _ROUTE = ROUTE_HEADER.encode()
-_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", _ROUTE})
+FOLLOW_UP_HEADER = b"x-mlpatterns-follow-up"  # where the follow-up's answer will be
+_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", _ROUTE, FOLLOW_UP_HEADER})
 _NOT_FORWARDED = HOP_BY_HOP | _OWN
 _NOT_PASSED_ON = PASSED_OVER | _OWN
 
@@ -170,6 +175,8 @@ class Gateway:
             assert threshold is not None
             answer = _with_threshold(answer, path, threshold)
         answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", version))
+        if decision.shadow is not None and decision.shadow == table.follow_up:
+            answer.headers.append((FOLLOW_UP_HEADER, JOBS_PREFIX.encode() + given_id))
         elapsed = time.perf_counter() - started
         self._remember(request_id, decision.version)
         self._log(table, decision, request_id, answer.status, elapsed)

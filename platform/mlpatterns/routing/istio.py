@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlpatterns.api.modelservice import StringMatch
+from mlpatterns.routing.decide import string_matches
 from mlpatterns.routing.table import Route, RouteTable, VersionPolicy, Weighted
 
 __all__ = [
@@ -54,8 +55,24 @@ def _policy(policy: VersionPolicy | None) -> dict[str, Any]:
     return rendered
 
 
-def _http_route(
+def _http_routes(
     table: RouteTable, name: str, match: list[dict[str, Any]], route: Route
+) -> list[dict[str, Any]]:
+    """`route` rendered; when only one path is mirrored (a follow-up's), preceded by
+    the same route for that path alone, with the mirror."""
+    path = table.mirror_path
+    if table.mirror is None or path is None:
+        return [_http_route(table, name, match, route, mirrored=True)]
+    plain = _http_route(table, name, match, route, mirrored=False)
+    if route.path is not None and not string_matches(route.path, path):
+        return [plain]
+    exact = {"uri": {"exact": path}}
+    conditions = [{**condition, **exact} for condition in match] or [exact]
+    return [_http_route(table, f"{name}-mirrored", conditions, route, mirrored=True), plain]
+
+
+def _http_route(
+    table: RouteTable, name: str, match: list[dict[str, Any]], route: Route, *, mirrored: bool
 ) -> dict[str, Any]:
     rendered: dict[str, Any] = {"name": name}
     if match:
@@ -64,7 +81,7 @@ def _http_route(
         {"destination": {"host": table.service, "subset": d.version}, "weight": d.weight}
         for d in route.destinations
     ]
-    if table.mirror is not None:
+    if table.mirror is not None and mirrored:
         version, percent = table.mirror
         rendered["mirror"] = {"host": table.service, "subset": version}
         rendered["mirrorPercentage"] = {"value": percent}  # explicit: Istio's default is 100
@@ -92,11 +109,11 @@ def virtual_service(table: RouteTable, namespace: str | None = None) -> dict[str
         for version in table.routed:
             single = Route(f"gateway-{version}", (), None, None, (Weighted(version, 100),))
             match = [{"headers": {ROUTE_HEADER: {"exact": version}}}]
-            http.append(_http_route(table, f"gateway-{version}", match, single))
-        http.append(_http_route(table, "default", [], table.routes[-1]))
+            http.extend(_http_routes(table, f"gateway-{version}", match, single))
+        http.extend(_http_routes(table, "default", [], table.routes[-1]))
     else:
         for route in table.routes:
-            http.append(_http_route(table, route.name, _rule_match(route), route))
+            http.extend(_http_routes(table, route.name, _rule_match(route), route))
     return {
         "apiVersion": API,
         "kind": "VirtualService",

@@ -16,6 +16,7 @@ from typing import Any
 
 from mlpatterns.api.breaker import CircuitBreaker
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
+from mlpatterns.api.stages import FOLLOW_UP_PATH, JOBS_PREFIX
 
 __all__ = ["Route", "RouteTable", "RoutingError", "VersionPolicy", "Weighted", "compile_table"]
 
@@ -60,6 +61,8 @@ class RouteTable:
     policies: dict[str, VersionPolicy]
     versions: tuple[str, ...]
     switched_off: frozenset[str] = frozenset()  # `active: false`: no traffic of any kind
+    mirror_path: str | None = None  # only requests to this path are mirrored (None: all)
+    follow_up: str | None = None  # the mirror is a follow-up: its answers are fetched
 
     def describe(self) -> dict[str, Any]:
         """The table as plain data: what `GET /-/routes` and `traffic show` print."""
@@ -69,7 +72,8 @@ class RouteTable:
                 {"name": r.name, "destinations": {d.version: d.weight for d in r.destinations}}
                 for r in self.routes
             ],
-            "shadow": list(self.mirror) if self.mirror else None,
+            "shadow": list(self.mirror) if self.mirror and not self.follow_up else None,
+            "follow_up": self.follow_up,
             "sticky": self.sticky_header,
         }
 
@@ -82,7 +86,9 @@ class RouteTable:
             f"{r.name} " + ",".join(f"{d.version}={d.weight:g}" for d in r.destinations)
             for r in self.routes
         ]
-        if self.mirror is not None:
+        if self.follow_up is not None:
+            parts.append(f"follow-up {self.follow_up}")
+        elif self.mirror is not None:
             parts.append(f"shadow {self.mirror[0]}={self.mirror[1]:g}%")
         if self.sticky_header is not None:
             parts.append(f"sticky {self.sticky_header}")
@@ -152,6 +158,14 @@ def compile_table(service: ModelService) -> RouteTable:
     routes.append(Route("default", (), None, None, default))
     shadow = spec.traffic.shadow
     mirror = (shadow.version, shadow.percent) if shadow and shadow.version in active else None
+    follow_up = spec.follow_up.version if spec.follow_up else None
+    if follow_up is not None and follow_up in active:
+        # every simple-API request is copied to it; its jobs are fetched from it
+        mirror = (follow_up, 100.0)
+        jobs = StringMatch(prefix=JOBS_PREFIX)
+        routes.insert(0, Route("follow-up", (), jobs, None, (Weighted(follow_up, 100),)))
+    else:
+        follow_up = None
     policies = {
         v.name: VersionPolicy(
             v.parameters.threshold,
@@ -169,4 +183,6 @@ def compile_table(service: ModelService) -> RouteTable:
         policies=policies,
         versions=tuple(v.name for v in spec.versions),
         switched_off=frozenset(v.name for v in spec.versions if v.name not in active),
+        mirror_path=FOLLOW_UP_PATH if follow_up else None,
+        follow_up=follow_up,
     )

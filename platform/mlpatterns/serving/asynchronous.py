@@ -4,6 +4,10 @@ that predict from the queue.
     POST /predict {"data": [[...]]}  -> 202 {"job_id", "state": "pending", "status_url"}
     GET  /jobs/{job_id}              -> {"state": pending|running|done|failed, "result"|"error"}
 
+A job's id is random, or with `job_ids="request"` the request's own id (the follow-up
+stage of multiple-stage prediction: the client fetches `/jobs/{its request id}`); a
+second job with an id already taken is refused with 409.
+
 The API checks the input against the model's signature before queueing it, so a
 client's mistake is a 4xx at once, never a failed job later. A full queue answers
 429 and a queue that does not answer 503, both with Retry-After. The workers are
@@ -18,7 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import orjson
 from prometheus_client import Gauge
@@ -34,10 +38,11 @@ from mlpatterns.serving import v2
 from mlpatterns.serving.inputs import AnswerError, ClientError, simple_request
 from mlpatterns.serving.jobs import JobQueue
 
-__all__ = ["QueueUnavailable", "T", "create_async_app", "log"]
+__all__ = ["JobIds", "QueueUnavailable", "T", "create_async_app", "log"]
 
 log = logging.getLogger("mlpatterns.serving")
 T = TypeVar("T")
+JobIds = Literal["random", "request"]
 
 
 class QueueUnavailable(AnswerError):
@@ -51,6 +56,7 @@ def create_async_app(
     max_depth: int = 10_000,
     queue_threads: int = 4,
     depth_every: float = 1.0,
+    job_ids: JobIds = "random",
 ) -> Starlette:
     """The API's app. Queue calls run on `queue_threads` threads of their own, so a
     stalled queue never blocks the event loop (health and metrics stay prompt); its
@@ -88,9 +94,12 @@ def create_async_app(
         if waiting["depth"] >= max_depth:
             message = f"the queue holds {waiting['depth']} jobs (at most {max_depth}); try later"
             raise ClientError(429, message, retry_after=5)
-        job_id = uuid.uuid4().hex
+        job_id = request_id if job_ids == "request" else uuid.uuid4().hex
         payload = orjson.dumps({"data": rows.nested(), "request_id": request_id})
-        await on_queue(lambda: queue.submit(job_id, payload), request_id)
+        if not await on_queue(lambda: queue.submit(job_id, payload), request_id):
+            raise ClientError(
+                409, f"job {job_id!r} exists already: send a new x-request-id for a new job"
+            )
         waiting["depth"] += 1  # until the next reading
         answer = {"job_id": job_id, "state": "pending", "status_url": f"/jobs/{job_id}"}
         return server.json_response(state, request_id, answer, 202)

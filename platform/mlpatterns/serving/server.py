@@ -101,6 +101,7 @@ class ServeOptions:
     predictor_timeout: float = 5.0
     queue_url: str = ""  # the asynchronous pattern's API, submitting to this queue
     queue_namespace: str = ""
+    job_ids: str = "random"  # or "request": a job is named by its request's id
     grpc_address: str = ""  # host:port: the Open Inference Protocol over gRPC too
     access_log: bool = False  # one log line per request
     cache_entries: int = 0  # the prediction cache's size; 0: none
@@ -162,11 +163,12 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         model=model, config=config, metrics=metrics, prediction_log=log, remote=remote
     )
     if options.queue_url:
-        from mlpatterns.serving.asynchronous import create_async_app
+        from mlpatterns.serving.asynchronous import JobIds, create_async_app
         from mlpatterns.serving.jobs import queue_from_settings
 
         queue, _ = queue_from_settings(settings, options.queue_url, options.queue_namespace)
-        return create_async_app(state, queue, max_depth=settings.async_max_queue)
+        job_ids: JobIds = "request" if options.job_ids == "request" else "random"
+        return create_async_app(state, queue, max_depth=settings.async_max_queue, job_ids=job_ids)
     return create_app(state)
 
 

@@ -12,6 +12,7 @@ Outputs are plain tensors (no ZipMap): `label` (the class name, a string) and
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import FloatTensorType
 from sklearn.pipeline import Pipeline
 
-from mlpatterns.registry.metadata import Signature, TensorSpec
+from mlpatterns.registry.metadata import Latency, Signature, TensorSpec
 
 __all__ = [
     "INPUT",
@@ -30,6 +31,7 @@ __all__ = [
     "ExportedModel",
     "ParityError",
     "export",
+    "latency",
     "predict_proba",
     "session",
     "signature",
@@ -113,6 +115,22 @@ def export(pipeline: Pipeline, test_features: npt.NDArray[np.float64]) -> Export
             f"(> {PARITY_TOLERANCE:g}) on the test split; the model is not registered"
         )
     return ExportedModel(files, difference)
+
+
+def latency(model_bytes: bytes, row: npt.NDArray[np.float64], runs: int = 200) -> Latency:
+    """The model's time for one row, as a server with one thread would see it: `runs`
+    timed predictions after a warm-up, as p50 and p99 in milliseconds."""
+    sess = session(model_bytes)
+    feed = {INPUT: row.reshape(1, -1).astype(np.float32)}
+    for _ in range(10):
+        sess.run(None, feed)
+    took = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        sess.run(None, feed)
+        took.append((time.perf_counter() - start) * 1000)
+    p50, p99 = np.percentile(took, [50, 99])
+    return Latency(p50_ms=round(float(p50), 4), p99_ms=round(float(p99), 4), runs=runs)
 
 
 def signature(model_bytes: bytes) -> Signature:

@@ -249,6 +249,7 @@ def register_step(
         pipeline_run_id=run_id or None,
         frameworks=frameworks(),
         profile=evaluation.profile(table.features, _schema(schema).feature_names, table.labels),
+        latency=export.latency(files["model.onnx"], table.features[0]),
     )
     registered = registry.register_model(draft, files, release=release)
     registry.move_alias(name, CANDIDATE, registered.version)

@@ -28,7 +28,9 @@ class JobStatus:
 
 
 class JobQueue(Protocol):
-    def submit(self, job_id: str, payload: bytes) -> None: ...
+    def submit(self, job_id: str, payload: bytes) -> bool:
+        """Queue a new job; False (nothing changed) when `job_id` names one already."""
+        ...
 
     def claim(self, worker: str) -> Job | None:
         """The oldest pending (or abandoned) job, leased to `worker`; None when idle."""

@@ -98,13 +98,15 @@ class RedisQueue:
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
 
-    def submit(self, job_id: str, payload: bytes) -> None:
+    def submit(self, job_id: str, payload: bytes) -> bool:
+        key = self._key(job_id)
+        if not self._redis.hsetnx(key, "state", "pending"):  # the id is claimed at once
+            return False
         with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                self._key(job_id), mapping={"payload": payload, "state": "pending", "attempts": 0}
-            )
+            pipe.hset(key, mapping={"payload": payload, "attempts": 0})
             pipe.rpush(self._pending, job_id)
             pipe.execute()
+        return True
 
     def claim(self, worker: str) -> Job | None:
         now = time.time()

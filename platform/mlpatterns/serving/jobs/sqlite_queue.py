@@ -55,12 +55,14 @@ class SqliteQueue:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
 
-    def submit(self, job_id: str, payload: bytes) -> None:
+    def submit(self, job_id: str, payload: bytes) -> bool:
         with self._lock:
-            self._db.execute(
-                "INSERT INTO jobs (id, payload, state, created) VALUES (?, ?, 'pending', ?)",
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO jobs (id, payload, state, created) "
+                "VALUES (?, ?, 'pending', ?)",
                 (job_id, payload, time.time()),
             )
+            return cursor.rowcount == 1
 
     def claim(self, worker: str) -> Job | None:
         now = time.time()
