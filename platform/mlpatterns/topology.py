@@ -104,11 +104,13 @@ def components(service: ModelService, version: Version) -> tuple[Component, ...]
     cached, shared = _cache_options(version)
     follows_up = spec.follow_up is not None and spec.follow_up.version == version.name
     if spec.pattern in ("web-single", "synchronous") and not follows_up:
+        featured, from_redis = _feature_options(version)
         args = ("serve", "model", "--model", Slot.MODEL, *LISTEN, *GRPC, *tags, *log_flag,
-                *cached)  # fmt: skip
+                *cached, *featured)  # fmt: skip
         served = Component(
-            "model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True, redis=shared
-        )
+            "model", "model-server", args, SERVING, routed=True, logs=logs, grpc=True,
+            redis=shared or from_redis,
+        )  # fmt: skip
         return (served,)
     if spec.pattern == "preprocess-prediction":
         # the front writes the prediction log: the predictor's rows are its inputs
@@ -156,6 +158,26 @@ def _cache_options(version: Version) -> tuple[tuple[str, ...], bool]:
         return (), False
     options = ("--cache-entries", str(cache.max_entries), "--cache-ttl", f"{cache.ttl_seconds:g}")
     return (*options, "--cache-shared") if cache.shared else options, cache.shared
+
+
+def _feature_options(version: Version) -> tuple[tuple[str, ...], bool]:
+    """The model server's options for the version's data cache, and whether its source
+    is Redis (the platform's)."""
+    features = version.features
+    if features is None:
+        return (), False
+    if features.sqlite is not None:
+        table = features.sqlite
+        source = f"sqlite:{table.path}?table={table.table}&id={table.id_column}"
+    elif features.parquet is not None:
+        source = f"parquet:{features.parquet.path}?id={features.parquet.id_column}"
+    else:
+        assert features.redis is not None  # exactly one source: validated on load
+        source = f"redis:{features.redis.key_prefix}"
+    cache = features.cache
+    options = ("--features", source, "--features-cache-entries", str(cache.max_entries),
+               "--features-cache-ttl", f"{cache.ttl_seconds:g}")  # fmt: skip
+    return options, features.redis is not None
 
 
 def gateway() -> Component:

@@ -121,6 +121,10 @@ def test_every_pattern_reconciles(platform: Platform) -> None:
     args = heavy["containers"][0]["args"]
     assert args[args.index("--job-ids") + 1] == "request"
     assert platform.get("deployment", "iris-stages-heavy-worker")["status"]["readyReplicas"] == 1
+    featured = platform.get("deployment", "iris-features-v1")["spec"]["template"]["spec"]
+    container = featured["containers"][0]
+    assert container["args"][container["args"].index("--features") + 1] == "redis:features:iris:"
+    assert "MLPATTERNS_REDIS_URL" in {e["name"] for e in container["env"]}
     owners = platform.get("deployment", "iris-ab-current")["metadata"]["ownerReferences"]
     assert owners[0]["kind"] == "ModelService"
     assert owners[0]["name"] == "iris-ab"

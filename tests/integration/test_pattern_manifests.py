@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from mlpatterns.api.load import load_model_service
 from mlpatterns.local.plan import image_folder
@@ -84,6 +85,16 @@ def stages(up: Up) -> None:
     wait_until("the heavy answer", followed, 30)
 
 
+def data_cache(up: Up) -> None:
+    features = redis.Redis.from_url(os.environ["MLPATTERNS_REDIS_URL"])
+    names = ["sepal_length_cm", "sepal_width_cm", "petal_length_cm", "petal_width_cm"]
+    features.hset("features:iris:17", mapping=dict(zip(names, ROW["data"][0], strict=True)))
+    features.close()
+    by_id = httpx.post(f"{up.url}/predict", json={"ids": ["17"]}, timeout=30)
+    assert by_id.status_code == 200, by_id.text
+    assert by_id.json() == httpx.post(f"{up.url}/predict", json=ROW, timeout=30).json()
+
+
 def batch(up: Up) -> None:
     output = up.file.parent / "iris-predictions.db"
     wait_until("batch output", lambda: output.exists() and _rows(output) == 150, 60)
@@ -121,6 +132,7 @@ CHECKS: dict[str, Callable[[Up], None]] = {
     "model-in-image": answers,
     "training-to-serving": rollout,
     "multiple-stage": stages,
+    "data-cache": data_cache,
 }
 
 
@@ -129,9 +141,18 @@ def test_every_pattern_has_an_example() -> None:
 
 
 @pytest.mark.parametrize("pattern", sorted(CHECKS))
-def test_pattern_runs_embedded(pattern: str, aliased_home: Path, tmp_path: Path) -> None:
+def test_pattern_runs_embedded(
+    pattern: str,
+    aliased_home: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     source = PATTERNS / pattern / "modelservice.yaml"
     service = load_model_service(source)
+    if any(v.features and v.features.redis for v in service.spec.versions):
+        url = request.getfixturevalue("redis_url").replace("/0", "/4")
+        monkeypatch.setenv("MLPATTERNS_REDIS_URL", url)  # the features' Redis
     file = tmp_path / "modelservice.yaml"
     file.write_text(source.read_text())
     for version in service.spec.versions:

@@ -51,7 +51,10 @@ def pipeline(images: list[str], uris: tuple[str, ...] = ()) -> str:
     for index, image in enumerate(images):
         components[f"comp-s{index}"] = {"executorLabel": f"exec-s{index}"}
         executors[f"exec-s{index}"] = {"container": {"image": image, "command": ["run"]}}
-        task: dict[str, Any] = {"componentRef": {"name": f"comp-s{index}"}, "taskInfo": {"name": f"s{index}"}}
+        task: dict[str, Any] = {
+            "componentRef": {"name": f"comp-s{index}"},
+            "taskInfo": {"name": f"s{index}"},
+        }
         if index:
             task["dependentTasks"] = [f"s{index - 1}"]
         tasks[f"s{index}"] = task

@@ -15,26 +15,25 @@ from mlpatterns.routing import istio
 from mlpatterns.routing.decide import decide
 from mlpatterns.routing.table import compile_table
 from mlpatterns.topology import components
+from tests.support.services import document
 
 pytestmark = pytest.mark.unit
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 
 
 def staged(**spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "mlpatterns.io/v1alpha1",
-        "kind": "ModelService",
-        "metadata": {"name": "iris"},
-        "spec": {
-            "versions": [
-                {"name": "light", "model": {"uri": "models:/iris@production"}},
-                {"name": "heavy", "model": {"uri": "models:/iris@candidate"}},
-            ],
+    versions = [
+        {"name": "light", "model": {"uri": "models:/iris@production"}},
+        {"name": "heavy", "model": {"uri": "models:/iris@candidate"}},
+    ]
+    return document(
+        {
+            "versions": versions,
             "traffic": {"split": [{"version": "light", "weight": 100}]},
             "followUp": {"version": "heavy"},
             **spec,
-        },
-    }
+        }
+    )
 
 
 def service(**spec: Any) -> ModelService:

@@ -19,6 +19,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from mlpatterns.api.base import Strict
 from mlpatterns.api.breaker import CircuitBreaker, check_fallbacks
 from mlpatterns.api.cache import CACHED_PATTERNS, Cache
+from mlpatterns.api.features import FEATURE_PATTERNS, Features
 from mlpatterns.api.loadtest import LoadTest
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
@@ -148,6 +149,11 @@ class Version(Strict):
     )
     cache: Cache | None = Field(
         default=None, description="The prediction cache: identical inputs answered from memory."
+    )
+    features: Features | None = Field(
+        default=None,
+        description='The data cache: requests naming entities ({"ids": [...]}) get their '
+        "features from this source, through a cache.",
     )
 
     @model_validator(mode="after")
@@ -441,6 +447,12 @@ class Spec(Strict):
                 f"versions {cached} have a cache, which pattern {self.pattern} does not use "
                 f"(a prediction cache serves {', '.join(CACHED_PATTERNS)}); drop it"
             )
+        featured = [v.name for v in self.versions if v.features is not None]
+        if featured and self.pattern not in FEATURE_PATTERNS:
+            raise ValueError(
+                f"versions {featured} have features, which pattern {self.pattern} does not "
+                f"use (a data cache serves {', '.join(FEATURE_PATTERNS)}); drop them"
+            )
         answering = [d for d in self.default_route() if d.weight > 0]
         if self.pattern == "asynchronous" and len(answering) > 1 and self.traffic.sticky is None:
             raise ValueError(
@@ -474,6 +486,8 @@ def _check_seldon(spec: Spec) -> None:
          "versions[].cache (the mlpatterns model server keeps it)"),
         (spec.follow_up is not None,
          "followUp (Seldon serves no asynchronous API)"),
+        (any(v.features is not None for v in spec.versions),
+         "versions[].features (the mlpatterns model server reads them)"),
         (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),
          "autoscaling.scaleDownSeconds (Seldon's hpaSpec has no behavior)"),
     ]  # fmt: skip

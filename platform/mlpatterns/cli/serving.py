@@ -67,6 +67,7 @@ def _fetch(reference: str) -> Path:
 
 
 def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
+    from mlpatterns.serving.features import FeatureSourceError
     from mlpatterns.serving.model import ModelLoadError
     from mlpatterns.serving.server import serve
 
@@ -75,6 +76,9 @@ def _serve(options: ServeOptions, host: str, port: int, banner: str) -> None:
         serve(options, host, port)
     except ModelLoadError as error:
         _load_failed(error)
+    except FeatureSourceError as error:
+        console.print(f"[red]feature source: {error}[/red]", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 def _serve_fetched(reference: str, host: str, port: int, banner: str, **options: Any) -> None:
@@ -131,6 +135,18 @@ def serve_model(
     cache_shared: bool = typer.Option(
         False, help="Keep the cache in MLPATTERNS_REDIS_URL's Redis, shared by every replica."
     ),
+    features: str = typer.Option(
+        "",
+        help='The data cache\'s feature source, for requests naming entities ({"ids": [...]}): '
+        "sqlite:PATH?table=T&id=COLUMN, parquet:PATH?id=COLUMN, or redis:KEY_PREFIX (hashes in "
+        "MLPATTERNS_REDIS_URL's Redis).",
+    ),
+    features_cache_entries: int = typer.Option(
+        100_000, min=1, help="Entities' features the data cache keeps."
+    ),
+    features_cache_ttl: float = typer.Option(
+        60.0, min=0.001, help="Seconds an entity's features are kept."
+    ),
 ) -> None:
     """Serve one ONNX model over the Open Inference Protocol v2 (HTTP, and gRPC with
     --grpc-port), KServe's v1 protocol and the simple API."""
@@ -162,6 +178,9 @@ def serve_model(
         cache_entries=cache_entries,
         cache_ttl=cache_ttl,
         cache_shared=cache_shared,
+        features=features,
+        features_cache_entries=features_cache_entries,
+        features_cache_ttl=features_cache_ttl,
     )
 
 

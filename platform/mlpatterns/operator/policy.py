@@ -39,6 +39,14 @@ def problems(service: ModelService, policy: AdmissionPolicy) -> list[str]:
                 f"operator does not allow (allowed: {allowed}); ask an administrator to add "
                 "it to operator.allowedImageRegistries"
             )
+    for version in service.spec.versions:
+        features = version.features
+        if features is not None and features.redis is None:
+            found.append(
+                f"version {version.name!r}: features.{features.kind} reads a file of the "
+                "embedded mode's machine, which no pod has; in a cluster give features.redis "
+                "(hashes in the platform's Redis)"
+            )
     named = []
     if service.spec.storage is not None:
         named.append(("spec.storage.secretName", service.spec.storage.secret_name))

@@ -32,7 +32,8 @@ from mlpatterns.serving.core import (
     routes,
     run_prediction,
 )
-from mlpatterns.serving.inputs import simple_request
+from mlpatterns.serving.features import entity_ids
+from mlpatterns.serving.inputs import ClientError, Rows, parse_json, simple_fast, simple_parsed
 from mlpatterns.serving.kserve_v1 import V1_ENDPOINTS
 from mlpatterns.serving.seldon_protocol import SELDON_ENDPOINTS
 from mlpatterns.serving.v2 import INFER_PATH, V2_ENDPOINTS, infer
@@ -49,13 +50,31 @@ __all__ = [
     "openapi",
     "predict",
     "predict_label",
+    "simple_rows",
 ]
 
 
+async def simple_rows(request: Request, state: ServerState, request_id: str) -> Rows:
+    """The simple API's rows: `{"data": [[...], ...]}`, or with a data cache
+    `{"ids": [...]}`, each entity's features read through it."""
+    body = await read_body(request, state.config.max_body_bytes)
+    rows = simple_fast(body, state.model.n_features)
+    if rows is not None:
+        return rows
+    parsed = parse_json(body)
+    if isinstance(parsed, dict) and "ids" in parsed and "data" not in parsed:
+        if state.data_cache is None:
+            raise ClientError(
+                422,
+                "this version has no feature source (a ModelService version's `features`): "
+                'send the features themselves, {"data": [[...], ...]}',
+            )
+        return await state.data_cache.rows(entity_ids(parsed["ids"]), request_id)
+    return simple_parsed(parsed, state.model.n_features)
+
+
 async def predict(request: Request, state: ServerState, request_id: str) -> Response:
-    rows = simple_request(
-        await read_body(request, state.config.max_body_bytes), state.model.n_features
-    )
+    rows = await simple_rows(request, state, request_id)
     result = await run_prediction(state, rows, request_id, shadow=is_shadow_copy(request))
     return json_response(
         state,
@@ -65,9 +84,7 @@ async def predict(request: Request, state: ServerState, request_id: str) -> Resp
 
 
 async def predict_label(request: Request, state: ServerState, request_id: str) -> Response:
-    rows = simple_request(
-        await read_body(request, state.config.max_body_bytes), state.model.n_features
-    )
+    rows = await simple_rows(request, state, request_id)
     result = await run_prediction(state, rows, request_id, shadow=is_shadow_copy(request))
     return json_response(state, request_id, {"labels": result.labels})
 
@@ -179,6 +196,8 @@ def create_app(state: ServerState) -> Starlette:
                 state.prediction_log.close()
             if state.remote is not None:
                 await state.remote.close()
+            if state.data_cache is not None:
+                state.data_cache.close()
 
     app = Starlette(
         routes=_routes(state), lifespan=lifespan, exception_handlers={HTTPException: http_error}

@@ -26,6 +26,7 @@ from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog, prediction_record
 from mlpatterns.serving.batching import MicroBatcher
 from mlpatterns.serving.cache import Key, PredictionCache, SharedPredictionCache
+from mlpatterns.serving.features import DataCache
 from mlpatterns.serving.inputs import AnswerError, ClientError, Rows
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, Prediction
@@ -93,6 +94,7 @@ class ServerState:
     model_input: ModelInput = field(init=False)
     cache: PredictionCache | None = field(init=False)
     shared_cache: SharedPredictionCache | None = field(init=False)
+    data_cache: DataCache | None = None  # set: requests may name entities (`{"ids": ...}`)
 
     @property
     def service(self) -> str:

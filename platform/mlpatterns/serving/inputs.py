@@ -36,6 +36,7 @@ __all__ = [
     "plain_numbers",
     "simple_fast",
     "simple_general",
+    "simple_parsed",
     "simple_request",
 ]
 
@@ -171,7 +172,10 @@ def simple_request(body: bytes, n_features: int) -> Rows:
 
 
 def simple_general(body: bytes, n_features: int) -> Rows:
-    parsed = parse_json(body)
+    return simple_parsed(parse_json(body), n_features)
+
+
+def simple_parsed(parsed: Any, n_features: int) -> Rows:
     if not isinstance(parsed, dict) or "data" not in parsed:
         raise ClientError(422, 'expected a JSON object {"data": [[...], ...]}')
     return checked_rows(parsed["data"], n_features, "data")

@@ -52,6 +52,7 @@ class ServerMetrics:
         self._last_run = 0.0  # when the model last ran (epoch seconds)
         self._rewards: list[float] = [0, 0.0]  # Seldon feedback: count, sum of rewards
         self._cache = {True: 0, False: 0}  # the prediction cache: hit? -> lookups
+        self._features = {True: 0, False: 0}  # the data cache: hit? -> entities looked up
         self.registry.register(self)
         add_process_metrics(self.registry)
         # counted on the loop (a full log buffer) and on the log's writer thread (records
@@ -124,6 +125,9 @@ class ServerMetrics:
     def count_cache_lookup(self, hit: bool) -> None:
         self._cache[hit] += 1
 
+    def count_feature_lookups(self, hit: bool, entities: int) -> None:
+        self._features[hit] += entities
+
     def count_classes(self, labels: list[str]) -> None:
         counts = self._by_class
         for name in labels:
@@ -178,6 +182,14 @@ class ServerMetrics:
                 "Lookups in the prediction cache, by result (hit or miss).",
                 ["result"],
                 {("hit" if hit else "miss",): n for hit, n in self._cache.items()},
+            )
+        if any(self._features.values()):
+            yield self._counted(
+                "mlpatterns_data_cache_lookups",
+                "Entities looked up in the data cache, by result (hit, or miss: read from "
+                "the feature source).",
+                ["result"],
+                {("hit" if hit else "miss",): n for hit, n in self._features.items()},
             )
         if self._rewards[0]:
             rewards = SummaryMetricFamily(

@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import redis
 from starlette.applications import Starlette
 
 from mlpatterns.logsetup import configure_logging, level_from
@@ -25,6 +27,16 @@ from mlpatterns.registry.references import PathRef, parse_ref
 from mlpatterns.registry.store import StoreError
 from mlpatterns.server_limits import DrainingServer, uvicorn_config
 from mlpatterns.serving.app import ServerConfig, ServerState, create_app
+from mlpatterns.serving.features import (
+    SOURCE_TIMEOUT,
+    DataCache,
+    FeatureSource,
+    FeatureSourceError,
+    ParquetFeatures,
+    RedisFeatures,
+    SqliteFeatures,
+    parse_source,
+)
 from mlpatterns.serving.metrics import ServerMetrics
 from mlpatterns.serving.model import LoadedModel, ModelLoadError
 from mlpatterns.serving.remote import RemotePredictor
@@ -35,6 +47,7 @@ __all__ = [
     "ServeOptions",
     "app_from_environment",
     "build_app",
+    "data_cache",
     "fetch_model",
     "serve",
 ]
@@ -107,6 +120,9 @@ class ServeOptions:
     cache_entries: int = 0  # the prediction cache's size; 0: none
     cache_ttl: float = 300.0
     cache_shared: bool = False  # in MLPATTERNS_REDIS_URL's Redis, for every replica
+    features: str = ""  # the data cache's source (`features.parse_source`); "": none
+    features_cache_entries: int = 100_000
+    features_cache_ttl: float = 60.0
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -162,6 +178,8 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
     state = ServerState(
         model=model, config=config, metrics=metrics, prediction_log=log, remote=remote
     )
+    if options.features:
+        state.data_cache = data_cache(options, settings, model, metrics.count_feature_lookups)
     if options.queue_url:
         from mlpatterns.serving.asynchronous import JobIds, create_async_app
         from mlpatterns.serving.jobs import queue_from_settings
@@ -170,6 +188,34 @@ def build_app(options: ServeOptions, settings: Settings | None = None) -> Starle
         job_ids: JobIds = "request" if options.job_ids == "request" else "random"
         return create_async_app(state, queue, max_depth=settings.async_max_queue, job_ids=job_ids)
     return create_app(state)
+
+
+def data_cache(
+    options: ServeOptions,
+    settings: Settings,
+    model: LoadedModel,
+    count: Callable[[bool, int], None],
+) -> DataCache:
+    """The data cache of `options.features`' source, reading the model's features;
+    FeatureSourceError when the source cannot serve them."""
+    names = model.metadata.feature_names
+    where = parse_source(options.features)
+    source: FeatureSource
+    if where.kind == "sqlite":
+        source = SqliteFeatures(Path(where.path), where.table, where.id_column, names)
+    elif where.kind == "parquet":
+        source = ParquetFeatures(Path(where.path), where.id_column, names)
+    else:
+        if not settings.redis_url:
+            raise FeatureSourceError("features from Redis need MLPATTERNS_REDIS_URL")
+        password = settings.redis_password.get_secret_value() if settings.redis_password else None
+        client = redis.Redis.from_url(
+            settings.redis_url, password=password, socket_timeout=SOURCE_TIMEOUT
+        )
+        source = RedisFeatures(client, where.path, names)
+    return DataCache(
+        source, names, options.features_cache_entries, options.features_cache_ttl, count
+    )
 
 
 def app_from_environment() -> Starlette:
@@ -181,7 +227,9 @@ def app_from_environment() -> Starlette:
 
 def serve(options: ServeOptions, host: str, port: int) -> None:
     file_name = "preprocess.onnx" if options.predictor_url else options.file_name
-    LoadedModel(Path(options.folder), file_name)  # fail here, before listening, if it cannot
+    model = LoadedModel(Path(options.folder), file_name)  # fail here, before listening
+    if options.features:  # and here if the feature source cannot serve the model
+        data_cache(options, load_settings(), model, lambda hit, n: None).close()
     os.environ[CONFIG_ENV] = options.to_env()
     limits = web_limits(load_settings(), options.max_body_bytes)
     config = uvicorn_config(
