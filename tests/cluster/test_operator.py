@@ -121,6 +121,9 @@ def test_every_pattern_reconciles(platform: Platform) -> None:
     args = heavy["containers"][0]["args"]
     assert args[args.index("--job-ids") + 1] == "request"
     assert platform.get("deployment", "iris-stages-heavy-worker")["status"]["readyReplicas"] == 1
+    graph = platform.get("virtualservice", "iris-sequence")["spec"]["http"]
+    assert [r["name"] for r in graph] == ["gateway-first", "gateway-second", "default"]
+    assert platform.get("deployment", "iris-sequence-gateway")["status"]["readyReplicas"] == 1
     featured = platform.get("deployment", "iris-features-v1")["spec"]["template"]["spec"]
     container = featured["containers"][0]
     assert container["args"][container["args"].index("--features") + 1] == "redis:features:iris:"

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.controlplane import tools_bin
 from tests.support.servers import S3Server, minio_server, redis_server
-from tests.support.training import aliased_iris, train
+from tests.support.training import aliased_iris, stacked_iris, train
 
 
 @pytest.fixture(scope="session")
@@ -36,7 +36,9 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def aliased_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A registry with iris@production (logreg) and iris@candidate (random forest)."""
+    """A registry with iris@production (logreg), iris@candidate (random forest) and
+    iris-stacked@production (a model of iris@production's probabilities)."""
     folder = tmp_path_factory.mktemp("embedded-home")
     aliased_iris(folder)
+    stacked_iris(folder)
     return folder

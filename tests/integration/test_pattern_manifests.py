@@ -95,6 +95,16 @@ def data_cache(up: Up) -> None:
     assert by_id.json() == httpx.post(f"{up.url}/predict", json=ROW, timeout=30).json()
 
 
+def graph(versions: str) -> Callable[[Up], None]:
+    def check(up: Up) -> None:
+        answer = httpx.post(f"{up.url}/predict", json=ROW, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["x-mlpatterns-version"] == versions
+        assert len(answer.json()["probabilities"][0]) == 3
+
+    return check
+
+
 def batch(up: Up) -> None:
     output = up.file.parent / "iris-predictions.db"
     wait_until("batch output", lambda: output.exists() and _rows(output) == 150, 60)
@@ -133,6 +143,8 @@ CHECKS: dict[str, Callable[[Up], None]] = {
     "training-to-serving": rollout,
     "multiple-stage": stages,
     "data-cache": data_cache,
+    "microservice-vertical": graph("second"),
+    "microservice-horizontal": graph("logistic,forest"),
 }
 
 

@@ -46,3 +46,40 @@ def aliased_iris(home: Path, **more: dict[str, str]) -> dict[str, str]:
     for alias, version in versions.items():
         registry.move_alias("iris", alias, version)
     return versions
+
+
+STACKED = ["p_setosa", "p_versicolor", "p_virginica"]
+
+
+def stacked_iris(home: Path) -> str:
+    """iris-stacked@production: a model whose inputs are iris@production's three
+    probabilities (the second step of a sequence), trained on them for iris' rows;
+    its version."""
+    from sklearn.datasets import load_iris
+
+    from mlpatterns.training.datasets import write_csv
+    from mlpatterns.training.export import predict_proba
+
+    registry = Registry.from_settings(load_settings(home=home))
+    first = registry.read_file(registry.resolve("models:/iris@production"))
+    data = load_iris()
+    probabilities = predict_proba(first, data.data).tolist()
+    labels = [str(data.target_names[i]) for i in data.target]
+    folder = home / "stacked"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [[*p, label] for p, label in zip(probabilities, labels, strict=True)]
+    (folder / "iris-probabilities.csv").write_bytes(write_csv([*STACKED, "label"], rows))
+    schema = {
+        "features": [{"name": n, "minimum": 0, "maximum": 1} for n in STACKED],
+        "label": "label",
+        "classes": [str(c) for c in data.target_names],
+    }
+    (folder / "schema.json").write_text(json.dumps(schema))
+    request = {
+        "dataset": str(folder / "iris-probabilities.csv"),
+        "name": "iris-stacked",
+        "schema_file": str(folder / "schema.json"),
+    }
+    [version] = train(home, request)
+    registry.move_alias("iris-stacked", "production", version)
+    return version

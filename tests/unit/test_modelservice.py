@@ -242,7 +242,7 @@ def test_every_pattern_manifest_loads() -> None:
     manifests = sorted(
         Path(__file__).resolve().parents[2].glob("manifests/patterns/*/modelservice.yaml")
     )
-    assert len(manifests) == 14
+    assert len(manifests) == 16
     names = [load_model_service(manifest).metadata.name for manifest in manifests]
     assert all(name.startswith("iris") for name in names)
     assert len(set(names)) == len(names)  # one namespace can hold every example

@@ -20,6 +20,7 @@ from mlpatterns.api.base import Strict
 from mlpatterns.api.breaker import CircuitBreaker, check_fallbacks
 from mlpatterns.api.cache import CACHED_PATTERNS, Cache
 from mlpatterns.api.features import FEATURE_PATTERNS, Features
+from mlpatterns.api.graph import Graph, check_graph
 from mlpatterns.api.loadtest import LoadTest
 from mlpatterns.api.regex import compile_regex
 from mlpatterns.api.rollout import Rollout, RolloutStatus, check_rollout
@@ -361,6 +362,11 @@ class Spec(Strict):
     rollout: Rollout | None = Field(
         default=None, description="Training-to-serving: the candidate's steps to all traffic."
     )
+    graph: Graph | None = Field(
+        default=None,
+        description="An inference graph: the versions in sequence or as an ensemble, "
+        "executed by the gateway for the simple API.",
+    )
     follow_up: FollowUp | None = Field(
         default=None,
         alias="followUp",
@@ -417,6 +423,24 @@ class Spec(Strict):
                 names,
                 [d.version for d in self.default_route() if d.weight > 0],
                 traffic.shadow.version if traffic.shadow else None,
+            )
+        if self.graph is not None:
+            check_graph(
+                self.graph,
+                pattern=self.pattern,
+                versions={v.name: v.parameters.active for v in self.versions},
+                others=[
+                    name
+                    for name, given in (
+                        ("traffic.rules", bool(traffic.rules)),
+                        ("traffic.split", bool(traffic.split)),
+                        ("traffic.shadow", traffic.shadow is not None),
+                        ("traffic.sticky", traffic.sticky is not None),
+                        ("followUp", self.follow_up is not None),
+                        ("rollout", self.rollout is not None),
+                    )
+                    if given
+                ],
             )
         if self.follow_up is not None:
             check_follow_up(
@@ -486,6 +510,8 @@ def _check_seldon(spec: Spec) -> None:
          "versions[].cache (the mlpatterns model server keeps it)"),
         (spec.follow_up is not None,
          "followUp (Seldon serves no asynchronous API)"),
+        (spec.graph is not None,
+         "graph (the mlpatterns gateway executes it)"),
         (any(v.features is not None for v in spec.versions),
          "versions[].features (the mlpatterns model server reads them)"),
         (any(v.autoscaling and v.autoscaling.scale_down_seconds for v in spec.versions),

@@ -112,6 +112,8 @@ def _model_name(version: Version, resolved: Mapping[str, ModelMetadata]) -> str 
 
 
 def _all_in_one(source: ServiceSource, resolved: Mapping[str, ModelMetadata]) -> list[Finding]:
+    if source.service.spec.graph is not None:  # a graph composes models: its purpose
+        return []
     versions = source.service.spec.versions
     named = [(i, v, _model_name(v, resolved)) for i, v in enumerate(versions)]
     first = next((name for _, _, name in named if name is not None), None)
@@ -133,7 +135,7 @@ def _all_in_one(source: ServiceSource, resolved: Mapping[str, ModelMetadata]) ->
 
 def _offline_only(source: ServiceSource) -> list[Finding]:
     spec = source.service.spec
-    if spec.rollout is not None or spec.traffic.shadow is not None:
+    if spec.rollout is not None or spec.traffic.shadow is not None or spec.graph is not None:
         return []
     default = [d for d in spec.default_route() if d.weight > 0]
     if len(default) != 1:

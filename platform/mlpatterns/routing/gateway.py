@@ -27,8 +27,6 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
-import orjson
-
 from mlpatterns import web
 from mlpatterns.api.stages import JOBS_PREFIX
 from mlpatterns.logsetup import log_access, request_fields
@@ -37,7 +35,15 @@ from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import Breaker, CircuitBreakers, Refusal
 from mlpatterns.routing.decide import Decision, decide
+from mlpatterns.routing.gateway_graph import (
+    GRAPH_VERSION,
+    graph_answer,
+    graph_call,
+    graph_refusal,
+    steps_header,
+)
 from mlpatterns.routing.gateway_metrics import GatewayMetrics
+from mlpatterns.routing.graph import run_graph
 from mlpatterns.routing.istio import ROUTE_HEADER
 from mlpatterns.routing.messages import (
     HOP_BY_HOP,
@@ -138,6 +144,8 @@ class Gateway:
         table = self.table  # this request's table, whatever a reload does meanwhile
         path = request.path
         request_id = web.request_id(request.headers.get("x-request-id"))
+        if table.graph is not None:
+            return await self._graph(table, request, request_id, started)
         decision = decide(table, request.headers, path, self._clock(), self._draw(), self._draw())
         policy = table.policies.get(decision.version)
         refused = None
@@ -173,7 +181,7 @@ class Gateway:
                 self._breakers.finished(decision.version, breaker, status)
         if applied:
             assert threshold is not None
-            answer = _with_threshold(answer, path, threshold)
+            answer = thresholds.applied(answer, path, threshold)
         answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", version))
         if decision.shadow is not None and decision.shadow == table.follow_up:
             answer.headers.append((FOLLOW_UP_HEADER, JOBS_PREFIX.encode() + given_id))
@@ -191,6 +199,48 @@ class Gateway:
         if self.access_log:
             log_access(
                 request_id, request.method, path, answer.status, elapsed, version=decision.version
+            )
+        return answer
+
+    async def _graph(
+        self, table: RouteTable, request: Incoming, request_id: str, started: float
+    ) -> Answer:
+        """An inference graph's answer: its steps run through this gateway's pools."""
+        assert table.graph is not None
+        answer = graph_refusal(request, table.service)
+        versions = GRAPH_VERSION
+        if answer is None:
+            call = graph_call(self._pools, request_id)
+            result = await run_graph(table.graph, request.body, call)
+            answer = graph_answer(request.path, result)
+            answer.headers.append((b"x-mlpatterns-graph", steps_header(result)))
+            versions = ",".join(result.answered_by) or GRAPH_VERSION
+            for step in result.steps:
+                labels = (table.service, step.version, step.outcome)
+                self.metrics.graph_steps.labels(*labels).observe(step.seconds)
+                if step.outcome in ("error", "timeout"):
+                    log.warning(
+                        "request %s: graph step %s: %s",
+                        request_id,
+                        step.version,
+                        step.error,
+                        extra=request_fields(request_id),
+                    )
+            answer.upstream_seconds = min(
+                sum(s.seconds for s in result.steps), time.perf_counter() - started
+            )
+        given = request_id.encode()
+        answer.headers += ((b"x-request-id", given), (b"x-mlpatterns-version", versions.encode()))
+        elapsed = time.perf_counter() - started
+        decision = Decision(GRAPH_VERSION, GRAPH_VERSION, None)
+        self._log(table, decision, request_id, answer.status, elapsed)
+        own = elapsed - answer.upstream_seconds
+        self.metrics.answers.answered(
+            table.service, GRAPH_VERSION, GRAPH_VERSION, answer.status, elapsed, own
+        )
+        if self.access_log:
+            log_access(
+                request_id, request.method, request.path, answer.status, elapsed, version=versions
             )
         return answer
 
@@ -275,7 +325,7 @@ class Gateway:
                 )
             answer = Answer(upstream.status, _passed_on(upstream.headers), upstream.body)
             if head_only:
-                answer.length = _declared_length(upstream.headers)
+                answer.length = web.declared_length(upstream.headers) or 0
             break
         answer.upstream_seconds = time.perf_counter() - started
         return answer
@@ -351,27 +401,3 @@ def _passed_on(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         elif name == b"connection":  # it names more headers to drop: the general way
             return _passed_on(answered_headers(raw, _NOT_PASSED_ON - {b"x-mlpatterns-version"}))
     return passed
-
-
-def _declared_length(raw: list[tuple[bytes, bytes]]) -> int:
-    for name, value in raw:
-        if name == b"content-length" and value.isdigit():
-            return int(value)
-    return 0
-
-
-def _with_threshold(answer: Answer, path: str, threshold: float) -> Answer:
-    if answer.status != 200:
-        return answer
-    try:
-        parsed = orjson.loads(answer.body)
-    except orjson.JSONDecodeError:
-        return answer
-    if not isinstance(parsed, dict) or "probabilities" not in parsed:
-        return answer
-    body, applied = thresholds.rewrite(path, parsed, threshold)
-    headers = [(k, v) for k, v in answer.headers if k != b"content-type"]
-    headers.append((b"content-type", b"application/json"))
-    marked = f"{threshold:g}".encode() if applied else b"not-binary"
-    headers.append((b"x-mlpatterns-threshold", marked))
-    return Answer(200, headers, orjson.dumps(body), answer.upstream_seconds)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -103,6 +103,14 @@ class GatewayMetrics:
             "Requests a version's circuit breaker refused (answered 503, or by its "
             "fallback): reason full (maxConcurrent in flight) or ejected.",
             ("service", "version", "reason"),
+            registry=self.registry,
+        )
+        self.graph_steps = Histogram(
+            "mlpatterns_gateway_graph_step_seconds",
+            "An inference graph's steps: each one's time, by version and outcome (ok, "
+            "refused: a 4xx, error, timeout).",
+            ("service", "version", "outcome"),
+            buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
         self.shadow_skipped = Counter(

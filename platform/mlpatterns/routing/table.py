@@ -15,6 +15,7 @@ from functools import cached_property
 from typing import Any
 
 from mlpatterns.api.breaker import CircuitBreaker
+from mlpatterns.api.graph import Graph
 from mlpatterns.api.modelservice import Destination, ModelService, StringMatch, TimeWindow
 from mlpatterns.api.stages import FOLLOW_UP_PATH, JOBS_PREFIX
 
@@ -63,6 +64,7 @@ class RouteTable:
     switched_off: frozenset[str] = frozenset()  # `active: false`: no traffic of any kind
     mirror_path: str | None = None  # only requests to this path are mirrored (None: all)
     follow_up: str | None = None  # the mirror is a follow-up: its answers are fetched
+    graph: Graph | None = None  # set: the gateway executes this graph for the simple API
 
     def describe(self) -> dict[str, Any]:
         """The table as plain data: what `GET /-/routes` and `traffic show` print."""
@@ -74,6 +76,9 @@ class RouteTable:
             ],
             "shadow": list(self.mirror) if self.mirror and not self.follow_up else None,
             "follow_up": self.follow_up,
+            "graph": self.graph.model_dump(by_alias=True, exclude_none=True)
+            if self.graph
+            else None,
             "sticky": self.sticky_header,
         }
 
@@ -86,6 +91,9 @@ class RouteTable:
             f"{r.name} " + ",".join(f"{d.version}={d.weight:g}" for d in r.destinations)
             for r in self.routes
         ]
+        if self.graph is not None:
+            kind = "sequence" if self.graph.sequence else "ensemble"
+            parts.append(f"graph {kind} " + ",".join(self.graph.versions))
         if self.follow_up is not None:
             parts.append(f"follow-up {self.follow_up}")
         elif self.mirror is not None:
@@ -99,6 +107,7 @@ class RouteTable:
         """The versions some route or the mirror can reach, in table order: a version
         switched off is in none of them."""
         reachable = {d.version for r in self.routes for d in r.destinations}
+        reachable.update(self.graph.versions if self.graph else ())
         if self.mirror is not None:
             reachable.add(self.mirror[0])
         return tuple(v for v in self.versions if v in reachable)
@@ -106,13 +115,14 @@ class RouteTable:
     @property
     def needs_gateway(self) -> bool:
         """What Istio cannot express: sticky weighted assignment, time windows,
-        thresholds, a fallback version for what a circuit breaker refuses."""
+        thresholds, a fallback version for what a circuit breaker refuses, a graph."""
         weighted = any(len(r.destinations) > 1 for r in self.routes)
         return (
             (self.sticky_header is not None and weighted)
             or any(r.window is not None for r in self.routes)
             or any(p.threshold is not None for p in self.policies.values())
             or any(p.breaker and p.breaker.fallback for p in self.policies.values())
+            or self.graph is not None
         )
 
 
@@ -185,4 +195,5 @@ def compile_table(service: ModelService) -> RouteTable:
         switched_off=frozenset(v.name for v in spec.versions if v.name not in active),
         mirror_path=FOLLOW_UP_PATH if follow_up else None,
         follow_up=follow_up,
+        graph=spec.graph,
     )

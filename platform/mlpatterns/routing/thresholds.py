@@ -2,16 +2,22 @@
 only when its probability reaches the version's cut-off, changed without retraining.
 
 The gateway asks the model server for probabilities (`/predict`) and decides the
-labels here. Pure functions over the simple API's JSON bodies.
+labels here. Pure functions over the simple API's JSON bodies and the answers that
+carry them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
+from mlpatterns.routing.messages import Answer
+
 __all__ = [
     "LABEL_PATH",
     "PROBABILITIES_PATH",
+    "applied",
     "applies",
     "argmax_labels",
     "labels_at",
@@ -63,3 +69,22 @@ def rewrite(path: str, answer: dict[str, Any], threshold: float) -> tuple[dict[s
     if path == LABEL_PATH:
         return {"labels": labels}, applied
     return {**answer, "labels": labels, "threshold": threshold if applied else None}, applied
+
+
+def applied(answer: Answer, path: str, threshold: float) -> Answer:
+    """The model server's `answer` with the threshold applied to its labels (marked in
+    `x-mlpatterns-threshold`); unchanged unless it is a 200 with probabilities."""
+    if answer.status != 200:
+        return answer
+    try:
+        parsed = orjson.loads(answer.body)
+    except orjson.JSONDecodeError:
+        return answer
+    if not isinstance(parsed, dict) or "probabilities" not in parsed:
+        return answer
+    body, changed = rewrite(path, parsed, threshold)
+    headers = [(k, v) for k, v in answer.headers if k != b"content-type"]
+    headers.append((b"content-type", b"application/json"))
+    marked = f"{threshold:g}".encode() if changed else b"not-binary"
+    headers.append((b"x-mlpatterns-threshold", marked))
+    return Answer(200, headers, orjson.dumps(body), answer.upstream_seconds)
