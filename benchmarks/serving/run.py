@@ -269,7 +269,12 @@ def ghz_load(
 
 
 def load(
-    url: str, connections: int, duration: int, script: Path, allow_timeouts: bool = False
+    url: str,
+    connections: int,
+    duration: int,
+    script: Path,
+    allow_timeouts: bool = False,
+    path: str = PATH,
 ) -> tuple[float, float, float]:
     """requests/s, p50 and p99 in ms. Any error fails the run, except that a peer may time
     out (wrk gives up on a request after 2 s): that is counted and printed, not hidden."""
@@ -285,7 +290,7 @@ def load(
             "--latency",
             "-s",
             str(script),
-            url + PATH,
+            url + path,
         ],
         capture_output=True,
         text=True,
