@@ -140,6 +140,25 @@ def test_multiple_stage_answers_light_at_once_and_heavy_at_the_request_id(
     assert np.max(np.abs(heavy - predict_proba(candidate, rows))) <= 1e-5
 
 
+def test_an_ensemble_answers_its_models_mean_through_the_gateway(
+    walkthrough: Walkthrough,
+    production_model: bytes,
+    applied: list[str],
+    tmp_path: Path,
+) -> None:
+    """manifests/patterns/microservice-horizontal through its Service: the gateway calls
+    both versions' pods and answers the mean of their probabilities."""
+    candidate = fetched_model(walkthrough, "models:/iris@candidate", tmp_path)
+    applied.append("iris-ensemble")
+    url = f"http://{walkthrough.apply_pattern('microservice-horizontal', 'iris-ensemble')}:8080"
+    rows = ROWS[:20]
+    answer = httpx.post(f"{url}/predict", json={"data": rows.tolist()}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-mlpatterns-version"] == "logistic,forest"
+    expected = (predict_proba(production_model, rows) + predict_proba(candidate, rows)) / 2
+    assert np.max(np.abs(np.array(answer.json()["probabilities"]) - expected)) <= 1e-5
+
+
 def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(
     walkthrough: Walkthrough, production_model: bytes, applied: list[str]
 ) -> None:
