@@ -90,9 +90,9 @@ def _values_service(document: Document, stem: str) -> tuple[dict[str, Any], Call
     }
 
     def line(where: FieldPath) -> int:
+        # the values' top level holds what the chart puts in the ModelService's metadata
         if where and where[0] == "metadata":
-            inner = list(where[1:]) or ["name"]
-            return document.line(inner if inner[0] != "name" else ["name"])
+            return document.line(where[1:] or ["name"])
         return document.line(where)
 
     return data, line
