@@ -38,10 +38,12 @@ def model(home: Path, reference: str) -> bytes:
 
 @pytest.fixture
 def running(aliased_home: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Up]:
-    """`up -f` the example `request.param` = (pattern, changes to its graph)."""
-    pattern, changes = request.param
+    """`up -f` the example `request.param` = (pattern, changes to its graph[, changes
+    to its spec])."""
+    pattern, changes, *spec_changes = request.param
     document = yaml.safe_load((PATTERNS / pattern / "modelservice.yaml").read_text())
     document["spec"]["graph"].update(changes)
+    document["spec"].update(*spec_changes)
     file = tmp_path / "modelservice.yaml"
     file.write_text(yaml.safe_dump(document))
     up = start_up(aliased_home, file)
@@ -95,11 +97,18 @@ def test_a_sequence_answers_as_its_models_one_after_the_other(
 VOTE = {"ensemble": {"versions": ["logistic", "forest"], "combine": "vote"}}
 
 
+SPLIT = {"pattern": "preprocess-prediction"}  # each step a preprocess server and predictor
+
+
 @pytest.mark.parametrize(
     "running",
-    [("microservice-horizontal", {}), ("microservice-horizontal", VOTE)],
+    [
+        ("microservice-horizontal", {}),
+        ("microservice-horizontal", VOTE),
+        ("microservice-horizontal", {}, SPLIT),
+    ],
     indirect=True,
-    ids=["mean", "vote"],
+    ids=["mean", "vote", "preprocess-prediction steps"],
 )
 def test_an_ensemble_answers_as_its_models_combined(running: Up, aliased_home: Path) -> None:
     logistic = predict_proba(model(aliased_home, "models:/iris@production"), ROWS)

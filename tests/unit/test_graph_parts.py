@@ -171,7 +171,7 @@ def test_answers_with_other_classes_are_not_combined() -> None:
         ({"graph": {"ensemble": {"versions": ["x", "y"]}},
           "traffic": {"split": [{"version": "x", "weight": 100}]}}, "drop traffic.split"),
         ({"graph": {"ensemble": {"versions": ["x", "y"]}}, "pattern": "asynchronous"},
-         "graph needs pattern synchronous"),
+         "graph needs pattern synchronous, web-single, preprocess-prediction"),
         ({"graph": {"sequence": [{"version": "x"}], "ensemble": {"versions": ["x", "y"]}}},
          "at least 2 items"),
     ],

@@ -1,5 +1,7 @@
 """Inference graphs: a ModelService's versions composed into one answer, executed by
-the mlpatterns gateway for the simple API (`POST /predict`, `/predict/label`).
+the mlpatterns gateway for the simple API (`POST /predict`, `/predict/label`). Its
+steps are versions served as the pattern says: model servers, or preprocess servers
+each in front of its predictor (the preprocess-prediction pattern's pair).
 
 - `sequence` (microservice vertical): the versions in turn, each given the client's
   request or the previous step's probabilities as its rows; the last one answers.
@@ -24,7 +26,7 @@ from mlpatterns.api.base import Strict
 
 __all__ = ["GRAPH_PATTERNS", "DefaultAnswer", "Ensemble", "Graph", "Step", "check_graph"]
 
-GRAPH_PATTERNS = ("synchronous", "web-single")
+GRAPH_PATTERNS = ("synchronous", "web-single", "preprocess-prediction")
 
 
 class Step(Strict):
@@ -106,7 +108,10 @@ def check_graph(
             "graph instead"
         )
     if pattern not in GRAPH_PATTERNS:
-        raise ValueError(f"graph needs pattern synchronous or web-single, not {pattern}")
+        raise ValueError(
+            f"graph needs pattern {', '.join(GRAPH_PATTERNS)} (its steps answer at once), "
+            f"not {pattern}"
+        )
     if others:
         raise ValueError(
             f"graph is the service's route: drop {', '.join(others)} (a graph's versions "
