@@ -233,6 +233,7 @@ class Gateway:
         answer.headers += ((b"x-request-id", given), (b"x-mlpatterns-version", versions.encode()))
         elapsed = time.perf_counter() - started
         decision = Decision(GRAPH_VERSION, GRAPH_VERSION, None)
+        self._remember(request_id, GRAPH_VERSION)  # feedback on it names the graph
         self._log(table, decision, request_id, answer.status, elapsed)
         own = elapsed - answer.upstream_seconds
         self.metrics.answers.answered(
