@@ -159,7 +159,7 @@ def test_an_ensemble_answers_its_models_mean_through_the_gateway(
         # example's onError: skip then answers without it, as declared
         answer = httpx.post(f"{url}/predict", json={"data": rows.tolist()}, timeout=10)
         answered["last"] = answer
-        return answer.headers.get("x-mlpatterns-version") == "logistic,forest"
+        return bool(answer.headers.get("x-mlpatterns-version") == "logistic,forest")
 
     try:
         wait_until("both steps in the answer", both, 60)
@@ -170,6 +170,24 @@ def test_an_ensemble_answers_its_models_mean_through_the_gateway(
     assert answer.status_code == 200, answer.text
     expected = (predict_proba(production_model, rows) + predict_proba(candidate, rows)) / 2
     assert np.max(np.abs(np.array(answer.json()["probabilities"]) - expected)) <= 1e-5
+
+
+def job_report(walkthrough: Walkthrough, job: str) -> str:
+    """Where a Job has got to, for a failure's message: the pods (of the whole node),
+    the Job and its events, its last log lines."""
+    found = []
+    for argv in (
+        ("kubectl", "get", "pods", "-A", "-o", "wide"),
+        ("kubectl", "-n", NAMESPACE, "describe", "job", job),
+        ("kubectl", "-n", NAMESPACE, "logs", f"job/{job}", "--tail=20"),
+        ("kubectl", "-n", NAMESPACE, "get", "events", "--sort-by=.lastTimestamp"),
+    ):
+        try:
+            said = walkthrough.run(*argv, timeout=30)
+        except (AssertionError, subprocess.TimeoutExpired) as error:
+            said = f"({error})"
+        found.append(f"$ {' '.join(argv)}\n{said[-4000:]}")
+    return "\n".join(found)
 
 
 def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(
@@ -203,8 +221,14 @@ def test_the_batch_cron_job_predicts_rows_in_minio_once_though_a_job_is_killed(
     assert 0 < done < rows, f"{done} of {rows} rows: the Job ended before it could be killed"
 
     walkthrough.kubectl("create", "job", "--from=cronjob/iris-batch", "iris-batch-rerun")
-    walkthrough.kubectl("wait", "--for=condition=complete", "job/iris-batch-rerun",
-                        "--timeout=300s")  # fmt: skip
+    try:
+        walkthrough.run("kubectl", "-n", NAMESPACE, "wait", "--for=condition=complete",
+                        "job/iris-batch-rerun", "--timeout=300s", timeout=330)  # fmt: skip
+    except (AssertionError, subprocess.TimeoutExpired):
+        raise AssertionError(
+            f"the rerun Job did not complete in 300 s; {len(written())} parts written\n"
+            + job_report(walkthrough, "iris-batch-rerun")
+        ) from None
     summary = batch_summary(walkthrough.kubectl("logs", "job/iris-batch-rerun"))
     assert (summary["skipped"], summary["predicted"]) == (done, rows - done)
     table = pq.read_table(f"mlpatterns/{parts}", filesystem=store, columns=["id", "label"])
