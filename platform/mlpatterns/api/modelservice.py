@@ -299,8 +299,7 @@ class Spec(Strict):
             check_weights("traffic.split", traffic.split)
         if traffic.shadow is not None:
             check("traffic.shadow", traffic.shadow.version)
-            primaries = {d.version for d in self.default_route() if d.weight > 0}
-            if primaries == {traffic.shadow.version}:
+            if set(self.default_answering()) == {traffic.shadow.version}:
                 raise ValueError(
                     f"traffic.shadow copies requests to {traffic.shadow.version!r}, "
                     "which is also the only "
@@ -314,7 +313,7 @@ class Spec(Strict):
             check_rollout(
                 self.rollout,
                 names,
-                [d.version for d in self.default_route() if d.weight > 0],
+                self.default_answering(),
                 traffic.shadow.version if traffic.shadow else None,
             )
         if self.graph is not None:
@@ -340,8 +339,7 @@ class Spec(Strict):
                 self.follow_up,
                 pattern=self.pattern,
                 versions=known,
-                answering={d.version for d in self.default_route() if d.weight > 0}
-                | {d.version for rule in traffic.rules for d in rule.route if d.weight > 0},
+                answering=self.answering(),
                 shadow=traffic.shadow.version if traffic.shadow else None,
                 has_rollout=self.rollout is not None,
             )
@@ -370,8 +368,8 @@ class Spec(Strict):
                 f"versions {featured} have features, which pattern {self.pattern} does not "
                 f"use (a data cache serves {', '.join(FEATURE_PATTERNS)}); drop them"
             )
-        answering = [d for d in self.default_route() if d.weight > 0]
-        if self.pattern == "asynchronous" and len(answering) > 1 and self.traffic.sticky is None:
+        split = len(self.default_answering()) > 1
+        if self.pattern == "asynchronous" and split and self.traffic.sticky is None:
             raise ValueError(
                 "pattern asynchronous with a split needs traffic.sticky: a job is polled at "
                 "the version that took it, so a client's polls must reach the same version"
@@ -380,6 +378,15 @@ class Spec(Strict):
     def default_route(self) -> list[Destination]:
         """Where requests that match no rule go: the split, or else the first version."""
         return list(self.traffic.split) or [Destination(version=self.versions[0].name, weight=100)]
+
+    def default_answering(self) -> list[str]:
+        """The versions the default route gives a share of the traffic, in its order."""
+        return [d.version for d in self.default_route() if d.weight > 0]
+
+    def answering(self) -> set[str]:
+        """The versions some route (a rule's or the default) gives a share of the traffic."""
+        rules = {d.version for rule in self.traffic.rules for d in rule.route if d.weight > 0}
+        return set(self.default_answering()) | rules
 
 
 def _check_seldon(spec: Spec) -> None:

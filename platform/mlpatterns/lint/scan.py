@@ -18,7 +18,7 @@ from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.lint import images
 from mlpatterns.lint.pipelines import PipeLimits, is_pipeline, pipeline_findings
 from mlpatterns.lint.rules import Finding
-from mlpatterns.lint.services import ServiceSource, service_findings
+from mlpatterns.lint.services import ServiceSource, served_models, service_findings
 from mlpatterns.lint.sources import Document, FieldPath, yaml_documents
 from mlpatterns.registry.metadata import ModelMetadata
 from mlpatterns.registry.store import StoreError
@@ -116,7 +116,7 @@ class _Linter:
     resolved: dict[str, ModelMetadata | None] = field(default_factory=dict)
 
     def model(self, uri: str) -> ModelMetadata | None:
-        if self.resolve is None or not uri.startswith("models:/"):
+        if self.resolve is None:
             return None
         if uri not in self.resolved:
             try:
@@ -135,13 +135,8 @@ class _Linter:
         except ModelServiceError as error:
             self.report.problems.append(str(error))
             return
-        models = {}
-        for version in service.spec.versions:
-            found = self.model(version.model.uri) if version.model else None
-            if found is not None:
-                models[version.name] = found
         source = ServiceSource(service, path, line)
-        self.report.findings.extend(service_findings(source, models))
+        self.report.findings.extend(service_findings(source, served_models(service, self.model)))
 
     def yaml_file(self, path: Path, shown: str, explicit: bool) -> None:
         try:

@@ -17,6 +17,7 @@ __all__ = [
     "ONLINE_PATTERNS",
     "OWNER_ANNOTATION",
     "ServiceSource",
+    "served_models",
     "service_findings",
 ]
 
@@ -34,6 +35,19 @@ class ServiceSource:
     service: ModelService
     path: str
     line: Callable[[FieldPath], int] = field(default=lambda _: 1)
+
+
+def served_models(
+    service: ModelService, lookup: Callable[[str], ModelMetadata | None]
+) -> dict[str, ModelMetadata]:
+    """The registry metadata of each version whose model is a registry reference that
+    `lookup` finds (None: not found), by version name."""
+    found = {}
+    for version in service.spec.versions:
+        uri = version.model.uri if version.model else ""
+        if uri.startswith("models:/") and (metadata := lookup(uri)) is not None:
+            found[version.name] = metadata
+    return found
 
 
 def service_findings(
@@ -137,13 +151,11 @@ def _offline_only(source: ServiceSource) -> list[Finding]:
     spec = source.service.spec
     if spec.rollout is not None or spec.traffic.shadow is not None or spec.graph is not None:
         return []
-    default = [d for d in spec.default_route() if d.weight > 0]
+    default = spec.default_answering()
     if len(default) != 1:
         return []
-    everything = default[0].version
-    answering = {everything} | {
-        d.version for rule in spec.traffic.rules for d in rule.route if d.weight > 0
-    }
+    everything = default[0]
+    answering = spec.answering()
     fallbacks = {
         v.circuit_breaker.fallback
         for v in spec.versions

@@ -8,7 +8,7 @@ from typing import Any
 
 from mlpatterns.api.load import ModelServiceError, parse_model_service
 from mlpatterns.lint.rules import Finding
-from mlpatterns.lint.services import ServiceSource, service_findings
+from mlpatterns.lint.services import ServiceSource, served_models, service_findings
 from mlpatterns.operator.reconcile import USER_METADATA, resource_data
 from mlpatterns.registry.metadata import ModelMetadata
 from mlpatterns.registry.registry import Registry
@@ -28,18 +28,17 @@ def anti_patterns(body: Mapping[str, Any], registry: Registry | None) -> list[Fi
         service = parse_model_service(data)
     except ModelServiceError:
         return []
-    models: dict[str, ModelMetadata] = {}
-    if registry is not None:
-        for version in service.spec.versions:
-            uri = version.model.uri if version.model else ""
-            if not uri.startswith("models:/"):
-                continue
-            try:
-                models[version.name] = registry.resolve(uri)
-            except (StoreError, ValueError, OSError):
-                continue
+
+    def lookup(uri: str) -> ModelMetadata | None:
+        if registry is None:
+            return None
+        try:
+            return registry.resolve(uri)
+        except (StoreError, ValueError, OSError):  # unresolved: its checks are left out
+            return None
+
     where = f"ModelService {meta.get('namespace')}/{meta.get('name')}"
-    return service_findings(ServiceSource(service, where), models)
+    return service_findings(ServiceSource(service, where), served_models(service, lookup))
 
 
 def event_message(finding: Finding) -> str:
