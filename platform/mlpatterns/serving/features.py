@@ -145,6 +145,7 @@ class SqliteFeatures:
 
 class ParquetFeatures:
     def __init__(self, path: Path, id_column: str, names: Sequence[str]) -> None:
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
         if not path.is_file():
@@ -156,7 +157,7 @@ class ParquetFeatures:
                 f"{path} has no column {', '.join(missing)} (it has: {', '.join(schema.names)})"
             )
         self._path, self._id, self._names = path, id_column, list(names)
-        self._numeric_ids = schema.field(id_column).type.id in _INTEGER_TYPE_IDS
+        self._numeric_ids = pa.types.is_integer(schema.field(id_column).type)
 
     def rows(self, ids: Sequence[str]) -> dict[str, Values]:
         import pyarrow.parquet as pq
@@ -172,17 +173,6 @@ class ParquetFeatures:
 
     def close(self) -> None:
         pass
-
-
-def _integer_type_ids() -> frozenset[int]:
-    import pyarrow as pa
-
-    kinds = (pa.int8(), pa.int16(), pa.int32(), pa.int64(), pa.uint8(), pa.uint16(),
-             pa.uint32(), pa.uint64())  # fmt: skip
-    return frozenset(kind.id for kind in kinds)
-
-
-_INTEGER_TYPE_IDS = _integer_type_ids()
 
 
 class RedisFeatures:
