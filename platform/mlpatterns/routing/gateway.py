@@ -182,9 +182,26 @@ class Gateway:
         if applied:
             assert threshold is not None
             answer = thresholds.applied(answer, path, threshold)
-        answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", version))
         if decision.shadow is not None and decision.shadow == table.follow_up:
             answer.headers.append((FOLLOW_UP_HEADER, JOBS_PREFIX.encode() + given_id))
+        return self._answered(
+            table, request, request_id, given_id, decision, answer, started, version
+        )
+
+    def _answered(
+        self,
+        table: RouteTable,
+        request: Incoming,
+        request_id: str,
+        given_id: bytes,
+        decision: Decision,
+        answer: Answer,
+        started: float,
+        named: bytes,
+    ) -> Answer:
+        """`answer` with the request id (`given_id`, encoded) and the version(s) `named`,
+        remembered, logged and counted."""
+        answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", named))
         elapsed = time.perf_counter() - started
         self._remember(request_id, decision.version)
         self._log(table, decision, request_id, answer.status, elapsed)
@@ -198,7 +215,12 @@ class Gateway:
         )
         if self.access_log:
             log_access(
-                request_id, request.method, path, answer.status, elapsed, version=decision.version
+                request_id,
+                request.method,
+                request.path,
+                answer.status,
+                elapsed,
+                version=named.decode(),
             )
         return answer
 
@@ -229,21 +251,12 @@ class Gateway:
             answer.upstream_seconds = min(
                 sum(s.seconds for s in result.steps), time.perf_counter() - started
             )
-        given = request_id.encode()
-        answer.headers += ((b"x-request-id", given), (b"x-mlpatterns-version", versions.encode()))
-        elapsed = time.perf_counter() - started
+        # remembered, logged and counted as the graph's: feedback on it names the graph
         decision = Decision(GRAPH_VERSION, GRAPH_VERSION, None)
-        self._remember(request_id, GRAPH_VERSION)  # feedback on it names the graph
-        self._log(table, decision, request_id, answer.status, elapsed)
-        own = elapsed - answer.upstream_seconds
-        self.metrics.answers.answered(
-            table.service, GRAPH_VERSION, GRAPH_VERSION, answer.status, elapsed, own
+        given_id = request_id.encode()
+        return self._answered(
+            table, request, request_id, given_id, decision, answer, started, versions.encode()
         )
-        if self.access_log:
-            log_access(
-                request_id, request.method, request.path, answer.status, elapsed, version=versions
-            )
-        return answer
 
     def _remember(self, request_id: str, version: str) -> None:
         self._recent[request_id] = version
