@@ -148,3 +148,25 @@ def test_a_backtracking_regex_cannot_stall_decisions() -> None:
     for hostile in ("a" * 38 + "b", "a" * 100_000 + "b"):
         assert decide(table, {"x-region": hostile}, "/", NOON_MONDAY, 0.0, 1.0).route == "default"
     assert decide(table, {"x-region": "aaa"}, "/", NOON_MONDAY, 0.0, 1.0).route == "rule-0"
+
+
+def test_a_table_says_what_its_decisions_read_and_reads_nothing_else() -> None:
+    """The gateway makes a request's headers a mapping, and reads the clock, only
+    when its table says decisions look at them."""
+    example = compile_table(service())  # a header rule and a sticky header
+    assert (example.reads_headers, example.reads_clock) == (True, False)
+    plain = compile_table(
+        service(lambda d: (d["spec"]["traffic"].pop("sticky"), d["spec"]["traffic"].pop("rules")))
+    )
+    assert (plain.reads_headers, plain.reads_clock) == (False, False)
+    for point in (0.0, 0.3, 0.95):
+        with_all = decide(plain, {"x-region": "eu", "x-user-id": "u"}, "/", NOON_MONDAY, point, 0.5)
+        assert decide(plain, {}, "/", datetime.fromtimestamp(0, UTC), point, 0.5) == with_all
+    windowed = compile_table(
+        service(
+            lambda d: d["spec"]["traffic"]["rules"][0]["match"].update(
+                time={"start": "09:00", "end": "17:00", "timezone": "UTC"}
+            )
+        )
+    )
+    assert windowed.reads_clock

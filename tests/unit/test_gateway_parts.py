@@ -13,6 +13,7 @@ from mlpatterns.meters import LATENCY_BUCKETS
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.gateway_app import FeedbackError, parse_feedback
 from mlpatterns.routing.gateway_metrics import AnswerMetrics
+from mlpatterns.routing.recent import RecentVersions
 from tests.support.metrics import sample
 
 pytestmark = pytest.mark.unit
@@ -100,3 +101,13 @@ def test_answer_metrics_expose_what_prometheus_histograms_would(values: list[flo
     families = {f.name: f for f in text_string_to_metric_families(generate_latest(own).decode())}
     count = sample(families, "mlpatterns_gateway_requests_total", status="200")
     assert count == len(values)
+
+
+def test_recent_versions_keep_at_least_the_last_half_of_their_capacity() -> None:
+    recent = RecentVersions(capacity=10)
+    for number in range(1, 101):
+        recent.add(f"r{number}", f"v{number}")
+        assert len(recent) <= 10
+        assert all(recent.get(f"r{n}") == f"v{n}" for n in range(max(1, number - 4), number + 1))
+    assert recent.get("r1") is None
+    assert recent.get("never") is None

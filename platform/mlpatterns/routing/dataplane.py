@@ -125,6 +125,7 @@ class HttpConnection(asyncio.Protocol):
         self._pending: deque[Incoming | _Refused] = deque()
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._given_id: bytes | None = None
         self._body: list[bytes] = []
         self._body_bytes = 0
         self._continue = False  # the client expects 100-continue
@@ -185,11 +186,14 @@ class HttpConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         name = name.lower()
         self._headers.append((name, value))
-        if name == b"content-length" and value.isdigit() and int(value) > self._max_body:
-            raise _Refused(
-                413, f"the request body is {int(value)} bytes; the limit is {self._max_body}"
-            )
-        if name == b"expect":
+        if name == b"content-length":
+            if value.isdigit() and int(value) > self._max_body:
+                raise _Refused(
+                    413, f"the request body is {int(value)} bytes; the limit is {self._max_body}"
+                )
+        elif name == b"x-request-id":
+            self._given_id = value
+        elif name == b"expect":
             if value.lower() != b"100-continue":
                 raise _Refused(417, "the only expectation the gateway meets is 100-continue")
             self._continue = True
@@ -216,6 +220,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request = self._request()
         self._url, self._headers, self._body, self._body_bytes = b"", [], [], 0
+        self._given_id = None
         self._continue = False
         self._phase, self._since = IDLE, _now()
         if self.busy:
@@ -253,18 +258,18 @@ class HttpConnection(asyncio.Protocol):
         if not raw_path.startswith(b"/"):  # "*@host:port/..." must never become a URL
             return _Refused(400, "the request target must be a path starting with /")
         text = raw_path.decode("latin-1")
-        headers = self._headers
+        given = self._given_id
         body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
         return Incoming(
             method=self._parser.get_method().decode("latin-1"),
             raw_path=raw_path,
             path=unquote(text) if "%" in text else text,
             query=url.query or b"",
-            headers={k.decode("latin-1"): v.decode("latin-1") for k, v in headers},
-            raw_headers=headers,
+            raw_headers=self._headers,
             body=body,
             client=self.client,
             keep_alive=self._parser.should_keep_alive(),
+            given_id=None if given is None else given.decode("latin-1"),
         )
 
     def _start(self, request: Incoming | _Refused) -> None:

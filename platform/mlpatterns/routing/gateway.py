@@ -23,7 +23,6 @@ import asyncio
 import logging
 import random
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
@@ -31,7 +30,6 @@ from mlpatterns import web
 from mlpatterns.api.stages import JOBS_PREFIX
 from mlpatterns.logsetup import log_access, request_fields
 from mlpatterns.logstreams import RecordLog
-from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.routing import thresholds
 from mlpatterns.routing.breaker import Breaker, CircuitBreakers, Refusal
 from mlpatterns.routing.decide import Decision, decide
@@ -57,7 +55,8 @@ from mlpatterns.routing.messages import (
     request_head,
     upstream_target,
 )
-from mlpatterns.routing.table import RouteTable
+from mlpatterns.routing.recent import RecentVersions
+from mlpatterns.routing.table import RouteTable, VersionPolicy
 from mlpatterns.routing.upstream import (
     UpstreamError,
     UpstreamPool,
@@ -75,6 +74,8 @@ FOLLOW_UP_HEADER = b"x-mlpatterns-follow-up"  # where the follow-up's answer wil
 _OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", _ROUTE, FOLLOW_UP_HEADER})
 _NOT_FORWARDED = HOP_BY_HOP | _OWN
 _NOT_PASSED_ON = PASSED_OVER | _OWN
+_NO_HEADERS: dict[str, str] = {}  # what decides when the table reads no header
+_NO_CLOCK = datetime.fromtimestamp(0, UTC)  # ... and when it reads no time
 
 
 class Gateway:
@@ -104,9 +105,7 @@ class Gateway:
         self._clock = clock
         self._draw = draw
         self._shadows: set[asyncio.Task[None]] = set()
-        # request id -> version, for feedback that arrives later (bounded, oldest out)
-        self._recent: OrderedDict[str, str] = OrderedDict()
-        self._remembered = remembered
+        self._recent = RecentVersions(remembered)  # for feedback that arrives later
 
     def replace_table(self, table: RouteTable, upstreams: Mapping[str, str] | None = None) -> None:
         """Swap the routes; requests already decided finish with the table they had."""
@@ -143,10 +142,12 @@ class Gateway:
         started = time.perf_counter()
         table = self.table  # this request's table, whatever a reload does meanwhile
         path = request.path
-        request_id = web.request_id(request.headers.get("x-request-id"))
+        request_id = web.request_id(request.given_id)
         if table.graph is not None:
             return await self._graph(table, request, request_id, started)
-        decision = decide(table, request.headers, path, self._clock(), self._draw(), self._draw())
+        headers = request.headers if table.reads_headers else _NO_HEADERS
+        now = self._clock() if table.reads_clock else _NO_CLOCK
+        decision = decide(table, headers, path, now, self._draw(), self._draw())
         policy = table.policies.get(decision.version)
         refused = None
         if policy is not None and policy.breaker is not None:
@@ -156,25 +157,27 @@ class Gateway:
             if target is not None and target != decision.version:
                 decision, policy = decision._replace(version=target), table.policies[target]
         given_id, version = request_id.encode(), decision.version.encode()
-        headers = forwarded_headers(request.raw_headers, _NOT_FORWARDED)
-        headers.append((b"x-request-id", given_id))
+        forwarded = forwarded_headers(request.raw_headers, _NOT_FORWARDED)
+        forwarded.append((b"x-request-id", given_id))
         if decision.shadow is not None:
-            self._send_shadow(table, decision.shadow, request, headers)
-        threshold = policy.threshold if policy else None
+            self._send_shadow(table, decision.shadow, request, forwarded)
+        forwarded.append((_ROUTE, version))
+        threshold = policy.threshold if policy is not None else None
         applied = threshold is not None and thresholds.applies(path)
         raw_path = thresholds.upstream_path(path).encode() if applied else request.raw_path
-        headers.append((_ROUTE, version))
         breaker = policy.breaker if policy is not None else None
         if refused is not None:
             answer = refused
         elif breaker is None:
-            answer = await self._forward(table, decision, request, raw_path, headers, request_id)
+            answer = await self._forward(
+                decision.version, policy, request, raw_path, forwarded, request_id
+            )
         else:  # counted in the version's requests in flight and failures in a row
             status = None
             self._breakers.started(decision.version)
             try:
                 answer = await self._forward(
-                    table, decision, request, raw_path, headers, request_id
+                    decision.version, policy, request, raw_path, forwarded, request_id
                 )
                 status = answer.status
             finally:
@@ -203,7 +206,7 @@ class Gateway:
         remembered, logged and counted."""
         answer.headers += ((b"x-request-id", given_id), (b"x-mlpatterns-version", named))
         elapsed = time.perf_counter() - started
-        self._remember(request_id, decision.version)
+        self._recent.add(request_id, decision.version)
         self._log(table, decision, request_id, answer.status, elapsed)
         self.metrics.answers.answered(
             table.service,
@@ -258,11 +261,6 @@ class Gateway:
             table, request, request_id, given_id, decision, answer, started, versions.encode()
         )
 
-    def _remember(self, request_id: str, version: str) -> None:
-        self._recent[request_id] = version
-        if len(self._recent) > self._remembered:
-            self._recent.popitem(last=False)
-
     def _log(
         self, table: RouteTable, decision: Decision, request_id: str, status: int, elapsed: float
     ) -> None:
@@ -278,14 +276,14 @@ class Gateway:
                 "phase": table.phase,
                 "status": status,
                 "latency_seconds": round(elapsed, 6),
-                "timestamp": timestamp(),
+                "timestamp": self._clock(),  # orjson writes it as ISO 8601
             }
         )
 
     async def _forward(
         self,
-        table: RouteTable,
-        decision: Decision,
+        version: str,
+        policy: VersionPolicy | None,
         request: Incoming,
         raw_path: bytes,
         headers: list[tuple[bytes, bytes]],
@@ -293,47 +291,49 @@ class Gateway:
     ) -> Answer:
         """The upstream's answer, tried at most 1 + the version's retries times (faults
         only, never refusals), or the gateway's own 503 or 504."""
-        policy = table.policies.get(decision.version)
-        timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
-        attempts = 1 + ((policy.retries if policy else None) or 0)
-        pool = self._pools[decision.version]
+        timeout, retries = self._default_timeout, 0
+        if policy is not None:
+            timeout = policy.timeout_seconds or timeout
+            retries = policy.retries or 0
+        pool = self._pools[version]
         origin = pool.origin
         target = upstream_target(origin.prefix, raw_path, request.query)
         head = request_head(request.method, target, origin.host_header, headers, len(request.body))
         head_only = request.method == "HEAD"
         started = time.perf_counter()
-        for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
-            last = attempt == attempts - 1
+        while True:  # a bounded retry budget, for faults, not refusals
             try:
                 upstream = await pool.request(head, request.body, timeout, head_only)
             except UpstreamTimeout:
-                if not last:
+                if retries:
+                    retries -= 1
                     continue
-                message = f"version {decision.version} did not answer in {timeout:g} s"
+                message = f"version {version} did not answer in {timeout:g} s"
                 log.warning("request %s: %s", request_id, message, extra=request_fields(request_id))
                 answer = error_answer(504, message, "", "")
                 break
             except UpstreamError as error:
-                if not last:
+                if retries:
+                    retries -= 1
                     continue
                 log.warning(  # where and why for the log; the client learns neither address
                     "request %s: version %s at %s is unavailable: %s",
                     request_id,
-                    decision.version,
+                    version,
                     origin.url,
                     error,
                     extra=request_fields(request_id),
                 )
-                message = f"version {decision.version} is unavailable"
-                answer = error_answer(503, message, "", "")
+                answer = error_answer(503, f"version {version} is unavailable", "", "")
                 break
-            if upstream.status >= 500 and not last:
-                continue
             if upstream.status >= 500:
+                if retries:
+                    retries -= 1
+                    continue
                 log.warning(
                     "request %s: version %s answered %d",
                     request_id,
-                    decision.version,
+                    version,
                     upstream.status,
                     extra=request_fields(request_id),
                 )

@@ -5,7 +5,7 @@ headers that go on either way, and the answer it writes back."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import SplitResult, urlsplit
 
@@ -43,7 +43,7 @@ HOP_BY_HOP = frozenset(
     }
 )
 PASSED_OVER = HOP_BY_HOP | {b"date", b"server"}
-_REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
+_STATUS_LINES = {s.value: b"HTTP/1.1 %d %s" % (s.value, s.phrase.encode()) for s in HTTPStatus}
 
 
 @dataclass(slots=True)
@@ -54,11 +54,20 @@ class Incoming:
     raw_path: bytes  # as sent: still percent-encoded, always starting with /
     path: str  # decoded: what rules match
     query: bytes  # as sent, without the ?
-    headers: dict[str, str]  # lowercase names, the last of repeated ones: what decides
     raw_headers: list[tuple[bytes, bytes]]  # lowercase names, every one, in order
     body: bytes
     client: tuple[str, int] | None = None
     keep_alive: bool = True
+    given_id: str | None = None  # its x-request-id as sent (the last one), if any
+    _headers: dict[str, str] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Lowercase names, the last of repeated ones: what rules match (made when first
+        asked for: a table without header rules never needs them)."""
+        if self._headers is None:
+            self._headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in self.raw_headers}
+        return self._headers
 
 
 @dataclass(slots=True)
@@ -71,12 +80,12 @@ class Answer:
 
     def encode(self, keep_alive: bool, date: bytes) -> bytes:
         """The answer as written to the client, `connection: close` unless `keep_alive`."""
-        reason = _REASONS.get(self.status, b"")
         length = len(self.body) if self.length is None else self.length
-        parts = [b"HTTP/1.1 ", str(self.status).encode(), b" ", reason]
+        line = _STATUS_LINES.get(self.status) or b"HTTP/1.1 %d " % self.status
+        parts = [line]
         for name, value in self.headers:
             parts += (b"\r\n", name, b": ", value)
-        parts += (b"\r\ncontent-length: ", str(length).encode(), b"\r\ndate: ", date)
+        parts += (b"\r\ncontent-length: %d\r\ndate: " % length, date)
         parts.append(b"\r\n\r\n" if keep_alive else b"\r\nconnection: close\r\n\r\n")
         if self.length is None:
             parts.append(self.body)
@@ -125,7 +134,7 @@ def request_head(
     parts = [method.encode(), b" ", target, b" HTTP/1.1\r\nhost: ", host]
     for name, value in headers:
         parts += (b"\r\n", name, b": ", value)
-    parts += (b"\r\ncontent-length: ", str(length).encode(), b"\r\n\r\n")
+    parts.append(b"\r\ncontent-length: %d\r\n\r\n" % length)
     return b"".join(parts)
 
 

@@ -83,6 +83,17 @@ class RouteTable:
         }
 
     @cached_property
+    def reads_headers(self) -> bool:
+        """Whether a decision looks at the request's headers (a header rule, a sticky
+        header): if not, the gateway does not make them a mapping."""
+        return self.sticky_header is not None or any(r.headers for r in self.routes)
+
+    @cached_property
+    def reads_clock(self) -> bool:
+        """Whether a decision looks at the time (a rule's time window)."""
+        return any(r.window is not None for r in self.routes)
+
+    @cached_property
     def phase(self) -> str:
         """The traffic policy in force as one line, e.g. `default current=90,challenger=10;
         sticky x-user-id`. Each gateway decision records it, so that a report can tell

@@ -1,0 +1,30 @@
+"""Which version answered a recent request: the gateway remembers it by request id,
+for feedback that arrives later and names only the id."""
+
+from __future__ import annotations
+
+__all__ = ["RecentVersions"]
+
+
+class RecentVersions:
+    """Request id -> version, bounded: the newer ids, then the older ones; when the
+    newer reach half of `capacity` the older are forgotten. So the last capacity/2 ids
+    are always remembered, never more than `capacity`, and remembering costs one dict
+    store (no per-request eviction)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._generation = max(1, capacity // 2)
+        self._newer: dict[str, str] = {}
+        self._older: dict[str, str] = {}
+
+    def add(self, request_id: str, version: str) -> None:
+        newer = self._newer
+        newer[request_id] = version
+        if len(newer) >= self._generation:
+            self._older, self._newer = newer, {}
+
+    def get(self, request_id: str) -> str | None:
+        return self._newer.get(request_id) or self._older.get(request_id)
+
+    def __len__(self) -> int:
+        return len(self._newer) + len(self._older)
