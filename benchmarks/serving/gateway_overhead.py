@@ -1,15 +1,18 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
-the gateway with a plain route, a 100% shadow, a 90/10 split, the split with a 100%
-shadow, and a sticky split behind a header rule (requests from 1,000 users); nginx
-doing the same job (one route; a 100% mirror); and the floor for a Python gateway,
-`byte_forwarder.py` (one route, nothing but the bytes passed on).
+the gateway with a plain route (also with its decision log off), a 100% shadow, a
+90/10 split, the split with a 100% shadow, and a sticky split behind a header rule
+(requests from 1,000 users); nginx doing the same job (one route; a 100% mirror); the
+floor for a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes
+passed on); and bare forwarders on Go's net/http, on fasthttp and on hyper (Rust, one
+thread) (`compiled_peer.py`): what a compiled data plane would start from.
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
         [--cases "one route,shadow"]
 
 The model servers and the gateway run on core 0 (`taskset`), wrk on core 1, all with
 the same Open Inference Protocol request as the serving benchmark. Prints requests/s,
-p50/p99, the throughput ratio to direct, the latency the gateway adds, and the
+p50/p99, the throughput ratio to direct, the latency the gateway adds, each proxy's
+CPU per request (its user and system time from /proc, children included), and the
 gateway's throughput and p50 against nginx's for the same job. Two runs
 put the shadow on a hung server (SIGSTOP) and on a refusing port: the primary's p99
 there, against the one-route run's, is what a broken shadow costs the clients.
@@ -18,6 +21,7 @@ there, against the one-route run's, is what a broken shadow costs the clients.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import subprocess
 import sys
@@ -27,6 +31,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from compiled_peer import compiled_peer
 from nginx_peer import ensure_nginx, nginx_argv, write_nginx_config
 from run import free_port, load, wait_until_answering, write_wrk_script
 
@@ -40,8 +45,10 @@ SHADOW_TARGETS = {
     "gateway: shadow to a hung server": "hung",
     "gateway: shadow to a refusing port": "refused",
 }
+UNLOGGED = "gateway: one route, decisions not logged"  # what the decision log costs
 VARIANTS = {
     "gateway: one route": ALONE,
+    UNLOGGED: ALONE,
     "gateway: 100% shadow": SHADOW_ONLY,
     "gateway: shadow to a hung server": SHADOW_ONLY,
     "gateway: shadow to a refusing port": SHADOW_ONLY,
@@ -65,9 +72,20 @@ VARIANTS = {
 NGINX = {"nginx: one route": False, "nginx: 100% mirror": True}  # mirror to rf or not
 FLOOR = "python floor: byte forwarder"
 FORWARDER = str(Path(__file__).with_name("byte_forwarder.py"))
-PAIRS = [("one route", "gateway: one route", "nginx: one route"),
-         ("100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
-    ("one route, the Python floor", FLOOR, "nginx: one route")]  # fmt: skip
+COMPILED = {
+    "Go net/http: bare forwarder": "nethttp",
+    "fasthttp: bare forwarder": "fasthttp",
+    "hyper: bare forwarder": "hyper",
+}
+NETHTTP, FASTHTTP, HYPER = COMPILED
+PAIRS = [  # (who, job, ours, theirs)
+    ("gateway", "one route", "gateway: one route", "nginx: one route"),
+    ("gateway", "100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
+    ("byte forwarder", "one route, the Python floor", FLOOR, "nginx: one route"),
+    ("Go net/http", "one route, bare", NETHTTP, "nginx: one route"),
+    ("fasthttp", "one route, bare", FASTHTTP, "nginx: one route"),
+    ("hyper", "one route, bare", HYPER, "nginx: one route"),
+]
 
 
 def write_users_script(folder: Path) -> Path:
@@ -93,15 +111,31 @@ def start(argv: list[str], url: str, probe: str = "") -> subprocess.Popen[bytes]
     return process
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) of process `pid` and its children, from /proc."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # from the state on
+        except OSError:
+            continue  # gone meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # itself, or its child
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def measured(
     argv: list[str], port: int, connections: int, duration: int, script: Path
-) -> tuple[float, float, float]:
-    """Start a proxy listening on `port`, warm it up, load it, and stop it."""
+) -> tuple[tuple[float, float, float], float]:
+    """Start a proxy listening on `port`, warm it up, load it, and stop it: requests/s,
+    p50 and p99, and the proxy's CPU per request in microseconds."""
     url = f"http://127.0.0.1:{port}"
     proxy = start(argv, url)
     try:
         load(url, connections, 2, script)
-        return load(url, connections, duration, script)
+        before = process_cpu(proxy.pid)  # taskset execs the proxy: one pid
+        result = load(url, connections, duration, script)
+        return result, (process_cpu(proxy.pid) - before) / (result[0] * duration) * 1e6
     finally:
         proxy.terminate()
         proxy.wait(timeout=30)
@@ -125,6 +159,7 @@ def main() -> None:
 
     processes: list[subprocess.Popen[bytes]] = []
     results: dict[str, tuple[float, float, float]] = {}
+    cpu: dict[str, float] = {}  # the proxy's CPU per request, us
     with tempfile.TemporaryDirectory() as folder:
         script = write_wrk_script(Path(folder))
         users_script = write_users_script(Path(folder))
@@ -189,7 +224,7 @@ def main() -> None:
                     )
                 )
                 port = free_port()
-                results[name] = measured(
+                results[name], cpu[name] = measured(
                     [
                         MLPATTERNS,
                         "serve",
@@ -204,6 +239,7 @@ def main() -> None:
                             else f"--upstream={v}={u}"
                             for v, u in upstreams.items()
                         ],
+                        *(["--no-log-decisions"] if name == UNLOGGED else []),
                     ],
                     port,
                     args.connections,
@@ -222,14 +258,18 @@ def main() -> None:
                     upstreams["svc"].removeprefix("http://"),
                     shadow,
                 )
-                results[name] = measured(
+                results[name], cpu[name] = measured(
                     nginx_argv(nginx, config), port, args.connections, args.duration, script
                 )
-            if wanted(FLOOR):
+            forwarders = {FLOOR: [sys.executable, FORWARDER]}
+            forwarders.update({n: [compiled_peer(p)] for n, p in COMPILED.items() if wanted(n)})
+            for name, argv in forwarders.items():
+                if not wanted(name):
+                    continue
                 port = free_port()
                 upstream = upstreams["svc"].removeprefix("http://")
-                results[FLOOR] = measured(
-                    [sys.executable, FORWARDER, f"127.0.0.1:{port}", upstream],
+                results[name], cpu[name] = measured(
+                    [*argv, f"127.0.0.1:{port}", upstream],
                     port,
                     args.connections,
                     args.duration,
@@ -248,20 +288,20 @@ def main() -> None:
             if name == "direct"
             else (
                 f"  {rps / direct_rps:5.0%} of direct, "
-                f"+{p50 - direct_p50:.2f} ms p50, +{p99 - direct_p99:.2f} ms p99"
+                f"{p50 - direct_p50:+.2f} ms p50, {p99 - direct_p99:+.2f} ms p99"
             )
         )
-        print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}")
+        used = f", CPU {cpu[name]:.1f} us/req" if name in cpu else ""
+        print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}{used}")
     if STICKY in results and "gateway: one route" in results:
         (rps, p50, _), (alone_rps, alone_p50, _) = results[STICKY], results["gateway: one route"]
         print(
             f"  gateway, sticky split + rule / one route: {rps / alone_rps:.2f}x throughput, "
             f"p50 {p50 - alone_p50:+.2f} ms"
         )
-    for job, ours, theirs in PAIRS:
+    for who, job, ours, theirs in PAIRS:
         if ours in results and theirs in results:
             (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]
-            who = "byte forwarder" if ours == FLOOR else "gateway"
             print(
                 f"  {who} / nginx, {job}: {rps / peer_rps:.2f}x throughput, "
                 f"p50 {p50 - peer_p50:+.2f} ms"
