@@ -103,11 +103,11 @@ def test_answer_metrics_expose_what_prometheus_histograms_would(values: list[flo
     assert count == len(values)
 
 
-def test_recent_versions_keep_at_least_the_last_half_of_their_capacity() -> None:
+def test_recent_versions_keep_the_last_capacity_ids_and_at_most_twice_as_many() -> None:
     recent = RecentVersions(capacity=10)
     for number in range(1, 101):
         recent.add(f"r{number}", f"v{number}")
-        assert len(recent) <= 10
-        assert all(recent.get(f"r{n}") == f"v{n}" for n in range(max(1, number - 4), number + 1))
+        assert len(recent) <= 20
+        assert all(recent.get(f"r{n}") == f"v{n}" for n in range(max(1, number - 9), number + 1))
     assert recent.get("r1") is None
     assert recent.get("never") is None

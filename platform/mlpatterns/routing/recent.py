@@ -7,13 +7,13 @@ __all__ = ["RecentVersions"]
 
 
 class RecentVersions:
-    """Request id -> version, bounded: the newer ids, then the older ones; when the
-    newer reach half of `capacity` the older are forgotten. So the last capacity/2 ids
-    are always remembered, never more than `capacity`, and remembering costs one dict
-    store (no per-request eviction)."""
+    """Request id -> version for at least the last `capacity` requests: the newer ids,
+    then the older ones; when the newer reach `capacity` they become the older and the
+    older are forgotten. So never more than twice `capacity` are kept, and remembering
+    costs one dict store (no eviction per request)."""
 
     def __init__(self, capacity: int) -> None:
-        self._generation = max(1, capacity // 2)
+        self._generation = max(1, capacity)
         self._newer: dict[str, str] = {}
         self._older: dict[str, str] = {}
 
