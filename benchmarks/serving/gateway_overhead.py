@@ -261,11 +261,9 @@ def main() -> None:
                 results[name], cpu[name] = measured(
                     nginx_argv(nginx, config), port, args.connections, args.duration, script
                 )
-            forwarders = {FLOOR: [sys.executable, FORWARDER]}
+            forwarders = {FLOOR: [sys.executable, FORWARDER]} if wanted(FLOOR) else {}
             forwarders.update({n: [compiled_peer(p)] for n, p in COMPILED.items() if wanted(n)})
             for name, argv in forwarders.items():
-                if not wanted(name):
-                    continue
                 port = free_port()
                 upstream = upstreams["svc"].removeprefix("http://")
                 results[name], cpu[name] = measured(

@@ -291,30 +291,27 @@ class Gateway:
     ) -> Answer:
         """The upstream's answer, tried at most 1 + the version's retries times (faults
         only, never refusals), or the gateway's own 503 or 504."""
-        timeout, retries = self._default_timeout, 0
-        if policy is not None:
-            timeout = policy.timeout_seconds or timeout
-            retries = policy.retries or 0
+        timeout = (policy.timeout_seconds if policy else None) or self._default_timeout
+        attempts = 1 + ((policy.retries if policy else None) or 0)
         pool = self._pools[version]
         origin = pool.origin
         target = upstream_target(origin.prefix, raw_path, request.query)
         head = request_head(request.method, target, origin.host_header, headers, len(request.body))
         head_only = request.method == "HEAD"
         started = time.perf_counter()
-        while True:  # a bounded retry budget, for faults, not refusals
+        for attempt in range(attempts):  # a bounded retry budget, for faults, not refusals
+            last = attempt == attempts - 1
             try:
                 upstream = await pool.request(head, request.body, timeout, head_only)
             except UpstreamTimeout:
-                if retries:
-                    retries -= 1
+                if not last:
                     continue
                 message = f"version {version} did not answer in {timeout:g} s"
                 log.warning("request %s: %s", request_id, message, extra=request_fields(request_id))
                 answer = error_answer(504, message, "", "")
                 break
             except UpstreamError as error:
-                if retries:
-                    retries -= 1
+                if not last:
                     continue
                 log.warning(  # where and why for the log; the client learns neither address
                     "request %s: version %s at %s is unavailable: %s",
@@ -326,10 +323,9 @@ class Gateway:
                 )
                 answer = error_answer(503, f"version {version} is unavailable", "", "")
                 break
+            if upstream.status >= 500 and not last:
+                continue
             if upstream.status >= 500:
-                if retries:
-                    retries -= 1
-                    continue
                 log.warning(
                     "request %s: version %s answered %d",
                     request_id,
