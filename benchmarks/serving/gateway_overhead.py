@@ -4,10 +4,12 @@ the gateway with a plain route (also with its decision log off), a 100% shadow, 
 (requests from 1,000 users); nginx doing the same job (one route; a 100% mirror); the
 floor for a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes
 passed on); and bare forwarders on Go's net/http, on fasthttp and on hyper (Rust, one
-thread) (`compiled_peer.py`): what a compiled data plane would start from.
+thread) (`compiled_peer.py`). Each gateway case runs with the Python data plane and
+with the compiled one (`dataplane/`, built by `hack/dataplane` when missing; its
+cases are named `compiled gateway: ...`).
 
     .venv/bin/python benchmarks/serving/gateway_overhead.py MODEL_DIR [--connections 16]
-        [--cases "one route,shadow"]
+        [--cases "one route,shadow"] [--data-planes python,compiled]
 
 The model servers and the gateway run on core 0 (`taskset`), wrk on core 1, all with
 the same Open Inference Protocol request as the serving benchmark. Prints requests/s,
@@ -36,6 +38,7 @@ from nginx_peer import ensure_nginx, nginx_argv, write_nginx_config
 from run import free_port, load, wait_until_answering, write_wrk_script
 
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
+REPO = Path(__file__).resolve().parents[2]
 ALONE = {"split": [{"version": "svc", "weight": 100}]}
 STICKY = "gateway: sticky 90/10 split + header rule"
 SHADOW_ONLY = {**ALONE, "shadow": {"version": "rf", "percent": 100}}
@@ -78,9 +81,12 @@ COMPILED = {
     "hyper: bare forwarder": "hyper",
 }
 NETHTTP, FASTHTTP, HYPER = COMPILED
+COMPILED_GATEWAY = "compiled "  # the prefix of a case run with `--data-plane compiled`
 PAIRS = [  # (who, job, ours, theirs)
     ("gateway", "one route", "gateway: one route", "nginx: one route"),
     ("gateway", "100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
+    ("compiled gateway", "one route", "compiled gateway: one route", "nginx: one route"),
+    ("compiled gateway", "100% shadow", "compiled gateway: 100% shadow", "nginx: 100% mirror"),
     ("byte forwarder", "one route, the Python floor", FLOOR, "nginx: one route"),
     ("Go net/http", "one route, bare", NETHTTP, "nginx: one route"),
     ("fasthttp", "one route, bare", FASTHTTP, "nginx: one route"),
@@ -151,7 +157,26 @@ def main() -> None:
     parser.add_argument(
         "--cases", default="", help="comma-separated parts of the case names to run (all)"
     )
+    parser.add_argument(
+        "--data-planes",
+        default="python,compiled",
+        help="the gateway's data planes to run each gateway case with (python, compiled)",
+    )
     args = parser.parse_args()
+    planes = [plane for plane in args.data_planes.split(",") if plane]
+    if "compiled" in planes:  # built from dataplane/ when missing, as the tests build it
+        built = subprocess.run(
+            ["bash", str(REPO / "hack" / "dataplane"), "path"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        os.environ["MLPATTERNS_DATAPLANE"] = built.stdout.strip().splitlines()[-1]
+    variants = {
+        (COMPILED_GATEWAY if plane == "compiled" else "") + name: (plane, traffic)
+        for plane in planes
+        for name, traffic in VARIANTS.items()
+    }
     parts = [part for part in args.cases.split(",") if part]
 
     def wanted(name: str) -> bool:
@@ -203,9 +228,10 @@ def main() -> None:
             targets = {"hung": hung_url, "refused": f"http://127.0.0.1:{free_port()}"}
             load(upstreams["svc"], args.connections, 2, script)  # warm-up
             results["direct"] = load(upstreams["svc"], args.connections, args.duration, script)
-            for name, traffic in VARIANTS.items():
+            for name, (plane, traffic) in variants.items():
                 if not wanted(name):
                     continue
+                plain = name.removeprefix(COMPILED_GATEWAY)
                 spec = Path(folder) / "iris.yaml"
                 spec.write_text(
                     yaml.safe_dump(
@@ -234,17 +260,18 @@ def main() -> None:
                         "--port",
                         str(port),
                         *[
-                            f"--upstream={v}={targets.get(SHADOW_TARGETS.get(name, ''), u)}"
+                            f"--upstream={v}={targets.get(SHADOW_TARGETS.get(plain, ''), u)}"
                             if v == "rf"
                             else f"--upstream={v}={u}"
                             for v, u in upstreams.items()
                         ],
-                        *(["--no-log-decisions"] if name == UNLOGGED else []),
+                        *(["--no-log-decisions"] if plain == UNLOGGED else []),
+                        f"--data-plane={plane}",
                     ],
                     port,
                     args.connections,
                     args.duration,
-                    users_script if name == STICKY else script,
+                    users_script if plain == STICKY else script,
                 )
             nginx = ensure_nginx() if any(wanted(name) for name in NGINX) else ""
             for name, mirrored in NGINX.items():
@@ -291,12 +318,15 @@ def main() -> None:
         )
         used = f", CPU {cpu[name]:.1f} us/req" if name in cpu else ""
         print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}{used}")
-    if STICKY in results and "gateway: one route" in results:
-        (rps, p50, _), (alone_rps, alone_p50, _) = results[STICKY], results["gateway: one route"]
-        print(
-            f"  gateway, sticky split + rule / one route: {rps / alone_rps:.2f}x throughput, "
-            f"p50 {p50 - alone_p50:+.2f} ms"
-        )
+    for prefix in ("", COMPILED_GATEWAY):
+        sticky, alone = prefix + STICKY, prefix + "gateway: one route"
+        if sticky in results and alone in results:
+            (rps, p50, _), (alone_rps, alone_p50, _) = results[sticky], results[alone]
+            print(
+                f"  {prefix}gateway, sticky split + rule / one route: "
+                f"{rps / alone_rps:.2f}x throughput, p50 {p50 - alone_p50:+.2f} ms, "
+                f"CPU {cpu[sticky] / cpu[alone]:.2f}x"
+            )
     for who, job, ours, theirs in PAIRS:
         if ours in results and theirs in results:
             (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]

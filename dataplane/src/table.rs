@@ -215,11 +215,11 @@ impl Table {
             && route
                 .path
                 .as_ref()
-                .map_or(true, |m| m.matches(Some(request.path())))
+                .is_none_or(|m| m.matches(Some(request.path())))
             && route
                 .window
                 .as_ref()
-                .map_or(true, |w| w.contains(request.now()))
+                .is_none_or(|w| w.contains(request.now()))
     }
 
     /// `draw` and `shadow_draw` uniform in [0, 1).
@@ -245,7 +245,7 @@ impl Table {
             let on_path = self
                 .mirror_path
                 .as_deref()
-                .map_or(true, |p| p == request.path());
+                .is_none_or(|p| p == request.path());
             if on_path && *mirrored != version && shadow_draw * 100.0 < *percent {
                 shadow = Some(mirrored.clone());
             }

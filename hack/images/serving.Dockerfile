@@ -6,8 +6,11 @@
 # build it with `hack/images/build serving`, which makes the wheelhouse first.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE}
+# the gateway forwards with its compiled data plane (dataplane/, static; `hack/dataplane`)
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MLPATTERNS_HOME=/var/lib/mlpatterns \
-    PATH=/opt/mlpatterns/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+    PATH=/opt/mlpatterns/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    MLPATTERNS_GATEWAY_DATA_PLANE=compiled
+COPY .build/bin/mlpatterns-dataplane /usr/local/bin/mlpatterns-dataplane
 RUN --mount=type=bind,source=.build/wheelhouse,target=/wheels \
     python3 -m venv /opt/mlpatterns \
  && /opt/mlpatterns/bin/pip install --no-cache-dir --disable-pip-version-check --no-index \

@@ -41,6 +41,12 @@ class PlainHistogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def add(self, counts: list[int], total: float) -> None:
+        """Add counts made elsewhere, per bucket (the last is +Inf), and their sum."""
+        for index, count in enumerate(counts):
+            self.counts[index] += count
+        self.total += total
+
     def buckets(self) -> list[tuple[str, float]]:
         """Cumulative counts by upper bound, as the exposition format wants them."""
         cumulative, running = [], 0

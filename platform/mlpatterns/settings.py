@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         default=None,
         description="Bearer token that lets a non-loopback client call the gateway's /-/reload.",
     )
+    dataplane: Path | None = Field(
+        default=None,
+        description="The compiled data plane's binary (`mlpatterns-dataplane`) for "
+        "`serve gateway --data-plane compiled`; unset: found on PATH.",
+    )
     http_max_header_bytes: int = Field(
         default=16 << 10, ge=1024, description="Request line and headers, in bytes (431 beyond)."
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.controlplane import tools_bin
+from tests.support.dataplane import DATA_PLANES, data_plane_env
 from tests.support.servers import S3Server, minio_server, redis_server
 from tests.support.training import aliased_iris, stacked_iris, train
 
@@ -42,3 +43,12 @@ def aliased_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     aliased_iris(folder)
     stacked_iris(folder)
     return folder
+
+
+@pytest.fixture(params=DATA_PLANES)
+def data_plane(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The gateway's data plane for a test that starts `serve gateway` (through its
+    environment): each such test runs against both."""
+    for name, value in data_plane_env(request.param).items():
+        monkeypatch.setenv(name, value)
+    return str(request.param)

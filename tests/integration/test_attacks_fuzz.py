@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.integration.test_gateway import start_gateway, write
 from tests.integration.test_model_server import start_server
+from tests.support.dataplane import DATA_PLANES, data_plane_env
 from tests.support.hostile import Recorder, raw_request, recording_server, rss_bytes, status_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.attack]
@@ -35,9 +36,11 @@ def schemathesis(url: str, folder: Path, *exclude: str) -> subprocess.CompletedP
     )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=DATA_PLANES)
 def served_gateway(
-    trained: tuple[Path, str], tmp_path_factory: pytest.TempPathFactory
+    trained: tuple[Path, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[str]:
     home = tmp_path_factory.mktemp("fuzz")
     server = start_server(trained[0], "models:/iris@candidate", "--no-log-predictions")
@@ -49,7 +52,8 @@ def served_gateway(
             "shadow": {"version": "rf", "percent": 100},
         },
     )
-    url, process = start_gateway(spec, {"svc": server.url, "rf": server.url}, home)
+    upstreams = {"svc": server.url, "rf": server.url}
+    url, process = start_gateway(spec, upstreams, home, data_plane_env(request.param))
     yield url
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=30)
@@ -82,13 +86,16 @@ class RawGateway:
     baseline_rss: int
 
 
-@pytest.fixture(scope="module")
-def raw_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawGateway]:
+@pytest.fixture(scope="module", params=DATA_PLANES)
+def raw_gateway(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RawGateway]:
     home = tmp_path_factory.mktemp("raw-fuzz")
     with recording_server() as upstream, recording_server() as bystander:
         spec = home / "iris.yaml"
         write(spec, {"split": [{"version": "svc", "weight": 100}]})
-        url, process = start_gateway(spec, {"svc": upstream.url, "rf": upstream.url}, home)
+        upstreams = {"svc": upstream.url, "rf": upstream.url}
+        url, process = start_gateway(spec, upstreams, home, data_plane_env(request.param))
         for _ in range(50):  # warm up: the baseline is a gateway that has served
             httpx.post(f"{url}/predict", content=b"{}")
         port = int(url.rsplit(":", 1)[1])

@@ -28,7 +28,7 @@ from tests.support.hostile import (
 from tests.support.metrics import sample, scrape
 from tests.support.processes import free_port, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.attack]
+pytestmark = [pytest.mark.integration, pytest.mark.attack, pytest.mark.usefixtures("data_plane")]
 ROW = b'{"data": [[5.9, 3.0, 4.2, 1.5]]}'
 LIMITS = {"MLPATTERNS_HTTP_HEADER_TIMEOUT": "2", "MLPATTERNS_HTTP_BODY_TIMEOUT": "3"}
 

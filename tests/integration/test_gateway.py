@@ -22,7 +22,7 @@ from tests.support.metrics import sample, scrape
 from tests.support.processes import die_with_parent, free_port, http_ok, wait_until
 from tests.support.training import train
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 MLPATTERNS = str(Path(sys.executable).with_name("mlpatterns"))
 ROW = {"data": [[5.9, 3.0, 4.2, 1.5]]}
 

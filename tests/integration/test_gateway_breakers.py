@@ -23,7 +23,7 @@ from tests.integration.test_gateway_parameters import modelservice
 from tests.support.faulty import Behaviour, faulty_upstream
 from tests.support.metrics import sample, scrape
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 ROW = {"data": [[5.9, 3.0, 4.2, 1.5]]}
 
 

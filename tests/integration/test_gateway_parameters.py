@@ -19,7 +19,7 @@ from tests.integration.test_model_server import Server, start_server
 from tests.support.faulty import Behaviour, faulty_upstream
 from tests.support.training import train
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 TUMOUR = {"data": [[14.0, 19.0, 91.0, 600.0, 0.096, 0.1, 0.08, 0.05, 0.18, 0.06] * 3]}
 
 

@@ -22,7 +22,7 @@ import pytest
 from tests.integration.test_gateway import start_gateway, write
 from tests.support.hostile import raw_request, read_answer, status_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 ROW = b'{"data": [[5.9, 3.0, 4.2, 1.5]]}'
 ANSWER = b'{"probabilities": [[0.9, 0.1]], "classes": ["a", "b"]}'
 

@@ -8,7 +8,9 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-__all__ = ["dataplane_binary"]
+__all__ = ["DATA_PLANES", "data_plane_env", "dataplane_binary"]
+
+DATA_PLANES = ["python", "compiled"]  # what `serve gateway --data-plane` takes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -25,3 +27,11 @@ def dataplane_binary() -> Path:
         text=True,
     )
     return Path(built.stdout.strip().splitlines()[-1])
+
+
+def data_plane_env(plane: str) -> dict[str, str]:
+    """The environment that makes `serve gateway` use `plane`."""
+    env = {"MLPATTERNS_GATEWAY_DATA_PLANE": plane}
+    if plane == "compiled":
+        env["MLPATTERNS_DATAPLANE"] = str(dataplane_binary())
+    return env

@@ -100,11 +100,19 @@ def status_of(answer: bytes) -> int:
 
 
 def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (and not its children), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for {pid}")
+    """Resident memory of a process and its children (the gateway's compiled data
+    plane is one), from /proc."""
+    total = 0
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if status.parent.name == str(pid) or fields.get("PPid", "").strip() == str(pid):
+            total += int(fields.get("VmRSS", "0 kB").split()[0]) * 1024
+    if total == 0:
+        raise AssertionError(f"no VmRSS for {pid}")
+    return total
 
 
 def stream_chunked(port: int, head: bytes, total: int, chunk: int = 1 << 20) -> tuple[bytes, int]:

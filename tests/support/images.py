@@ -75,7 +75,11 @@ class Recipe:
 
 RECIPES = {
     "serving": Recipe(
-        "mlpatterns-serving", "serving.Dockerfile", python_extra="serving", base_arg="PYTHON_IMAGE"
+        "mlpatterns-serving",
+        "serving.Dockerfile",
+        python_extra="serving",
+        binary="mlpatterns-dataplane",  # the gateway's compiled data plane
+        base_arg="PYTHON_IMAGE",
     ),
     "operator": Recipe(
         "mlpatterns-operator",
@@ -176,10 +180,16 @@ def tools_bin() -> Path:
 
 
 def stage_binary(name: str) -> Path:
-    """Put `name` into .build/bin: a tool hack/tools built, or pause compiled from source."""
+    """Put `name` into .build/bin: a tool hack/tools built, the compiled data plane
+    hack/dataplane built, or pause compiled from source."""
     tool = {"local-path-provisioner": "local-path"}.get(name, name)
     target = STAGE / "bin" / name
     target.parent.mkdir(parents=True, exist_ok=True)
+    if name == "mlpatterns-dataplane":
+        built = Path(_run(["bash", str(REPO / "hack/dataplane"), "path"]).strip().splitlines()[-1])
+        if not target.exists() or target.read_bytes() != built.read_bytes():
+            shutil.copy2(built, target)
+        return target
     if name == "pause":
         source = Path(_run(["bash", str(REPO / "hack/tools"), "pause"]).strip())
         if not target.exists():

@@ -45,6 +45,11 @@ class JobIdChoice(StrEnum):
     REQUEST = "request"
 
 
+class DataPlaneChoice(StrEnum):
+    PYTHON = "python"
+    COMPILED = "compiled"
+
+
 serve_app = typer.Typer(
     help="Run a model, preprocess, async or gateway server.", no_args_is_help=True
 )
@@ -362,6 +367,12 @@ def serve_gateway(
         help="The embedded mode's rollout status (JSON): route as the rollout says; watched.",
     ),
     access_log: bool = ACCESS_LOG,
+    data_plane: DataPlaneChoice = typer.Option(
+        DataPlaneChoice.PYTHON,
+        envvar="MLPATTERNS_GATEWAY_DATA_PLANE",
+        help="python: this process forwards every request; compiled: mlpatterns-dataplane "
+        "(Rust; MLPATTERNS_DATAPLANE or PATH) forwards them and this process controls it.",
+    ),
 ) -> None:
     """The traffic gateway: splits, sticky users, conditions, shadow, kill switches."""
     import yaml
@@ -439,7 +450,21 @@ def serve_gateway(
     # a watched ConfigMap is the one source: the mounted file lags it by kubelet's sync,
     # and polling both would put older routes back after each switch
     polled = None if watchers else reload
-    control = create_control_app(gateway, polled, feedback_log=feedback_log, reload_token=token)
+    front = None
+    if data_plane == DataPlaneChoice.COMPILED:
+        from mlpatterns.routing.compiled import CompiledPlane, CompiledPlaneError, find_dataplane
+
+        try:
+            binary = find_dataplane(settings.dataplane)
+        except CompiledPlaneError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from None
+        front = CompiledPlane(
+            binary, gateway, log_decisions=log_decisions, shadow_limit=shadow_limit
+        )
+    control = create_control_app(
+        gateway, polled, feedback_log=feedback_log, reload_token=token, front=front
+    )
     limits = web_limits(settings, max_body_bytes)
     run_gateway(
         gateway,
@@ -450,6 +475,7 @@ def serve_gateway(
         reload=polled,
         feedback_log=feedback_log,
         watchers=watchers,
+        front=front,
     )
 
 

@@ -131,7 +131,11 @@ class RecordLog:
     def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool:
         """Queue a record; False (and counted) when the buffer is full. Servers never wait;
         a batch job, which must not lose records, waits for room (`wait=True`)."""
-        line = self._dumps(entry) + b"\n"
+        return self.submit_line(self._dumps(entry) + b"\n", wait=wait)
+
+    def submit_line(self, line: bytes, *, wait: bool = False) -> bool:
+        """Queue a record already written as one JSON line (ending with a newline), as
+        the compiled data plane sends its decisions; `submit`'s bounds and waiting."""
         while len(self._pending) >= self._capacity:
             if not wait or not self._thread.is_alive():
                 self.dropped += 1

@@ -71,8 +71,12 @@ class DataPlane:
         *,
         own: tuple[Callable[[str], bool], Handler] | None = None,
         on_client_gone: Callable[[], None] = lambda: None,
+        client_header: bytes | None = None,
     ) -> None:
         self.handle = handle
+        # behind the compiled data plane (on a unix socket): the client's address is
+        # the one this header names, which that plane sets and never takes from a client
+        self.client_header = client_header
         self.is_own, self.handle_own = own or (lambda path: False, handle)
         self.limits = limits
         self.on_client_gone = on_client_gone
@@ -267,10 +271,18 @@ class HttpConnection(asyncio.Protocol):
             query=url.query or b"",
             raw_headers=self._headers,
             body=body,
-            client=self.client,
+            client=self.client if self.plane.client_header is None else self._named_client(),
             keep_alive=self._parser.should_keep_alive(),
             given_id=None if given is None else given.decode("latin-1"),
         )
+
+    def _named_client(self) -> tuple[str, int] | None:
+        for name, value in reversed(self._headers):
+            if name == self.plane.client_header:
+                host, _, port = value.decode("latin-1").rpartition(":")
+                if port.isdigit():
+                    return host.strip("[]"), int(port)
+        return None
 
     def _start(self, request: Incoming | _Refused) -> None:
         if isinstance(request, _Refused):

@@ -64,16 +64,19 @@ from mlpatterns.routing.upstream import (
     pools_for,
 )
 
-__all__ = ["FOLLOW_UP_HEADER", "Gateway", "log"]
+__all__ = ["CLIENT_HEADER", "FOLLOW_UP_HEADER", "OWN_HEADERS", "Gateway", "log"]
 
 log = logging.getLogger("mlpatterns.gateway")
 
 
 _ROUTE = ROUTE_HEADER.encode()
 FOLLOW_UP_HEADER = b"x-mlpatterns-follow-up"  # where the follow-up's answer will be
-_OWN = frozenset({b"x-request-id", b"x-mlpatterns-version", _ROUTE, FOLLOW_UP_HEADER})
-_NOT_FORWARDED = HOP_BY_HOP | _OWN
-_NOT_PASSED_ON = PASSED_OVER | _OWN
+CLIENT_HEADER = b"x-mlpatterns-client"  # the client's address, as the compiled data plane saw it
+OWN_HEADERS = frozenset(  # set by the gateway only: never taken from a client or an upstream
+    {b"x-request-id", b"x-mlpatterns-version", _ROUTE, FOLLOW_UP_HEADER, CLIENT_HEADER}
+)
+_NOT_FORWARDED = HOP_BY_HOP | OWN_HEADERS
+_NOT_PASSED_ON = PASSED_OVER | OWN_HEADERS
 _NO_HEADERS: dict[str, str] = {}  # what decides when the table reads no header
 _NO_CLOCK = datetime.fromtimestamp(0, UTC)  # ... and when it reads no time
 
@@ -94,8 +97,10 @@ class Gateway:
         access_log: bool = False,
     ) -> None:
         self.table = table
+        self.upstreams = dict(upstreams)
         self.access_log = access_log
         self._pools = pools_for(parse_upstreams(upstreams), {})
+        self._listeners: list[Callable[[], None]] = []
         self.metrics = GatewayMetrics()
         self.decision_log = decision_log
         self._shadow_limit = shadow_limit
@@ -119,7 +124,14 @@ class Gateway:
             for pool in kept.values():
                 if id(pool) not in used:
                     pool.close()
+            self.upstreams = dict(upstreams)
         self.table = table
+        for listener in self._listeners:
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each `replace_table` (the compiled data plane follows)."""
+        self._listeners.append(listener)
 
     def version_of(self, request_id: str) -> str | None:
         """The version that answered a recent request, if this gateway remembers it."""

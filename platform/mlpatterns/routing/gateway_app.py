@@ -37,8 +37,9 @@ from mlpatterns import web
 from mlpatterns.logstreams import RecordLog
 from mlpatterns.logstreams.streams import timestamp
 from mlpatterns.process import calm_garbage_collector
+from mlpatterns.routing.compiled import CompiledPlane, CompiledPlaneError, serve_behind
 from mlpatterns.routing.dataplane import DataPlane, serve
-from mlpatterns.routing.gateway import Gateway
+from mlpatterns.routing.gateway import CLIENT_HEADER, Gateway, log
 from mlpatterns.routing.messages import Answer, Incoming
 from mlpatterns.routing.openapi import gateway_openapi
 
@@ -126,9 +127,11 @@ def create_control_app(
     *,
     feedback_log: RecordLog | None = None,
     reload_token: str = "",
+    front: CompiledPlane | None = None,
 ) -> ASGIApp:
     """The gateway's own endpoints; `reload()` re-reads the ModelService when it
-    changed (`POST /-/reload`)."""
+    changed (`POST /-/reload`); `front`, the compiled data plane in front of the
+    gateway, if any, holds the counts and recent versions of what it answered."""
     seen = FeedbackSeen()
 
     async def routes(request: Request) -> Response:
@@ -161,7 +164,7 @@ def create_control_app(
             return _json({"error": str(error)}, 400)
         if not seen.first(request_id):
             return _json({"error": f"request {request_id} already has an outcome"}, 409)
-        version = gateway.version_of(request_id)
+        version = await front.version_of(request_id) if front else gateway.version_of(request_id)
         feedback_log.submit(
             {
                 "request_id": request_id,
@@ -180,6 +183,11 @@ def create_control_app(
         return _json(gateway_openapi(gateway.table.service))
 
     async def metrics(request: Request) -> Response:
+        if front is not None:
+            try:
+                await front.refresh_metrics()
+            except (CompiledPlaneError, TimeoutError) as error:
+                log.warning("the compiled data plane's counts are missing: %s", error)
         return Response(
             generate_latest(gateway.metrics.registry), media_type="text/plain; version=0.0.4"
         )
@@ -251,8 +259,10 @@ def run_gateway(
     reload_every: float = 1.0,
     feedback_log: RecordLog | None = None,
     watchers: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    front: CompiledPlane | None = None,
 ) -> None:
-    """Serve until stopped (see `dataplane.serve`). `reload()` is polled every
+    """Serve until stopped (see `dataplane.serve`), or behind `front`, the compiled
+    data plane (see `compiled.serve_behind`). `reload()` is polled every
     `reload_every` seconds; each of `watchers` runs for the server's life."""
 
     async def poll() -> None:
@@ -274,10 +284,16 @@ def run_gateway(
         limits,
         own=(own_path, call_control),
         on_client_gone=gateway.client_gone,
+        client_header=CLIENT_HEADER if front is not None else None,
     )
     background = [*watchers, poll] if reload is not None else list(watchers)
     calm_garbage_collector()
-    uvloop.run(serve(plane, host, port, background=background, on_stop=stop))
+    if front is None:
+        uvloop.run(serve(plane, host, port, background=background, on_stop=stop))
+        return
+    code = uvloop.run(serve_behind(front, plane, host, port, background=background, on_stop=stop))
+    if code != 0:
+        raise SystemExit(code)
 
 
 def own_path(path: str) -> bool:

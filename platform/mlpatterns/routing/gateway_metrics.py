@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -17,7 +18,7 @@ from prometheus_client.registry import Collector
 
 from mlpatterns.meters import LATENCY_BUCKETS, PlainHistogram, add_process_metrics
 
-__all__ = ["AnswerMetrics", "GatewayMetrics"]
+__all__ = ["AnswerMetrics", "GatewayMetrics", "SnapshotFold"]
 
 
 class AnswerMetrics(Collector):
@@ -25,7 +26,7 @@ class AnswerMetrics(Collector):
     `..._overhead_seconds` for one gateway."""
 
     def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
-        self._bounds = bounds
+        self.bounds = bounds
         self.counts: dict[tuple[str, str, str, int], int] = {}
         self.seconds: dict[tuple[str, str], PlainHistogram] = {}
         self.overhead: dict[str, PlainHistogram] = {}
@@ -38,11 +39,11 @@ class AnswerMetrics(Collector):
         self.counts[key] = self.counts.get(key, 0) + 1
         timings = self.seconds.get((service, version))
         if timings is None:
-            timings = self.seconds[(service, version)] = PlainHistogram(self._bounds)
+            timings = self.seconds[(service, version)] = PlainHistogram(self.bounds)
         timings.observe(seconds)
         share = self.overhead.get(service)
         if share is None:
-            share = self.overhead[service] = PlainHistogram(self._bounds)
+            share = self.overhead[service] = PlainHistogram(self.bounds)
         share.observe(own)
 
     def count(self, service: str, route: str, version: str, status: int) -> None:
@@ -119,3 +120,44 @@ class GatewayMetrics:
             ("service", "version"),
             registry=self.registry,
         )
+
+
+class SnapshotFold:
+    """Counts made elsewhere (the compiled data plane's), folded into `metrics`: each
+    snapshot is cumulative, so what it adds is what grew since the one before."""
+
+    def __init__(self, metrics: GatewayMetrics) -> None:
+        self.metrics = metrics
+        self._seen: dict[tuple[Any, ...], Any] = {}
+
+    def _grown(self, key: tuple[Any, ...], now: Any) -> Any:
+        before = self._seen.get(key)
+        self._seen[key] = now
+        if before is None:
+            return now
+        if isinstance(now, list):
+            return [a - b for a, b in zip(now, before, strict=True)]
+        return now - before
+
+    def fold(self, snapshot: dict[str, Any]) -> None:
+        answers, metrics = self.metrics.answers, self.metrics
+        for service, route, version, status, count in snapshot["requests"]:
+            key = (service, route, version, status)
+            grown = self._grown(("requests", *key), count)
+            answers.counts[key] = answers.counts.get(key, 0) + grown
+        for service, version, counts, total in snapshot["seconds"]:
+            timings = answers.seconds.setdefault((service, version), PlainHistogram(answers.bounds))
+            grown = self._grown(("seconds", service, version), [*counts, total])
+            timings.add(grown[:-1], grown[-1])
+        for service, counts, total in snapshot["overhead"]:
+            share = answers.overhead.setdefault(service, PlainHistogram(answers.bounds))
+            grown = self._grown(("overhead", service), [*counts, total])
+            share.add(grown[:-1], grown[-1])
+        for service, version, count in snapshot["shadow_errors"]:
+            grown = self._grown(("shadow_errors", service, version), count)
+            metrics.shadow_errors.labels(service, version).inc(grown)
+        for service, version, count in snapshot["shadow_skipped"]:
+            grown = self._grown(("shadow_skipped", service, version), count)
+            metrics.shadow_skipped.labels(service, version).inc(grown)
+        for service, count in snapshot["mirror_drops"]:
+            metrics.mirror_drops.labels(service).inc(self._grown(("mirror_drops", service), count))
