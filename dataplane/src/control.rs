@@ -2,11 +2,15 @@
 //! change and asks for what it serves itself (the metrics, the version that answered
 //! a request id); the data plane sends back, batched off the request path, the
 //! decision records, warnings and access lines for the Python side's sinks and log,
-//! and the answers. One JSON document per line; what the data plane sends starts
-//! with a tag: D a decision record, L a warning, X an access line, A an answer.
+//! and the answers. One JSON document per line; a decision record is the line the
+//! decision log keeps, as it is; anything else starts with a tag: L a warning, X an
+//! access line, A an answer. Records are written at most every FLUSH_INTERVAL, so
+//! that the Python side wakes for a batch, not for each request; answers and
+//! warnings go at once.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -17,6 +21,7 @@ use tokio::sync::Notify;
 use crate::gateway::{Config, DecisionRecord, Gateway};
 
 const MAX_PENDING: usize = 16 << 20; // records beyond this are dropped (and counted)
+const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 pub struct Control {
@@ -24,56 +29,68 @@ pub struct Control {
     wake: Notify,
     flushed: Notify,
     closing: Cell<bool>,
+    urgent: Cell<bool>,
     pub dropped: Cell<u64>,
 }
 
 impl Control {
-    fn push(&self, tag: u8, value: &impl Serialize, droppable: bool) {
+    /// One line: `tag` (none for a decision record), `value`; a record is dropped (and
+    /// counted) when too much is pending, anything else is never.
+    fn push(&self, tag: Option<u8>, value: &impl Serialize, record: bool) {
         let mut out = self.out.borrow_mut();
-        if droppable && out.len() > MAX_PENDING {
+        if record && out.len() > MAX_PENDING {
             self.dropped.set(self.dropped.get() + 1);
             return;
         }
-        out.push(tag);
+        out.extend(tag);
         if serde_json::to_writer(&mut *out, value).is_ok() {
             out.push(b'\n');
+        }
+        if !record {
+            self.urgent.set(true);
         }
         self.wake.notify_one();
     }
 
     pub fn record(&self, decision: &DecisionRecord) {
-        self.push(b'D', decision, true);
+        self.push(None, decision, true);
     }
 
     pub fn access(&self, line: &Value) {
-        self.push(b'X', line, true);
+        self.push(Some(b'X'), line, true);
     }
 
     /// A warning about one request (`request_id` may be empty), logged by the Python side.
     pub fn warn(&self, request_id: &str, message: &str) {
-        self.push(
-            b'L',
-            &json!({ "request_id": request_id, "message": message }),
-            false,
-        );
+        let warning = json!({ "request_id": request_id, "message": message });
+        self.push(Some(b'L'), &warning, false);
     }
 
     fn reply(&self, answer: &Value) {
-        self.push(b'A', answer, false);
+        self.push(Some(b'A'), answer, false);
     }
 
     /// Write what is pending, then stop writing.
     pub async fn finish(&self) {
         self.closing.set(true);
+        self.urgent.set(true);
         self.wake.notify_one();
         self.flushed.notified().await;
     }
 }
 
-/// Writes what `control` gathered, one batch per wake-up.
+/// Writes what `control` gathered: records in batches FLUSH_INTERVAL apart, anything
+/// else at once.
 pub async fn write_loop(control: Rc<Control>, mut writer: OwnedWriteHalf) {
     loop {
         control.wake.notified().await;
+        if !control.urgent.get() {
+            tokio::select! {
+                () = tokio::time::sleep(FLUSH_INTERVAL) => {}
+                () = control.wake.notified() => {} // something urgent came meanwhile
+            }
+        }
+        control.urgent.set(false);
         let batch = std::mem::take(&mut *control.out.borrow_mut());
         if !batch.is_empty() && writer.write_all(&batch).await.is_err() {
             std::process::exit(1); // the control plane is gone: so is this data plane's reason to run

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::breaker::{Breaker, CircuitBreakers, Refusal, Spec};
 use crate::control::Control;
 use crate::messages::{
     is_valid_request_id, kept_headers, latin1, request_head, upstream_target, Answer, HeaderRules,
@@ -25,7 +26,6 @@ use crate::messages::{
 };
 use crate::metrics::Metrics;
 use crate::recent::RecentVersions;
-use crate::shadow_breaker::Breaker;
 use crate::table::{Decision, Policy, RequestView, Table, WireTable};
 use crate::upstream::{Origin, Pool, UpstreamError};
 
@@ -109,6 +109,7 @@ pub struct Gateway {
     settings: Settings,
     shadows: Cell<usize>,
     shadow_breaker: RefCell<Breaker>,
+    breakers: RefCell<CircuitBreakers>,
     metrics: RefCell<Metrics>,
     recent: RefCell<RecentVersions>,
     control: Rc<Control>,
@@ -159,6 +160,7 @@ impl Gateway {
             settings,
             shadows: Cell::new(0),
             shadow_breaker: RefCell::new(Breaker::new(5, 1.0, 30.0)),
+            breakers: RefCell::new(CircuitBreakers::default()),
             metrics: RefCell::new(Metrics::default()),
             control,
             ids: Ids {
@@ -271,12 +273,23 @@ impl Gateway {
                 Timestamp::UNIX_EPOCH
             },
         };
-        let decision = table.decide(&view, self.draw(), self.draw());
-        let policy = table
+        let mut decision = table.decide(&view, self.draw(), self.draw());
+        let mut policy = table
             .policies
             .get(&decision.version)
-            .copied()
+            .cloned()
             .unwrap_or_default();
+        let mut refused = None;
+        if let Some(spec) = &policy.breaker {
+            let (target, refusal) = self.admit(&decision.version, spec, table);
+            if let Some(refusal) = refusal {
+                refused = self.refused(table, &decision.version, &refusal, target.is_some());
+            }
+            if let Some(target) = target.filter(|target| *target != decision.version) {
+                policy = table.policies.get(&target).cloned().unwrap_or_default();
+                decision.version = target;
+            }
+        }
         let rules = &routes.headers;
         let mut forwarded = kept_headers(&request.headers, &[&rules.hop_by_hop, &rules.own]);
         forwarded.push((b"x-request-id".to_vec(), request_id.clone()));
@@ -284,17 +297,86 @@ impl Gateway {
             self.send_shadow(&routes, shadow, &request, &forwarded);
         }
         forwarded.push((ROUTE.to_vec(), decision.version.as_bytes().to_vec()));
-        let answer = self
-            .forward(
-                &routes,
-                &decision.version,
-                policy,
-                &request,
-                &forwarded,
-                &request_id,
-            )
-            .await;
+        let version = &decision.version;
+        let answer = match (refused, &policy.breaker) {
+            (Some(refused), _) => refused,
+            (None, None) => {
+                self.forward(&routes, version, &policy, &request, &forwarded, &request_id)
+                    .await
+            }
+            (None, Some(spec)) => {
+                // counted in the version's requests in flight and failures in a row
+                self.breakers.borrow_mut().started(version);
+                let answer = self
+                    .forward(&routes, version, &policy, &request, &forwarded, &request_id)
+                    .await;
+                self.breakers
+                    .borrow_mut()
+                    .finished(version, spec, answer.status);
+                answer
+            }
+        };
         self.answered(table, &request, request_id, &decision, answer, started)
+    }
+
+    /// Where a request decided for `version` goes: `version` (no refusal), its fallback
+    /// (with `version`'s refusal), or nowhere (None, and the refusal). A fallback
+    /// switched off (`active: false`) takes nothing.
+    fn admit(
+        &self,
+        version: &Rc<str>,
+        spec: &Spec,
+        table: &Table,
+    ) -> (Option<Rc<str>>, Option<Refusal>) {
+        let mut breakers = self.breakers.borrow_mut();
+        let Some(refusal) = breakers.refusal(version, spec) else {
+            return (Some(version.clone()), None);
+        };
+        let Some(fallback) = spec.fallback.as_deref() else {
+            return (None, Some(refusal));
+        };
+        if table.switched_off.iter().any(|off| off == fallback) {
+            return (None, Some(refusal));
+        }
+        let its_own = table
+            .policies
+            .get(fallback)
+            .and_then(|policy| policy.breaker.as_ref());
+        if its_own.is_some_and(|own| breakers.refusal(fallback, own).is_some()) {
+            return (None, Some(refusal));
+        }
+        (Some(Rc::from(fallback)), Some(refusal))
+    }
+
+    /// Count a circuit breaker's refusal; the 503 to answer unless a fallback takes
+    /// the request.
+    fn refused(
+        &self,
+        table: &Table,
+        version: &Rc<str>,
+        refusal: &Refusal,
+        taken: bool,
+    ) -> Option<Answer> {
+        self.metrics
+            .borrow_mut()
+            .breaker_refusal(&table.service, version, refusal.reason);
+        if taken {
+            return None;
+        }
+        let state = if refusal.reason == "full" {
+            "full"
+        } else {
+            "ejected after failing"
+        };
+        let after = refusal.retry_after;
+        let mut answer = Answer::error(
+            503,
+            &format!("version {version} is {state}; retry in {after} s"),
+        );
+        answer
+            .headers
+            .push((b"retry-after".to_vec(), after.to_string().into_bytes()));
+        Some(answer)
     }
 
     /// `answer` with the request id and the version, remembered, logged and counted.
@@ -354,7 +436,7 @@ impl Gateway {
         &self,
         routes: &Routes,
         version: &str,
-        policy: Policy,
+        policy: &Policy,
         request: &Request,
         headers: &Headers,
         request_id: &[u8],

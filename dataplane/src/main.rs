@@ -2,6 +2,7 @@
 //! gateway (`mlpatterns serve gateway --data-plane compiled`) compiles and sends over
 //! its control socket, on one thread; `decide` runs the decision conformance cases.
 
+mod breaker;
 mod chunked;
 mod conformance;
 mod control;
@@ -10,7 +11,7 @@ mod messages;
 mod metrics;
 mod recent;
 mod server;
-mod shadow_breaker;
+
 mod table;
 mod upstream;
 

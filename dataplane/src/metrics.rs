@@ -33,6 +33,7 @@ pub struct Metrics {
     shadow_errors: HashMap<(Name, Name), u64>,
     shadow_skipped: HashMap<(Name, Name), u64>,
     mirror_drops: HashMap<Name, u64>,
+    breaker_refusals: HashMap<(Name, Name, &'static str), u64>,
 }
 
 fn observe(histogram: &mut Histogram, bounds: &[f64], value: f64) {
@@ -105,6 +106,13 @@ impl Metrics {
         *self.mirror_drops.entry(service.clone()).or_default() += 1;
     }
 
+    pub fn breaker_refusal(&mut self, service: &Name, version: &Name, reason: &'static str) {
+        *self
+            .breaker_refusals
+            .entry((service.clone(), version.clone(), reason))
+            .or_default() += 1;
+    }
+
     pub fn snapshot(&self) -> Value {
         let pairs = |map: &HashMap<(Name, Name), u64>| -> Vec<Value> {
             map.iter()
@@ -118,6 +126,7 @@ impl Metrics {
             "shadow_errors": pairs(&self.shadow_errors),
             "shadow_skipped": pairs(&self.shadow_skipped),
             "mirror_drops": self.mirror_drops.iter().map(|(s, n)| json!([&**s, n])).collect::<Vec<_>>(),
+            "breaker_refusals": self.breaker_refusals.iter().map(|((s, v, r), n)| json!([&**s, &**v, r, n])).collect::<Vec<_>>(),
         })
     }
 }

@@ -10,6 +10,8 @@ use regex::Regex;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::breaker::Spec;
+
 #[derive(Deserialize)]
 pub struct WireMatch {
     exact: Option<String>,
@@ -32,10 +34,12 @@ pub struct WireRoute {
     destinations: Vec<(String, f64)>,
 }
 
-#[derive(Deserialize, Clone, Copy, Default)]
+#[derive(Deserialize, Clone, Default)]
 pub struct Policy {
     pub timeout_seconds: Option<f64>,
     pub retries: Option<u32>,
+    #[serde(default)]
+    pub breaker: Option<Spec>,
 }
 
 #[derive(Deserialize)]
@@ -48,6 +52,8 @@ pub struct WireTable {
     sticky_header: Option<String>,
     #[serde(default)]
     policies: HashMap<String, Policy>,
+    #[serde(default)]
+    switched_off: Vec<String>,
 }
 
 pub enum StringMatch {
@@ -122,6 +128,7 @@ pub struct Table {
     mirror_path: Option<String>,
     sticky_header: Option<String>,
     pub policies: HashMap<Rc<str>, Policy>,
+    pub switched_off: Vec<String>, // `active: false`: no traffic of any kind
     pub reads_headers: bool,
     pub reads_clock: bool,
 }
@@ -202,6 +209,7 @@ impl Table {
                 .into_iter()
                 .map(|(v, p)| (name(v), p))
                 .collect(),
+            switched_off: wire.switched_off,
             reads_headers,
             reads_clock,
         })

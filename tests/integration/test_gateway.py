@@ -122,8 +122,9 @@ def wait_for_routes(url: str, expected: dict[str, int]) -> None:
     wait_until("reloaded routes", applied, 15)
 
 
-def test_split_share_and_answers(gateway: tuple[str, Path]) -> None:
+def test_split_share_and_answers(gateway: tuple[str, Path], data_plane: str) -> None:
     url, _ = gateway
+    assert httpx.get(f"{url}/-/health").json() == {"status": "ok", "data_plane": data_plane}
     seen = versions(url, 1000)
     assert set(seen) == {"svc", "rf"}
     assert abs(seen["rf"] / 1000 - 0.30) < 0.06  # binomial sd 1.45%: about 4 of them

@@ -138,6 +138,8 @@ def test_a_header_rule_and_the_time_window_choose_who_answers(
 ) -> None:
     applied.append("iris-conditions")
     ip = walkthrough.apply_pattern("condition-based", "iris-conditions")
+    # the serving image's gateway forwards with the compiled data plane
+    assert httpx.get(f"http://{ip}:8080/-/health").json()["data_plane"] == "compiled"
     assert versions_answering(ip, 100, {"x-region": "eu"}) == Counter({"candidate": 100})
     for headers in ({"x-region": "us"}, None):
         before = night_in_berlin()

@@ -131,11 +131,7 @@ class RecordLog:
     def submit(self, entry: dict[str, Any], *, wait: bool = False) -> bool:
         """Queue a record; False (and counted) when the buffer is full. Servers never wait;
         a batch job, which must not lose records, waits for room (`wait=True`)."""
-        return self.submit_line(self._dumps(entry) + b"\n", wait=wait)
-
-    def submit_line(self, line: bytes, *, wait: bool = False) -> bool:
-        """Queue a record already written as one JSON line (ending with a newline), as
-        the compiled data plane sends its decisions; `submit`'s bounds and waiting."""
+        line = self._dumps(entry) + b"\n"
         while len(self._pending) >= self._capacity:
             if not wait or not self._thread.is_alive():
                 self.dropped += 1
@@ -147,6 +143,20 @@ class RecordLog:
         if len(self._pending) == self._batch_size:
             self._wake.set()
         return True
+
+    def submit_lines(self, lines: list[bytes]) -> int:
+        """Queue records already written as JSON lines (each ending with a newline), as
+        the compiled data plane sends its decisions, in one step; those beyond the
+        buffer's room are dropped and counted. How many were queued."""
+        room = max(0, self._capacity - len(self._pending))
+        kept = lines if len(lines) <= room else lines[:room]
+        self._pending.extend(kept)
+        for _ in range(len(lines) - len(kept)):
+            self.dropped += 1
+            self._on_drop()
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+        return len(kept)
 
     @property
     def depth(self) -> int:

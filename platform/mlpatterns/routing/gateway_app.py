@@ -8,7 +8,8 @@ endpoints under `/-/`:
 - `POST /-/reload`: read the ModelService again now (what `traffic set` calls); only
   from loopback, or with `Authorization: Bearer <MLPATTERNS_GATEWAY_TOKEN>`;
 - `GET /-/openapi.json`: these endpoints as an OpenAPI document;
-- `GET /-/health`, and `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
+- `GET /-/health` (and which data plane forwards: `python` or `compiled`), and
+  `GET /metrics` (also `/-/metrics`): the gateway's own metrics;
   each model server's are scraped from it directly.
 
 These few are a Starlette app, called as ASGI with the request already read; the
@@ -177,7 +178,7 @@ def create_control_app(
         return _json({"recorded": True, "version": version}, 202)
 
     async def health(request: Request) -> Response:
-        return _json({"status": "ok"})
+        return _json({"status": "ok", "data_plane": "python" if front is None else "compiled"})
 
     async def openapi(request: Request) -> Response:
         return _json(gateway_openapi(gateway.table.service))

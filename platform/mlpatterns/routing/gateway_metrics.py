@@ -161,3 +161,6 @@ class SnapshotFold:
             metrics.shadow_skipped.labels(service, version).inc(grown)
         for service, count in snapshot["mirror_drops"]:
             metrics.mirror_drops.labels(service).inc(self._grown(("mirror_drops", service), count))
+        for service, version, reason, count in snapshot["breaker_refusals"]:
+            grown = self._grown(("breaker_refusals", service, version, reason), count)
+            metrics.breaker_refusals.labels(service, version, reason).inc(grown)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from mlpatterns.api.breaker import MAX_EJECTION_SECONDS, CircuitBreaker
 from mlpatterns.api.traffic import StringMatch
 from mlpatterns.routing.table import RouteTable
 
@@ -24,7 +25,8 @@ def _match(match: StringMatch) -> dict[str, str]:
 
 
 def table_wire(table: RouteTable) -> dict[str, Any]:
-    """The table's routes, mirror, stickiness and per-version timeouts and retries."""
+    """The table's routes, mirror, stickiness, and per-version timeouts, retries and
+    circuit breakers."""
     return {
         "service": table.service,
         "phase": table.phase,
@@ -35,7 +37,7 @@ def table_wire(table: RouteTable) -> dict[str, Any]:
                 "path": _match(route.path) if route.path is not None else None,
                 "window": {
                     "timezone": route.window.timezone,
-                    "minutes": route.window.minutes(),
+                    "minutes": [list(span) for span in route.window.minutes()],
                 }
                 if route.window is not None
                 else None,
@@ -47,9 +49,24 @@ def table_wire(table: RouteTable) -> dict[str, Any]:
         "mirror_path": table.mirror_path,
         "sticky_header": table.sticky_header,
         "policies": {
-            version: {"timeout_seconds": p.timeout_seconds, "retries": p.retries}
+            version: {
+                "timeout_seconds": p.timeout_seconds,
+                "retries": p.retries,
+                "breaker": _breaker(p.breaker) if p.breaker is not None else None,
+            }
             for version, p in table.policies.items()
         },
+        "switched_off": sorted(table.switched_off),
+    }
+
+
+def _breaker(breaker: CircuitBreaker) -> dict[str, Any]:
+    return {
+        "max_concurrent": breaker.max_concurrent,
+        "consecutive_errors": breaker.consecutive_errors,
+        "ejection_seconds": breaker.ejection_seconds,
+        "max_ejection_seconds": MAX_EJECTION_SECONDS,
+        "fallback": breaker.fallback,
     }
 
 
@@ -63,8 +80,6 @@ def delegated(table: RouteTable, upstreams: Mapping[str, str]) -> str | None:
     for version, policy in table.policies.items():
         if policy.threshold is not None:
             return f"{version}'s threshold"
-        if policy.breaker is not None:
-            return f"{version}'s circuit breaker"
     for version, url in upstreams.items():
         if not url.startswith("http://"):
             return f"{version}'s upstream is not plain http"
