@@ -1,7 +1,8 @@
 """Gateway overhead, side by side in one run: straight to a model server, then through
 the gateway with a plain route (also with its decision log off), a 100% shadow, a
 90/10 split, the split with a 100% shadow, and a sticky split behind a header rule
-(requests from 1,000 users); nginx doing the same job (one route; a 100% mirror); the
+(requests from 1,000 users); nginx doing the same job (one route; a 100% mirror; a
+90/10 split by weighted round robin); the
 floor for a Python gateway, `byte_forwarder.py` (one route, nothing but the bytes
 passed on); and bare forwarders on Go's net/http, on fasthttp and on hyper (Rust, one
 thread) (`compiled_peer.py`). Each gateway case runs with the Python data plane and
@@ -72,7 +73,9 @@ VARIANTS = {
         "sticky": {"header": "x-user-id"},
     },
 }
-NGINX = {"nginx: one route": False, "nginx: 100% mirror": True}  # mirror to rf or not
+NGINX_SPLIT = "nginx: 90/10 split"
+# what rf takes: nothing, a copy of every request, or a tenth of them (weighted round robin)
+NGINX = {"nginx: one route": "", "nginx: 100% mirror": "mirror", NGINX_SPLIT: "split"}
 FLOOR = "python floor: byte forwarder"
 FORWARDER = str(Path(__file__).with_name("byte_forwarder.py"))
 COMPILED = {
@@ -87,6 +90,8 @@ PAIRS = [  # (who, job, ours, theirs)
     ("gateway", "100% shadow", "gateway: 100% shadow", "nginx: 100% mirror"),
     ("compiled gateway", "one route", "compiled gateway: one route", "nginx: one route"),
     ("compiled gateway", "100% shadow", "compiled gateway: 100% shadow", "nginx: 100% mirror"),
+    ("gateway", "90/10 split", "gateway: 90/10 split", NGINX_SPLIT),
+    ("compiled gateway", "90/10 split", "compiled gateway: 90/10 split", NGINX_SPLIT),
     ("byte forwarder", "one route, the Python floor", FLOOR, "nginx: one route"),
     ("Go net/http", "one route, bare", NETHTTP, "nginx: one route"),
     ("fasthttp", "one route, bare", FASTHTTP, "nginx: one route"),
@@ -274,16 +279,17 @@ def main() -> None:
                     users_script if plain == STICKY else script,
                 )
             nginx = ensure_nginx() if any(wanted(name) for name in NGINX) else ""
-            for name, mirrored in NGINX.items():
+            for name, rf_takes in NGINX.items():
                 if not wanted(name):
                     continue
                 port = free_port()
-                shadow = upstreams["rf"].removeprefix("http://") if mirrored else None
+                rf = upstreams["rf"].removeprefix("http://")
                 config = write_nginx_config(
                     Path(folder) / f"nginx-{port}",
                     port,
                     upstreams["svc"].removeprefix("http://"),
-                    shadow,
+                    mirror=rf if rf_takes == "mirror" else None,
+                    tenth=rf if rf_takes == "split" else None,
                 )
                 results[name], cpu[name] = measured(
                     nginx_argv(nginx, config), port, args.connections, args.duration, script

@@ -1,6 +1,7 @@
 """nginx doing the gateway's job, for the gateway benchmark: `proxy_pass` to a
-keepalive upstream, and for the shadow, `mirror` with `mirror_request_body on` (nginx
-holds the main request until its mirror answers; the gateway must not).
+keepalive upstream, for the shadow, `mirror` with `mirror_request_body on` (nginx
+holds the main request until its mirror answers; the gateway must not), and for a
+split, weighted round robin between two upstreams.
 
 nginx is Debian's (`apt-get install nginx-light`, done here when it is missing); it
 runs in the foreground with its files in a folder of its own, on loopback.
@@ -31,9 +32,15 @@ def ensure_nginx() -> str:
     return str(found)
 
 
-def write_nginx_config(folder: Path, port: int, primary: str, mirror: str | None) -> Path:
-    """nginx.conf in `folder`: listen on `port`, proxy to `primary` (host:port), and
-    copy every request to `mirror` when given."""
+def write_nginx_config(
+    folder: Path, port: int, primary: str, mirror: str | None = None, tenth: str | None = None
+) -> Path:
+    """nginx.conf in `folder`: listen on `port`, proxy to `primary` (host:port), copy
+    every request to `mirror` when given, and send every tenth request to `tenth`
+    instead when given (weighted round robin)."""
+    servers = (
+        f"server {primary} weight=9; server {tenth} weight=1;" if tenth else (f"server {primary};")
+    )
     folder.mkdir(parents=True, exist_ok=True)
     mirrored = "mirror /mirror;\n            mirror_request_body on;" if mirror else ""
     mirror_location = (
@@ -59,7 +66,7 @@ events {{ worker_connections 1024; }}
 http {{
     access_log off;
     {temp}
-    upstream primary {{ server {primary}; keepalive 64; }}
+    upstream primary {{ {servers} keepalive 64; }}
     {shadow_upstream}
     server {{
         listen 127.0.0.1:{port};

@@ -26,7 +26,8 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
 #[derive(Default)]
 pub struct Control {
     out: RefCell<Vec<u8>>,
-    wake: Notify,
+    wake: Notify,  // something is pending
+    hurry: Notify, // something that must not wait for the next batch is pending
     flushed: Notify,
     closing: Cell<bool>,
     urgent: Cell<bool>,
@@ -46,10 +47,11 @@ impl Control {
         if serde_json::to_writer(&mut *out, value).is_ok() {
             out.push(b'\n');
         }
+        self.wake.notify_one();
         if !record {
             self.urgent.set(true);
+            self.hurry.notify_one();
         }
-        self.wake.notify_one();
     }
 
     pub fn record(&self, decision: &DecisionRecord) {
@@ -75,6 +77,7 @@ impl Control {
         self.closing.set(true);
         self.urgent.set(true);
         self.wake.notify_one();
+        self.hurry.notify_one();
         self.flushed.notified().await;
     }
 }
@@ -87,7 +90,7 @@ pub async fn write_loop(control: Rc<Control>, mut writer: OwnedWriteHalf) {
         if !control.urgent.get() {
             tokio::select! {
                 () = tokio::time::sleep(FLUSH_INTERVAL) => {}
-                () = control.wake.notified() => {} // something urgent came meanwhile
+                () = control.hurry.notified() => {} // something urgent came meanwhile
             }
         }
         control.urgent.set(false);
