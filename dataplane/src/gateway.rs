@@ -257,15 +257,17 @@ impl Gateway {
             _ => self.new_id(),
         };
         let view = View {
-            headers: if table.reads_headers {
-                request
-                    .headers
-                    .iter()
-                    .map(|(n, v)| (latin1(n), latin1(v)))
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            headers: request
+                .headers
+                .iter()
+                .filter(|(name, _)| {
+                    table
+                        .reads_headers
+                        .iter()
+                        .any(|read| read.as_bytes() == name)
+                })
+                .map(|(name, value)| (latin1(name), latin1(value)))
+                .collect(),
             path: &request.path,
             now: if table.reads_clock {
                 Timestamp::now()

@@ -129,7 +129,7 @@ pub struct Table {
     sticky_header: Option<String>,
     pub policies: HashMap<Rc<str>, Policy>,
     pub switched_off: Vec<String>, // `active: false`: no traffic of any kind
-    pub reads_headers: bool,
+    pub reads_headers: Vec<String>, // the header names a decision looks at
     pub reads_clock: bool,
 }
 
@@ -194,8 +194,12 @@ impl Table {
         if routes.is_empty() {
             return Err("the table has no route".into());
         }
-        let reads_headers =
-            wire.sticky_header.is_some() || routes.iter().any(|r| !r.headers.is_empty());
+        let mut reads_headers: Vec<String> = wire.sticky_header.iter().cloned().collect();
+        for route in &routes {
+            reads_headers.extend(route.headers.iter().map(|(name, _)| name.clone()));
+        }
+        reads_headers.sort();
+        reads_headers.dedup();
         let reads_clock = routes.iter().any(|r| r.window.is_some());
         Ok(Self {
             service: wire.service.into(),
