@@ -43,11 +43,15 @@ REPO = Path(__file__).resolve().parents[2]
 ALONE = {"split": [{"version": "svc", "weight": 100}]}
 STICKY = "gateway: sticky 90/10 split + header rule"
 SHADOW_ONLY = {**ALONE, "shadow": {"version": "rf", "percent": 100}}
-# where the shadow copies go: "rf" is a healthy server; the others are shadow faults
-# whose cost to the primary's latency the gateway must keep away from clients
-SHADOW_TARGETS = {
+# where rf's requests go: "rf" is a healthy server; "hung" and "refused" are shadow
+# faults whose cost to the primary's latency the gateway must keep away from clients
+STICKY_ONE_SERVER = "gateway: sticky 90/10 split + header rule, one server"
+RF_TARGETS = {
     "gateway: shadow to a hung server": "hung",
     "gateway: shadow to a refusing port": "refused",
+    # both versions answered by svc's server: the model servers' work is one route's,
+    # so what differs from one route is the gateway's decisions alone
+    STICKY_ONE_SERVER: "svc",
 }
 UNLOGGED = "gateway: one route, decisions not logged"  # what the decision log costs
 VARIANTS = {
@@ -73,6 +77,7 @@ VARIANTS = {
         "sticky": {"header": "x-user-id"},
     },
 }
+VARIANTS[STICKY_ONE_SERVER] = VARIANTS[STICKY]
 NGINX_SPLIT = "nginx: 90/10 split"
 # what rf takes: nothing, a copy of every request, or a tenth of them (weighted round robin)
 NGINX = {"nginx: one route": "", "nginx: 100% mirror": "mirror", NGINX_SPLIT: "split"}
@@ -230,7 +235,11 @@ def main() -> None:
             )
             processes.append(hung)
             hung.send_signal(signal.SIGSTOP)  # accepts connections, never answers
-            targets = {"hung": hung_url, "refused": f"http://127.0.0.1:{free_port()}"}
+            targets = {
+                "hung": hung_url,
+                "refused": f"http://127.0.0.1:{free_port()}",
+                "svc": upstreams["svc"],
+            }
             load(upstreams["svc"], args.connections, 2, script)  # warm-up
             results["direct"] = load(upstreams["svc"], args.connections, args.duration, script)
             for name, (plane, traffic) in variants.items():
@@ -265,7 +274,7 @@ def main() -> None:
                         "--port",
                         str(port),
                         *[
-                            f"--upstream={v}={targets.get(SHADOW_TARGETS.get(plain, ''), u)}"
+                            f"--upstream={v}={targets.get(RF_TARGETS.get(plain, ''), u)}"
                             if v == "rf"
                             else f"--upstream={v}={u}"
                             for v, u in upstreams.items()
@@ -276,7 +285,7 @@ def main() -> None:
                     port,
                     args.connections,
                     args.duration,
-                    users_script if plain == STICKY else script,
+                    users_script if plain in (STICKY, STICKY_ONE_SERVER) else script,
                 )
             nginx = ensure_nginx() if any(wanted(name) for name in NGINX) else ""
             for name, rf_takes in NGINX.items():
@@ -325,14 +334,15 @@ def main() -> None:
         used = f", CPU {cpu[name]:.1f} us/req" if name in cpu else ""
         print(f"  {name:34} {rps:9,.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms{extra}{used}")
     for prefix in ("", COMPILED_GATEWAY):
-        sticky, alone = prefix + STICKY, prefix + "gateway: one route"
-        if sticky in results and alone in results:
-            (rps, p50, _), (alone_rps, alone_p50, _) = results[sticky], results[alone]
-            print(
-                f"  {prefix}gateway, sticky split + rule / one route: "
-                f"{rps / alone_rps:.2f}x throughput, p50 {p50 - alone_p50:+.2f} ms, "
-                f"CPU {cpu[sticky] / cpu[alone]:.2f}x"
-            )
+        alone = prefix + "gateway: one route"
+        for case in (STICKY, STICKY_ONE_SERVER):
+            sticky = prefix + case
+            if sticky in results and alone in results:
+                (rps, p50, _), (alone_rps, alone_p50, _) = results[sticky], results[alone]
+                print(
+                    f"  {sticky} / one route: {rps / alone_rps:.2f}x throughput, "
+                    f"p50 {p50 - alone_p50:+.2f} ms, CPU {cpu[sticky] / cpu[alone]:.2f}x"
+                )
     for who, job, ours, theirs in PAIRS:
         if ours in results and theirs in results:
             (rps, p50, _), (peer_rps, peer_p50, _) = results[ours], results[theirs]
