@@ -31,12 +31,7 @@ pub struct Breaker {
 
 impl Breaker {
     pub fn new(failures: u32, cooldown: f64, max_cooldown: f64) -> Self {
-        Self {
-            threshold: failures,
-            cooldown,
-            max_cooldown,
-            states: HashMap::new(),
-        }
+        Self { threshold: failures, cooldown, max_cooldown, states: HashMap::new() }
     }
 
     /// Whether to send this request. While open, no; once the cooldown is over, one probe.
@@ -78,11 +73,7 @@ impl Breaker {
     /// How long until an open breaker lets a probe through (0 when it would now).
     pub fn seconds_left(&self, version: &str) -> f64 {
         let until = self.states.get(version).and_then(|state| state.open_until);
-        until.map_or(0.0, |until| {
-            until
-                .saturating_duration_since(Instant::now())
-                .as_secs_f64()
-        })
+        until.map_or(0.0, |until| until.saturating_duration_since(Instant::now()).as_secs_f64())
     }
 }
 
@@ -111,24 +102,15 @@ pub struct CircuitBreakers {
 impl CircuitBreakers {
     /// Why a request to `version` may not go now, or None (it may: then `started`).
     pub fn refusal(&mut self, version: &str, spec: &Spec) -> Option<Refusal> {
-        if spec
-            .max_concurrent
-            .is_some_and(|most| self.in_flight(version) >= most)
-        {
-            return Some(Refusal {
-                reason: "full",
-                retry_after: 1,
-            });
+        if spec.max_concurrent.is_some_and(|most| self.in_flight(version) >= most) {
+            return Some(Refusal { reason: "full", retry_after: 1 });
         }
         let breaker = self.breaker(version, spec)?;
         if breaker.allow(version) {
             return None;
         }
         let left = breaker.seconds_left(version).ceil().max(1.0) as u64;
-        Some(Refusal {
-            reason: "ejected",
-            retry_after: left,
-        })
+        Some(Refusal { reason: "ejected", retry_after: left })
     }
 
     pub fn started(&mut self, version: &str) {
@@ -152,14 +134,10 @@ impl CircuitBreakers {
     /// The version's breaker, made again when a reload changed its numbers.
     fn breaker(&mut self, version: &str, spec: &Spec) -> Option<&mut Breaker> {
         let failures = spec.consecutive_errors?;
-        let known = self
-            .breakers
-            .get(version)
-            .is_some_and(|(known, _)| known == spec);
+        let known = self.breakers.get(version).is_some_and(|(known, _)| known == spec);
         if !known {
             let breaker = Breaker::new(failures, spec.ejection_seconds, spec.max_ejection_seconds);
-            self.breakers
-                .insert(version.to_string(), (spec.clone(), breaker));
+            self.breakers.insert(version.to_string(), (spec.clone(), breaker));
         }
         self.breakers.get_mut(version).map(|(_, breaker)| breaker)
     }

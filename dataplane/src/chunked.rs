@@ -30,11 +30,7 @@ fn line_end(buf: &[u8]) -> Option<usize> {
 
 impl Chunked {
     pub fn new(limit: usize) -> Self {
-        Self {
-            state: State::Size,
-            body: Vec::new(),
-            limit,
-        }
+        Self { state: State::Size, body: Vec::new(), limit }
     }
 
     /// Ok(true) once the last chunk and the trailers are in.
@@ -77,11 +73,8 @@ impl Chunked {
                             if self.body.len() + size > self.limit {
                                 break Err(ChunkError::TooLarge);
                             }
-                            self.state = if size == 0 {
-                                State::Trailers
-                            } else {
-                                State::Data(size)
-                            };
+                            self.state =
+                                if size == 0 { State::Trailers } else { State::Data(size) };
                         }
                     }
                 }
@@ -92,11 +85,8 @@ impl Chunked {
                     let take = left.min(rest.len());
                     self.body.extend_from_slice(&rest[..take]);
                     at += take;
-                    self.state = if take == left {
-                        State::DataEnd
-                    } else {
-                        State::Data(left - take)
-                    };
+                    self.state =
+                        if take == left { State::DataEnd } else { State::Data(left - take) };
                 }
             }
         };
@@ -134,18 +124,9 @@ mod tests {
 
     #[test]
     fn a_body_over_its_limit_and_bad_framing_are_refused() {
-        assert_eq!(
-            decode(&[b"b\r\nhello world\r\n0\r\n\r\n"], 10),
-            Err("too large")
-        );
-        assert_eq!(
-            decode(&[b"zz\r\n"], 10),
-            Err("a chunk's size is not hexadecimal")
-        );
-        assert_eq!(
-            decode(&[b"1\r\nab\r\n"], 10),
-            Err("a chunk's data is longer than its size")
-        );
+        assert_eq!(decode(&[b"b\r\nhello world\r\n0\r\n\r\n"], 10), Err("too large"));
+        assert_eq!(decode(&[b"zz\r\n"], 10), Err("a chunk's size is not hexadecimal"));
+        assert_eq!(decode(&[b"1\r\nab\r\n"], 10), Err("a chunk's data is longer than its size"));
         let huge = [b'1'; 5000];
         assert_eq!(decode(&[&huge], 10), Err("a chunk's size line is too long"));
     }

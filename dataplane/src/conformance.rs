@@ -42,17 +42,9 @@ fn decide_line(line: &str) -> Result<serde_json::Value, String> {
     let case: Case = serde_json::from_str(line).map_err(|e| e.to_string())?;
     let table = Table::compile(case.table)?;
     let now: Timestamp = case.now.parse().map_err(|e| format!("now: {e}"))?;
-    let view = View {
-        headers: case.headers,
-        path: case.path,
-        now,
-    };
+    let view = View { headers: case.headers, path: case.path, now };
     let decision = table.decide(&view, case.draw, case.shadow_draw);
-    Ok(serde_json::json!([
-        &*decision.route,
-        &*decision.version,
-        decision.shadow.as_deref()
-    ]))
+    Ok(serde_json::json!([&*decision.route, &*decision.version, decision.shadow.as_deref()]))
 }
 
 pub fn run() -> i32 {

@@ -117,10 +117,7 @@ pub fn handle(line: &str, gateway: &Gateway, control: &Control) -> Result<(), St
             if !gateway.ready() {
                 return Err(format!("the route table: {why}"));
             }
-            control.warn(
-                "",
-                &format!("kept the current routes; the new table is refused: {why}"),
-            );
+            control.warn("", &format!("kept the current routes; the new table is refused: {why}"));
         }
         return Ok(());
     }

@@ -19,15 +19,14 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::breaker::{Breaker, CircuitBreakers, Refusal, Spec};
+mod upstreams;
+
 use crate::control::Control;
-use crate::messages::{
-    is_valid_request_id, kept_headers, latin1, request_head, upstream_target, Answer, HeaderRules,
-    Headers, Request,
-};
+use crate::messages::{is_valid_request_id, kept_headers, latin1, Answer, HeaderRules, Request};
 use crate::metrics::Metrics;
 use crate::recent::RecentVersions;
-use crate::table::{Decision, Policy, RequestView, Table, WireTable};
-use crate::upstream::{Origin, Pool, UpstreamError};
+use crate::table::{Decision, RequestView, Table, WireTable};
+use crate::upstream::{Origin, Pool};
 
 const ROUTE: &[u8] = b"x-mlpatterns-route";
 /// set by the data plane for the Python side: never taken from a client (it is one of
@@ -82,11 +81,7 @@ struct View<'a> {
 
 impl RequestView for View<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
     fn path(&self) -> &str {
         self.path
@@ -134,21 +129,6 @@ fn seed() -> u64 {
     hasher.finish() | 1
 }
 
-/// The upstream's answer headers as the client gets them: the model server's own
-/// version renamed, since `x-mlpatterns-version` names the ModelService's version.
-fn passed_on(headers: &Headers, rules: &HeaderRules) -> Headers {
-    let renamed = headers
-        .iter()
-        .filter(|(name, _)| name == b"x-mlpatterns-version")
-        .map(|(_, value)| (b"x-mlpatterns-model-version".to_vec(), value.clone()));
-    let mut kept = kept_headers(
-        headers,
-        &[&rules.hop_by_hop, &rules.passed_over, &rules.own],
-    );
-    kept.extend(renamed);
-    kept
-}
-
 impl Gateway {
     pub fn new(settings: Settings, delegate: Origin, control: Rc<Control>) -> Self {
         let seed = seed();
@@ -163,10 +143,7 @@ impl Gateway {
             breakers: RefCell::new(CircuitBreakers::default()),
             metrics: RefCell::new(Metrics::default()),
             control,
-            ids: Ids {
-                prefix: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                next: Cell::new(0),
-            },
+            ids: Ids { prefix: seed.wrapping_mul(0x9E37_79B9_7F4A_7C15), next: Cell::new(0) },
             state: Cell::new(seed),
         }
     }
@@ -190,12 +167,7 @@ impl Gateway {
         self.metrics.borrow_mut().set_bounds(config.buckets);
         let delegated = config.delegated.is_some();
         let headers = config.headers;
-        *self.routes.borrow_mut() = Some(Rc::new(Routes {
-            table,
-            pools,
-            delegated,
-            headers,
-        }));
+        *self.routes.borrow_mut() = Some(Rc::new(Routes { table, pools, delegated, headers }));
         Ok(())
     }
 
@@ -215,9 +187,7 @@ impl Gateway {
     pub fn client_gone(&self) {
         if let Some(routes) = self.routes.borrow().as_ref() {
             let empty: Rc<str> = Rc::from("");
-            self.metrics
-                .borrow_mut()
-                .count(&routes.table.service, &empty, &empty, 499);
+            self.metrics.borrow_mut().count(&routes.table.service, &empty, &empty, 499);
         }
     }
 
@@ -237,11 +207,7 @@ impl Gateway {
     }
 
     pub async fn answer(self: &Rc<Self>, request: Request) -> Answer {
-        let routes = self
-            .routes
-            .borrow()
-            .clone()
-            .expect("serving starts with a table");
+        let routes = self.routes.borrow().clone().expect("serving starts with a table");
         if routes.delegated || own_path(&request.path) {
             return self.delegated(&routes.headers, request).await;
         }
@@ -260,27 +226,14 @@ impl Gateway {
             headers: request
                 .headers
                 .iter()
-                .filter(|(name, _)| {
-                    table
-                        .reads_headers
-                        .iter()
-                        .any(|read| read.as_bytes() == name)
-                })
+                .filter(|(name, _)| table.reads_headers.iter().any(|read| read.as_bytes() == name))
                 .map(|(name, value)| (latin1(name), latin1(value)))
                 .collect(),
             path: &request.path,
-            now: if table.reads_clock {
-                Timestamp::now()
-            } else {
-                Timestamp::UNIX_EPOCH
-            },
+            now: if table.reads_clock { Timestamp::now() } else { Timestamp::UNIX_EPOCH },
         };
         let mut decision = table.decide(&view, self.draw(), self.draw());
-        let mut policy = table
-            .policies
-            .get(&decision.version)
-            .cloned()
-            .unwrap_or_default();
+        let mut policy = table.policies.get(&decision.version).cloned().unwrap_or_default();
         let mut refused = None;
         if let Some(spec) = &policy.breaker {
             let (target, refusal) = self.admit(&decision.version, spec, table);
@@ -303,8 +256,7 @@ impl Gateway {
         let answer = match (refused, &policy.breaker) {
             (Some(refused), _) => refused,
             (None, None) => {
-                self.forward(&routes, version, &policy, &request, &forwarded, &request_id)
-                    .await
+                self.forward(&routes, version, &policy, &request, &forwarded, &request_id).await
             }
             (None, Some(spec)) => {
                 // counted in the version's requests in flight and failures in a row
@@ -312,9 +264,7 @@ impl Gateway {
                 let answer = self
                     .forward(&routes, version, &policy, &request, &forwarded, &request_id)
                     .await;
-                self.breakers
-                    .borrow_mut()
-                    .finished(version, spec, answer.status);
+                self.breakers.borrow_mut().finished(version, spec, answer.status);
                 answer
             }
         };
@@ -340,10 +290,7 @@ impl Gateway {
         if table.switched_off.iter().any(|off| off == fallback) {
             return (None, Some(refusal));
         }
-        let its_own = table
-            .policies
-            .get(fallback)
-            .and_then(|policy| policy.breaker.as_ref());
+        let its_own = table.policies.get(fallback).and_then(|policy| policy.breaker.as_ref());
         if its_own.is_some_and(|own| breakers.refusal(fallback, own).is_some()) {
             return (None, Some(refusal));
         }
@@ -359,25 +306,15 @@ impl Gateway {
         refusal: &Refusal,
         taken: bool,
     ) -> Option<Answer> {
-        self.metrics
-            .borrow_mut()
-            .breaker_refusal(&table.service, version, refusal.reason);
+        self.metrics.borrow_mut().breaker_refusal(&table.service, version, refusal.reason);
         if taken {
             return None;
         }
-        let state = if refusal.reason == "full" {
-            "full"
-        } else {
-            "ejected after failing"
-        };
+        let state = if refusal.reason == "full" { "full" } else { "ejected after failing" };
         let after = refusal.retry_after;
-        let mut answer = Answer::error(
-            503,
-            &format!("version {version} is {state}; retry in {after} s"),
-        );
-        answer
-            .headers
-            .push((b"retry-after".to_vec(), after.to_string().into_bytes()));
+        let mut answer =
+            Answer::error(503, &format!("version {version} is {state}; retry in {after} s"));
+        answer.headers.push((b"retry-after".to_vec(), after.to_string().into_bytes()));
         Some(answer)
     }
 
@@ -395,9 +332,7 @@ impl Gateway {
         let elapsed = started.elapsed().as_secs_f64();
         let id = String::from_utf8(request_id.clone()).unwrap_or_default();
         answer.headers.push((b"x-request-id".to_vec(), request_id));
-        answer
-            .headers
-            .push((b"x-mlpatterns-version".to_vec(), version));
+        answer.headers.push((b"x-mlpatterns-version".to_vec(), version));
         self.metrics.borrow_mut().answered(
             &table.service,
             &decision.route,
@@ -407,9 +342,7 @@ impl Gateway {
             elapsed - answer.upstream_seconds,
         );
         if self.settings.log_decisions {
-            let timestamp = Timestamp::now()
-                .strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")
-                .to_string();
+            let timestamp = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
             self.control.record(&DecisionRecord {
                 request_id: &id,
                 service: &table.service,
@@ -432,177 +365,7 @@ impl Gateway {
         answer
     }
 
-    /// The upstream's answer, tried at most 1 + the version's retries times (faults
-    /// only, never refusals), or the gateway's own 503 or 504.
-    async fn forward(
-        &self,
-        routes: &Routes,
-        version: &str,
-        policy: &Policy,
-        request: &Request,
-        headers: &Headers,
-        request_id: &[u8],
-    ) -> Answer {
-        let timeout = policy
-            .timeout_seconds
-            .unwrap_or(self.settings.default_timeout.as_secs_f64());
-        let attempts = 1 + policy.retries.unwrap_or(0);
-        let pool = &routes.pools[version];
-        let origin = &pool.origin;
-        let target = upstream_target(&origin.prefix, &request.raw_path, &request.query);
-        let mut data = request_head(
-            &request.method,
-            &target,
-            &origin.host_header,
-            headers,
-            request.body.len(),
-        );
-        data.extend_from_slice(&request.body);
-        let head_only = request.method == "HEAD";
-        let started = Instant::now();
-        let id = String::from_utf8_lossy(request_id);
-        let mut answer = Answer::error(503, "no attempt was made");
-        for attempt in 0..attempts {
-            let last = attempt + 1 == attempts;
-            match pool
-                .request(&data, Duration::from_secs_f64(timeout), head_only)
-                .await
-            {
-                Err(UpstreamError::Timeout) if !last => continue,
-                Err(UpstreamError::Timeout) => {
-                    let message = format!("version {version} did not answer in {timeout} s");
-                    self.control.warn(&id, &message);
-                    answer = Answer::error(504, &message);
-                }
-                Err(UpstreamError::Failed(_)) if !last => continue,
-                Err(UpstreamError::Failed(why)) => {
-                    // where and why for the log; the client learns neither address
-                    self.control.warn(
-                        &id,
-                        &format!("version {version} at {} is unavailable: {why}", origin.url),
-                    );
-                    answer = Answer::error(503, &format!("version {version} is unavailable"));
-                }
-                Ok(upstream) if upstream.status >= 500 && !last => continue,
-                Ok(upstream) => {
-                    if upstream.status >= 500 {
-                        self.control.warn(
-                            &id,
-                            &format!("version {version} answered {}", upstream.status),
-                        );
-                    }
-                    let length = head_only.then(|| declared_length(&upstream.headers));
-                    let headers = passed_on(&upstream.headers, &routes.headers);
-                    answer = Answer::new(upstream.status, headers, upstream.body);
-                    answer.length = length;
-                }
-            }
-            break;
-        }
-        answer.upstream_seconds = started.elapsed().as_secs_f64();
-        answer
-    }
-
-    fn send_shadow(
-        self: &Rc<Self>,
-        routes: &Rc<Routes>,
-        shadow: &Rc<str>,
-        request: &Request,
-        headers: &Headers,
-    ) {
-        let service = &routes.table.service;
-        if self.shadows.get() >= self.settings.shadow_limit {
-            self.metrics.borrow_mut().mirror_drop(service);
-            return;
-        }
-        if !self.shadow_breaker.borrow_mut().allow(shadow) {
-            self.metrics.borrow_mut().shadow_skipped(service, shadow);
-            return;
-        }
-        let pool = routes.pools[shadow].clone();
-        let mut marked = headers.clone();
-        marked.push((ROUTE.to_vec(), shadow.as_bytes().to_vec()));
-        let host = format!("{service}-shadow"); // as Envoy marks mirrored requests
-        let target = upstream_target(&pool.origin.prefix, &request.raw_path, &request.query);
-        let mut data = request_head(
-            &request.method,
-            &target,
-            host.as_bytes(),
-            &marked,
-            request.body.len(),
-        );
-        data.extend_from_slice(&request.body);
-        let head_only = request.method == "HEAD";
-        let (gateway, service, shadow) = (self.clone(), service.clone(), shadow.clone());
-        self.shadows.set(self.shadows.get() + 1);
-        tokio::task::spawn_local(async move {
-            let timeout = gateway.settings.default_timeout;
-            let failed = match pool.request(&data, timeout, head_only).await {
-                Ok(answer) => answer.status >= 500, // a 4xx is the request's fault
-                Err(_) => true,
-            };
-            gateway.shadow_breaker.borrow_mut().record(&shadow, !failed);
-            if failed {
-                gateway.metrics.borrow_mut().shadow_error(&service, &shadow);
-            }
-            gateway.shadows.set(gateway.shadows.get() - 1);
-        });
-    }
-
     pub fn shadows_in_flight(&self) -> usize {
         self.shadows.get()
     }
-
-    /// The Python gateway's answer: its own paths, and the tables it executes itself.
-    async fn delegated(&self, rules: &HeaderRules, request: Request) -> Answer {
-        let client = [String::from_utf8_lossy(CLIENT).into_owned()];
-        let mut headers = kept_headers(&request.headers, &[&rules.hop_by_hop, &client]);
-        headers.push((CLIENT.to_vec(), request.client.to_string().into_bytes()));
-        let target = upstream_target(b"", &request.raw_path, &request.query);
-        let mut data = request_head(
-            &request.method,
-            &target,
-            b"localhost",
-            &headers,
-            request.body.len(),
-        );
-        data.extend_from_slice(&request.body);
-        let head_only = request.method == "HEAD";
-        match self
-            .delegate
-            .request(&data, self.settings.default_timeout, head_only)
-            .await
-        {
-            Ok(upstream) => {
-                let length = head_only.then(|| declared_length(&upstream.headers));
-                let dropped = [&rules.hop_by_hop[..], &rules.passed_over[..]];
-                let headers = kept_headers(&upstream.headers, &dropped);
-                let mut answer = Answer::new(upstream.status, headers, upstream.body);
-                answer.length = length;
-                answer
-            }
-            Err(error) => {
-                let why = match error {
-                    UpstreamError::Timeout => "timed out".to_string(),
-                    UpstreamError::Failed(why) => why,
-                };
-                self.control.warn(
-                    "",
-                    &format!("the gateway's control process did not answer: {why}"),
-                );
-                Answer::error(
-                    503,
-                    "the gateway's control process is unavailable; retry shortly",
-                )
-            }
-        }
-    }
-}
-
-fn declared_length(headers: &Headers) -> usize {
-    headers
-        .iter()
-        .find(|(n, _)| n == b"content-length")
-        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse().ok())
-        .unwrap_or(0)
 }

@@ -7,6 +7,7 @@ mod chunked;
 mod conformance;
 mod control;
 mod gateway;
+mod head;
 mod messages;
 mod metrics;
 mod recent;
@@ -44,28 +45,17 @@ fn parse(args: &[String]) -> Result<Options, String> {
     let mut flags = std::collections::HashSet::new();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
-        let name = arg
-            .strip_prefix("--")
-            .ok_or_else(|| format!("unexpected argument {arg}"))?;
+        let name = arg.strip_prefix("--").ok_or_else(|| format!("unexpected argument {arg}"))?;
         if matches!(name, "log-decisions" | "access-log") {
             flags.insert(name.to_string());
         } else {
-            let value = rest
-                .next()
-                .ok_or_else(|| format!("--{name} needs a value"))?;
+            let value = rest.next().ok_or_else(|| format!("--{name} needs a value"))?;
             given.insert(name.to_string(), value.clone());
         }
     }
-    let text = |name: &str| {
-        given
-            .get(name)
-            .cloned()
-            .ok_or_else(|| format!("--{name} is required"))
-    };
+    let text = |name: &str| given.get(name).cloned().ok_or_else(|| format!("--{name} is required"));
     let number = |name: &str| -> Result<f64, String> {
-        text(name)?
-            .parse::<f64>()
-            .map_err(|_| format!("--{name} must be a number"))
+        text(name)?.parse::<f64>().map_err(|_| format!("--{name} must be a number"))
     };
     let seconds = |name: &str| number(name).map(Duration::from_secs_f64);
     let count = |name: &str| number(name).map(|n| n as usize);
@@ -95,18 +85,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
 
 async fn run(options: Options) -> Result<(), String> {
     let socket = UnixStream::connect(&options.control).await.map_err(|e| {
-        format!(
-            "cannot reach the control socket {}: {e}",
-            options.control.display()
-        )
+        format!("cannot reach the control socket {}: {e}", options.control.display())
     })?;
     let (reader, writer) = socket.into_split();
     let control = Rc::new(Control::default());
-    let gateway = Rc::new(Gateway::new(
-        options.settings,
-        Origin::unix(options.delegate),
-        control.clone(),
-    ));
+    let gateway =
+        Rc::new(Gateway::new(options.settings, Origin::unix(options.delegate), control.clone()));
     tokio::task::spawn_local(control::write_loop(control.clone(), writer));
     let mut lines = BufReader::new(reader).lines();
     while !gateway.ready() {
@@ -163,10 +147,7 @@ fn serve(args: &[String]) -> i32 {
             return 2;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(why) => {
             eprintln!("mlpatterns-dataplane: {why}");

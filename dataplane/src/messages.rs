@@ -37,23 +37,13 @@ pub struct Answer {
 
 impl Answer {
     pub fn new(status: u16, headers: Headers, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers,
-            body,
-            length: None,
-            upstream_seconds: 0.0,
-        }
+        Self { status, headers, body, length: None, upstream_seconds: 0.0 }
     }
 
     /// `{"error": message}`, as every mlpatterns server words its refusals.
     pub fn error(status: u16, message: &str) -> Self {
         let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
-        Self::new(
-            status,
-            vec![(b"content-type".to_vec(), b"application/json".to_vec())],
-            body,
-        )
+        Self::new(status, vec![(b"content-type".to_vec(), b"application/json".to_vec())], body)
     }
 
     /// The answer as written to the client, `connection: close` unless `keep_alive`.
@@ -146,9 +136,7 @@ pub fn kept_headers(headers: &Headers, dropped: &[&[String]]) -> Headers {
     headers
         .iter()
         .filter(|(name, _)| {
-            let listed = dropped
-                .iter()
-                .any(|list| list.iter().any(|d| d.as_bytes() == name));
+            let listed = dropped.iter().any(|list| list.iter().any(|d| d.as_bytes() == name));
             !listed && !named.iter().any(|t| t == name)
         })
         .cloned()

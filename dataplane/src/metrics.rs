@@ -15,10 +15,7 @@ pub struct Histogram {
 
 impl Histogram {
     fn new(bounds: usize) -> Self {
-        Self {
-            counts: vec![0; bounds + 1],
-            total: 0.0,
-        }
+        Self { counts: vec![0; bounds + 1], total: 0.0 }
     }
 }
 
@@ -46,10 +43,7 @@ fn observe(histogram: &mut Histogram, bounds: &[f64], value: f64) {
 impl Metrics {
     pub fn set_bounds(&mut self, bounds: Vec<f64>) {
         if bounds != self.bounds {
-            *self = Self {
-                bounds,
-                ..Self::default()
-            };
+            *self = Self { bounds, ..Self::default() };
         }
     }
 
@@ -73,10 +67,7 @@ impl Metrics {
             .entry((service.clone(), version.clone()))
             .or_insert_with(|| Histogram::new(bounds));
         observe(timings, &self.bounds, seconds);
-        let share = self
-            .overhead
-            .entry(service.clone())
-            .or_insert_with(|| Histogram::new(bounds));
+        let share = self.overhead.entry(service.clone()).or_insert_with(|| Histogram::new(bounds));
         observe(share, &self.bounds, own);
     }
 
@@ -89,17 +80,11 @@ impl Metrics {
     }
 
     pub fn shadow_error(&mut self, service: &Name, version: &Name) {
-        *self
-            .shadow_errors
-            .entry((service.clone(), version.clone()))
-            .or_default() += 1;
+        *self.shadow_errors.entry((service.clone(), version.clone())).or_default() += 1;
     }
 
     pub fn shadow_skipped(&mut self, service: &Name, version: &Name) {
-        *self
-            .shadow_skipped
-            .entry((service.clone(), version.clone()))
-            .or_default() += 1;
+        *self.shadow_skipped.entry((service.clone(), version.clone())).or_default() += 1;
     }
 
     pub fn mirror_drop(&mut self, service: &Name) {
@@ -107,17 +92,12 @@ impl Metrics {
     }
 
     pub fn breaker_refusal(&mut self, service: &Name, version: &Name, reason: &'static str) {
-        *self
-            .breaker_refusals
-            .entry((service.clone(), version.clone(), reason))
-            .or_default() += 1;
+        *self.breaker_refusals.entry((service.clone(), version.clone(), reason)).or_default() += 1;
     }
 
     pub fn snapshot(&self) -> Value {
         let pairs = |map: &HashMap<(Name, Name), u64>| -> Vec<Value> {
-            map.iter()
-                .map(|((s, v), n)| json!([&**s, &**v, n]))
-                .collect()
+            map.iter().map(|((s, v), n)| json!([&**s, &**v, n])).collect()
         };
         json!({
             "requests": self.requests.iter().map(|((s, r, v, status), n)| json!([&**s, &**r, &**v, status, n])).collect::<Vec<_>>(),

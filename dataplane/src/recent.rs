@@ -13,11 +13,7 @@ pub struct RecentVersions {
 
 impl RecentVersions {
     pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            current: HashMap::new(),
-            previous: HashMap::new(),
-        }
+        Self { capacity: capacity.max(1), current: HashMap::new(), previous: HashMap::new() }
     }
 
     pub fn add(&mut self, request_id: String, version: Rc<str>) {
@@ -28,9 +24,6 @@ impl RecentVersions {
     }
 
     pub fn get(&self, request_id: &str) -> Option<Rc<str>> {
-        self.current
-            .get(request_id)
-            .or_else(|| self.previous.get(request_id))
-            .cloned()
+        self.current.get(request_id).or_else(|| self.previous.get(request_id)).cloned()
     }
 }

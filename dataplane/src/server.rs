@@ -24,7 +24,8 @@ use tokio::time::{timeout_at, Instant};
 
 use crate::chunked::{ChunkError, Chunked};
 use crate::gateway::Gateway;
-use crate::messages::{connection_tokens, decoded_path, Answer, Headers, Request};
+use crate::head::{check_head, keeps_alive, parse_head, split_target, Body, Parsed, Refusal};
+use crate::messages::{decoded_path, Answer, Request};
 
 pub struct Limits {
     pub max_body: usize,
@@ -40,8 +41,6 @@ pub struct Limits {
 const LINGER: Duration = Duration::from_secs(1);
 const READ_SIZE: usize = 16 << 10;
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-const NO_UPGRADE: &str =
-    "the gateway does not upgrade connections (websocket, h2c): send HTTP/1.1 requests";
 
 /// What every connection shares: the gateway, the limits, the counts the connection
 /// limit and the drain need, and the Date header of this second.
@@ -78,177 +77,6 @@ impl Plane {
             *cached = (second, httpdate::fmt_http_date(now).into_bytes());
         }
         cached.1.clone()
-    }
-}
-
-struct Refusal(u16, String);
-
-struct Head {
-    method: String,
-    target: Vec<u8>,
-    version: u8,
-    headers: Headers,
-}
-
-enum Parsed {
-    Partial,
-    Complete(Head, usize),
-    Refused(Refusal),
-}
-
-fn parse_head(buf: &[u8], max_headers: usize) -> Parsed {
-    let mut slots = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut request = httparse::Request::new(&mut slots);
-    match request.parse(buf) {
-        Ok(httparse::Status::Partial) => Parsed::Partial,
-        Ok(httparse::Status::Complete(length)) => Parsed::Complete(
-            Head {
-                method: request.method.unwrap_or_default().to_string(),
-                target: request.path.unwrap_or_default().as_bytes().to_vec(),
-                version: request.version.unwrap_or(1),
-                headers: request
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.to_ascii_lowercase().into_bytes(), h.value.to_vec()))
-                    .collect(),
-            },
-            length,
-        ),
-        Err(httparse::Error::TooManyHeaders) => Parsed::Refused(Refusal(
-            431,
-            format!("the request has over {max_headers} headers"),
-        )),
-        Err(error) => Parsed::Refused(Refusal(
-            400,
-            format!("this is not a valid HTTP/1.1 request: {error}"),
-        )),
-    }
-}
-
-/// The path and query of a request target: origin form as sent, or the path of an
-/// absolute form; never an authority (`*@host/...`, `*`), which must not pick a host.
-fn split_target(target: &[u8]) -> Result<(Vec<u8>, Vec<u8>), Refusal> {
-    let refused = || {
-        Refusal(
-            400,
-            "the request target must be a path starting with /".into(),
-        )
-    };
-    let lower = target.to_ascii_lowercase();
-    let whole = if target.starts_with(b"/") {
-        target
-    } else if let Some(scheme) = [&b"http://"[..], b"https://"]
-        .iter()
-        .find(|s| lower.starts_with(s))
-    {
-        let rest = &target[scheme.len()..];
-        let start = rest
-            .iter()
-            .position(|&b| matches!(b, b'/' | b'?' | b'#'))
-            .ok_or_else(refused)?;
-        if rest[start] != b'/' {
-            return Err(refused());
-        }
-        &rest[start..]
-    } else {
-        return Err(refused());
-    };
-    let whole = &whole[..whole.iter().position(|&b| b == b'#').unwrap_or(whole.len())];
-    Ok(match whole.iter().position(|&b| b == b'?') {
-        Some(at) => (whole[..at].to_vec(), whole[at + 1..].to_vec()),
-        None => (whole.to_vec(), Vec::new()),
-    })
-}
-
-enum Body {
-    Length(usize),
-    Chunked,
-}
-
-/// What the head says of the body, and the checks of `on_header` in the Python data plane.
-fn check_head(head: &Head, limits: &Limits) -> Result<(Body, bool, Option<Vec<u8>>), Refusal> {
-    let mut length: Option<usize> = None;
-    let mut chunked = false;
-    let mut expects = false;
-    let mut given_id = None;
-    let mut upgrade = false;
-    for (name, value) in &head.headers {
-        match name.as_slice() {
-            b"content-length" => {
-                let text = std::str::from_utf8(value).unwrap_or("").trim();
-                let parsed = text
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|_| !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()));
-                let Some(declared) = parsed else {
-                    return Err(Refusal(
-                        400,
-                        "this is not a valid HTTP/1.1 request: invalid content-length".into(),
-                    ));
-                };
-                if length.is_some_and(|known| known != declared) {
-                    return Err(Refusal(
-                        400,
-                        "this is not a valid HTTP/1.1 request: two content-lengths".into(),
-                    ));
-                }
-                if declared > limits.max_body {
-                    let limit = limits.max_body;
-                    return Err(Refusal(
-                        413,
-                        format!("the request body is {declared} bytes; the limit is {limit}"),
-                    ));
-                }
-                length = Some(declared);
-            }
-            b"transfer-encoding" => {
-                let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
-                if !last.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Err(Refusal(400, "this is not a valid HTTP/1.1 request: a transfer-encoding other than chunked".into()));
-                }
-                chunked = true;
-            }
-            b"x-request-id" => given_id = Some(value.clone()),
-            b"expect" => {
-                if !value.eq_ignore_ascii_case(b"100-continue") {
-                    return Err(Refusal(
-                        417,
-                        "the only expectation the gateway meets is 100-continue".into(),
-                    ));
-                }
-                expects = true;
-            }
-            b"upgrade" => upgrade = true,
-            _ => {}
-        }
-    }
-    if chunked && length.is_some() {
-        return Err(Refusal(
-            400,
-            "this is not a valid HTTP/1.1 request: both content-length and chunked".into(),
-        ));
-    }
-    let upgrades = upgrade
-        && connection_tokens(&head.headers)
-            .iter()
-            .any(|t| t == b"upgrade");
-    if head.method == "CONNECT" || upgrades {
-        return Err(Refusal(400, NO_UPGRADE.into()));
-    }
-    let body = if chunked {
-        Body::Chunked
-    } else {
-        Body::Length(length.unwrap_or(0))
-    };
-    Ok((body, expects, given_id))
-}
-
-fn keeps_alive(head: &Head) -> bool {
-    let tokens = connection_tokens(&head.headers);
-    if head.version == 1 {
-        !tokens.iter().any(|t| t == b"close")
-    } else {
-        tokens.iter().any(|t| t == b"keep-alive")
     }
 }
 
@@ -349,12 +177,7 @@ impl Connection {
             let answer = plane.gateway.answer(request).await;
             plane.busy.set(plane.busy.get() - 1);
             let keep_alive = keep_alive && !plane.draining.get();
-            if self
-                .stream
-                .write_all(&answer.encode(keep_alive, &plane.date()))
-                .await
-                .is_err()
-            {
+            if self.stream.write_all(&answer.encode(keep_alive, &plane.date())).await.is_err() {
                 return;
             }
             if !keep_alive {
@@ -366,10 +189,7 @@ impl Connection {
 
     fn head_too_large(&self) -> Refusal {
         let limit = self.plane.limits.max_head;
-        Refusal(
-            431,
-            format!("the request line and headers exceed {limit} bytes"),
-        )
+        Refusal(431, format!("the request line and headers exceed {limit} bytes"))
     }
 
     /// The body whole, or None once the connection is done with (refused, or gone).
@@ -439,12 +259,7 @@ impl Connection {
     async fn refuse(&mut self, refusal: Refusal) {
         let answer = Answer::error(refusal.0, &refusal.1);
         let date = self.plane.date();
-        if self
-            .stream
-            .write_all(&answer.encode(false, &date))
-            .await
-            .is_err()
-        {
+        if self.stream.write_all(&answer.encode(false, &date)).await.is_err() {
             return;
         }
         let _ = self.stream.shutdown().await;
@@ -461,121 +276,15 @@ impl Connection {
 /// Serve one client connection until it closes, idles out or is refused.
 pub async fn serve(stream: TcpStream, client: SocketAddr, plane: Rc<Plane>) {
     let _ = stream.set_nodelay(true);
-    let mut connection = Connection {
-        stream,
-        client,
-        plane: plane.clone(),
-        buf: Vec::new(),
-    };
+    let mut connection = Connection { stream, client, plane: plane.clone(), buf: Vec::new() };
     if plane.connections.get() >= plane.limits.max_connections {
-        let full = Refusal(
-            503,
-            "the gateway is at its connection limit; retry shortly".into(),
-        );
+        let full = Refusal(503, "the gateway is at its connection limit; retry shortly".into());
         let answer = Answer::error(full.0, &full.1);
-        let _ = connection
-            .stream
-            .write_all(&answer.encode(false, &plane.date()))
-            .await;
+        let _ = connection.stream.write_all(&answer.encode(false, &plane.date())).await;
         let _ = connection.stream.shutdown().await;
         return;
     }
     plane.connections.set(plane.connections.get() + 1);
     connection.run().await;
     plane.connections.set(plane.connections.get() - 1);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn split(target: &[u8]) -> Result<(String, String), u16> {
-        split_target(target)
-            .map(|(path, query)| (latin1(&path), latin1(&query)))
-            .map_err(|refusal| refusal.0)
-    }
-
-    fn latin1(bytes: &[u8]) -> String {
-        crate::messages::latin1(bytes)
-    }
-
-    #[test]
-    fn a_target_is_a_path_never_a_host() {
-        assert_eq!(
-            split(b"/predict?x=%2F#frag"),
-            Ok(("/predict".into(), "x=%2F".into()))
-        );
-        assert_eq!(
-            split(b"//127.0.0.1:9/predict"),
-            Ok(("//127.0.0.1:9/predict".into(), "".into()))
-        );
-        assert_eq!(
-            split(b"http://127.0.0.1:9/predict?q"),
-            Ok(("/predict".into(), "q".into()))
-        );
-        for refused in [
-            &b"*"[..],
-            b"*@127.0.0.1:9/admin",
-            b"@127.0.0.1:9/x",
-            b"http://host",
-            b"http://h?/x",
-        ] {
-            assert_eq!(split(refused), Err(400));
-        }
-    }
-
-    fn head(headers: &[(&str, &str)]) -> Head {
-        Head {
-            method: "POST".into(),
-            target: b"/".to_vec(),
-            version: 1,
-            headers: headers
-                .iter()
-                .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
-                .collect(),
-        }
-    }
-
-    fn limits() -> Limits {
-        let second = Duration::from_secs(1);
-        Limits {
-            max_body: 100,
-            max_head: 1000,
-            max_headers: 10,
-            header_timeout: second,
-            body_timeout: second,
-            idle_timeout: second,
-            max_connections: 1,
-            drain: second,
-        }
-    }
-
-    fn refusal(headers: &[(&str, &str)]) -> Option<u16> {
-        check_head(&head(headers), &limits())
-            .err()
-            .map(|refused| refused.0)
-    }
-
-    #[test]
-    fn heads_are_checked_as_the_python_data_plane_checks_them() {
-        assert_eq!(refusal(&[("content-length", "100")]), None);
-        assert_eq!(refusal(&[("content-length", "101")]), Some(413));
-        assert_eq!(refusal(&[("content-length", "-1")]), Some(400));
-        assert_eq!(
-            refusal(&[("content-length", "1"), ("content-length", "2")]),
-            Some(400)
-        );
-        assert_eq!(refusal(&[("transfer-encoding", "gzip")]), Some(400));
-        assert_eq!(
-            refusal(&[("transfer-encoding", "chunked"), ("content-length", "1")]),
-            Some(400)
-        );
-        assert_eq!(refusal(&[("expect", "100-Continue")]), None);
-        assert_eq!(refusal(&[("expect", "something")]), Some(417));
-        assert_eq!(
-            refusal(&[("connection", "Upgrade"), ("upgrade", "websocket")]),
-            Some(400)
-        );
-        assert_eq!(refusal(&[("upgrade", "websocket")]), None); // not asked for by Connection
-    }
 }

@@ -97,9 +97,7 @@ impl Window {
         let local = now.to_zoned(self.zone.clone());
         let day = local.weekday().to_monday_zero_offset() as u32; // Monday is 0, as in DAYS
         let minute = day * 1440 + local.hour() as u32 * 60 + local.minute() as u32;
-        self.minutes
-            .iter()
-            .any(|&(start, end)| start <= minute && minute < end)
+        self.minutes.iter().any(|&(start, end)| start <= minute && minute < end)
     }
 }
 
@@ -150,12 +148,8 @@ pub fn sticky_point(value: &str) -> f64 {
 impl Table {
     pub fn compile(wire: WireTable) -> Result<Self, String> {
         let mut names: HashMap<String, Rc<str>> = HashMap::new();
-        let mut name = |text: String| {
-            names
-                .entry(text.clone())
-                .or_insert_with(|| text.into())
-                .clone()
-        };
+        let mut name =
+            |text: String| names.entry(text.clone()).or_insert_with(|| text.into()).clone();
         let mut routes = Vec::with_capacity(wire.routes.len());
         for route in wire.routes {
             let headers = route
@@ -173,11 +167,8 @@ impl Table {
                     minutes: w.minutes,
                 }),
             };
-            let destinations: Vec<(Rc<str>, f64)> = route
-                .destinations
-                .into_iter()
-                .map(|(v, w)| (name(v), w))
-                .collect();
+            let destinations: Vec<(Rc<str>, f64)> =
+                route.destinations.into_iter().map(|(v, w)| (name(v), w)).collect();
             if destinations.is_empty() {
                 return Err(format!("route {} has no destination", route.name));
             }
@@ -208,11 +199,7 @@ impl Table {
             mirror: wire.mirror.map(|(v, p)| (name(v), p)),
             mirror_path: wire.mirror_path,
             sticky_header: wire.sticky_header,
-            policies: wire
-                .policies
-                .into_iter()
-                .map(|(v, p)| (name(v), p))
-                .collect(),
+            policies: wire.policies.into_iter().map(|(v, p)| (name(v), p)).collect(),
             switched_off: wire.switched_off,
             reads_headers,
             reads_clock,
@@ -220,18 +207,9 @@ impl Table {
     }
 
     fn matches(route: &Route, request: &impl RequestView) -> bool {
-        route
-            .headers
-            .iter()
-            .all(|(name, m)| m.matches(request.header(name)))
-            && route
-                .path
-                .as_ref()
-                .is_none_or(|m| m.matches(Some(request.path())))
-            && route
-                .window
-                .as_ref()
-                .is_none_or(|w| w.contains(request.now()))
+        route.headers.iter().all(|(name, m)| m.matches(request.header(name)))
+            && route.path.as_ref().is_none_or(|m| m.matches(Some(request.path())))
+            && route.window.as_ref().is_none_or(|w| w.contains(request.now()))
     }
 
     /// `draw` and `shadow_draw` uniform in [0, 1).
@@ -254,19 +232,12 @@ impl Table {
         };
         let mut shadow = None;
         if let Some((mirrored, percent)) = &self.mirror {
-            let on_path = self
-                .mirror_path
-                .as_deref()
-                .is_none_or(|p| p == request.path());
+            let on_path = self.mirror_path.as_deref().is_none_or(|p| p == request.path());
             if on_path && *mirrored != version && shadow_draw * 100.0 < *percent {
                 shadow = Some(mirrored.clone());
             }
         }
-        Decision {
-            route: route.name.clone(),
-            version,
-            shadow,
-        }
+        Decision { route: route.name.clone(), version, shadow }
     }
 }
 

@@ -37,9 +37,7 @@ pub struct Origin {
 impl Origin {
     /// `http://host:port[/prefix]`: what `parse_upstreams` accepted on the Python side.
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("{url}: not http://"))?;
+        let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url}: not http://"))?;
         let (authority, path) = match rest.find('/') {
             Some(at) => rest.split_at(at),
             None => (rest, ""),
@@ -47,10 +45,7 @@ impl Origin {
         if authority.is_empty() || authority.contains('@') {
             return Err(format!("{url}: no host"));
         }
-        let address = if authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| !p.ends_with(']'))
-        {
+        let address = if authority.rsplit_once(':').is_some_and(|(_, p)| !p.ends_with(']')) {
             authority.to_string()
         } else {
             format!("{authority}:80")
@@ -126,10 +121,7 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(origin: Origin) -> Self {
-        Self {
-            origin,
-            idle: RefCell::new(Vec::new()),
-        }
+        Self { origin, idle: RefCell::new(Vec::new()) }
     }
 
     async fn connect(&self) -> Result<Connection, String> {
@@ -142,16 +134,10 @@ impl Pool {
                 Stream::Tcp(stream)
             }
             Address::Unix(path) => Stream::Unix(
-                UnixStream::connect(path)
-                    .await
-                    .map_err(|e| format!("cannot connect: {e}"))?,
+                UnixStream::connect(path).await.map_err(|e| format!("cannot connect: {e}"))?,
             ),
         };
-        Ok(Connection {
-            stream,
-            used: false,
-            buf: Vec::new(),
-        })
+        Ok(Connection { stream, used: false, buf: Vec::new() })
     }
 
     /// Send one request (`data`: its head and body) and read its answer, in at most
@@ -233,10 +219,7 @@ async fn exchange(
     data: &[u8],
     head_only: bool,
 ) -> Result<(UpstreamAnswer, bool), Broken> {
-    let broken = |received: bool, why: &str| Broken {
-        received,
-        why: why.to_string(),
-    };
+    let broken = |received: bool, why: &str| Broken { received, why: why.to_string() };
     connection.buf.clear();
     if let Err(error) = connection.stream.write_all(data).await {
         return Err(broken(false, &format!("cannot send: {error}")));
@@ -279,12 +262,7 @@ async fn exchange(
         .iter()
         .find(|(n, _)| n == b"content-length")
         .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok());
-    let too_large = || {
-        broken(
-            true,
-            &format!("the answer is over {MAX_ANSWER_BYTES} bytes"),
-        )
-    };
+    let too_large = || broken(true, &format!("the answer is over {MAX_ANSWER_BYTES} bytes"));
     let body = if no_body {
         reusable = reusable && !head_only; // as the Python pool: a HEAD's connection is not reused
         Vec::new()
@@ -328,12 +306,5 @@ async fn exchange(
         }
     };
     let reusable = reusable && buf.is_empty();
-    Ok((
-        UpstreamAnswer {
-            status: head.status,
-            headers: head.headers,
-            body,
-        },
-        reusable,
-    ))
+    Ok((UpstreamAnswer { status: head.status, headers: head.headers, body }, reusable))
 }

@@ -1,7 +1,8 @@
 """Inference graphs, embedded (`mlpatterns up -f` the examples): a sequence answers as
 its models do one after the other, an ensemble as their combination; a stalled step
 is skipped, fails the graph or gets the default answer as declared, always within
-the deadline; each step's outcome shows in the answer, the metrics and the logs."""
+the deadline; each step's outcome shows in the answer, the metrics and the logs. Each
+runs behind both data planes (the compiled one passes a graph's table on whole)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from tests.support.embedded import Up, start_up
 from tests.support.metrics import sample, scrape
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 PATTERNS = Path(__file__).parents[2] / "manifests" / "patterns"
 ROWS = load_iris().data[[0, 60, 120]]
 

@@ -1,6 +1,7 @@
 """Multiple-stage prediction, embedded (`mlpatterns up -f` the example): the light
 model answers at once; the heavy model's answer to the same request follows at
-/jobs/{request id}; a stalled heavy stage never holds the light answer."""
+/jobs/{request id}; a stalled heavy stage never holds the light answer. Each runs
+behind both data planes (the compiled one passes a follow-up's table on whole)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.integration.test_embedded import ROW
 from tests.support.embedded import Up, start_up
 from tests.support.processes import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("data_plane")]
 EXAMPLE = Path(__file__).parents[2] / "manifests" / "patterns" / "multiple-stage"
 
 
