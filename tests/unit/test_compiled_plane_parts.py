@@ -109,6 +109,7 @@ def snapshot(count: int, errors: int, seconds: list[int], total: float) -> dict[
         "shadow_skipped": [],
         "mirror_drops": [["iris", errors]],
         "breaker_refusals": [["iris", "svc", "full", errors]],
+        "records_dropped": errors,
     }
 
 
@@ -126,3 +127,4 @@ def test_cumulative_snapshots_add_what_grew_to_the_gateways_own_counts() -> None
     assert metrics.shadow_errors.labels("iris", "rf")._value.get() == 3
     assert metrics.mirror_drops.labels("iris")._value.get() == 3
     assert metrics.breaker_refusals.labels("iris", "svc", "full")._value.get() == 3
+    assert metrics.records_dropped._value.get() == 3

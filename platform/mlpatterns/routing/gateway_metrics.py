@@ -114,6 +114,12 @@ class GatewayMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.records_dropped = Counter(
+            "mlpatterns_gateway_records_dropped_total",
+            "Decision records the compiled data plane dropped: over 16 MiB of them were "
+            "waiting for the gateway process.",
+            registry=self.registry,
+        )
         self.shadow_skipped = Counter(
             "mlpatterns_gateway_shadow_skipped_total",
             "Shadow copies not sent: the shadow kept failing (its circuit is open).",
@@ -161,6 +167,7 @@ class SnapshotFold:
             metrics.shadow_skipped.labels(service, version).inc(grown)
         for service, count in snapshot["mirror_drops"]:
             metrics.mirror_drops.labels(service).inc(self._grown(("mirror_drops", service), count))
+        metrics.records_dropped.inc(self._grown(("records_dropped",), snapshot["records_dropped"]))
         for service, version, reason, count in snapshot["breaker_refusals"]:
             grown = self._grown(("breaker_refusals", service, version, reason), count)
             metrics.breaker_refusals.labels(service, version, reason).inc(grown)
