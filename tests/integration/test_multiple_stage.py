@@ -60,48 +60,53 @@ def worker_pid(up: Up) -> int:
 
 
 def test_the_light_answer_comes_at_once_and_the_heavy_one_follows(
-    up: Up, aliased_home: Path
+    up: Up, aliased_home: Path, data_plane: str
 ) -> None:
-    light = ask(up, "stage-1")
+    request_id = f"stage-1-{data_plane}"  # the queue outlives each run: an id per run
+    light = ask(up, request_id)
 
     assert light.status_code == 200, light.text
     assert light.headers["x-mlpatterns-version"] == "light"
-    assert light.headers["x-mlpatterns-follow-up"] == "/jobs/stage-1"
-    heavy = job(up, "stage-1", "done")
+    assert light.headers["x-mlpatterns-follow-up"] == f"/jobs/{request_id}"
+    heavy = job(up, request_id, "done")
     assert heavy.headers["x-mlpatterns-version"] == "heavy"
-    assert heavy.json()["job_id"] == "stage-1"
+    assert heavy.json()["job_id"] == request_id
     assert len(heavy.json()["result"]["probabilities"][0]) == len(light.json()["probabilities"][0])
 
     def logged() -> set[str]:
         records = Folder(aliased_home / "logs").read(Stream.PREDICTIONS, "iris-stages")
-        return {r["version"] for r in records.items if r["request_id"] == "stage-1"}
+        return {r["version"] for r in records.items if r["request_id"] == request_id}
 
     wait_until("both answers in the prediction log", lambda: logged() == {"light", "heavy"}, 30)
 
 
-def test_a_stalled_heavy_stage_never_holds_the_light_answer(up: Up) -> None:
-    assert ask(up, "warm").status_code == 200
-    job(up, "warm", "done")
+def test_a_stalled_heavy_stage_never_holds_the_light_answer(up: Up, data_plane: str) -> None:
+    warm, stalled = f"warm-{data_plane}", f"while-stalled-{data_plane}"
+    assert ask(up, warm).status_code == 200
+    job(up, warm, "done")
     worker = worker_pid(up)
     os.kill(worker, signal.SIGSTOP)  # the heavy model's worker stops taking jobs
     try:
-        light = ask(up, "while-stalled")
+        light = ask(up, stalled)
         assert light.status_code == 200, light.text
         assert light.headers["x-mlpatterns-version"] == "light"
-        job(up, "while-stalled", "pending")
+        job(up, stalled, "pending")
     finally:
         os.kill(worker, signal.SIGCONT)
-    job(up, "while-stalled", "done")
+    job(up, stalled, "done")
 
 
-def test_a_repeated_request_id_is_answered_and_never_replaces_its_heavy_answer(up: Up) -> None:
-    assert ask(up, "once").status_code == 200
-    first = job(up, "once", "done").json()
+def test_a_repeated_request_id_is_answered_and_never_replaces_its_heavy_answer(
+    up: Up, data_plane: str
+) -> None:
+    once = f"once-{data_plane}"
+    assert ask(up, once).status_code == 200
+    first = job(up, once, "done").json()
 
-    again = ask(up, "once")
+    again = ask(up, once)
 
     assert again.status_code == 200  # the light model answers; the copy is refused (409)
-    assert httpx.get(f"{up.url}/jobs/once", timeout=10).json() == first
+    assert httpx.get(f"{up.url}/jobs/{once}", timeout=10).json() == first
     metrics = httpx.get(f"{up.url}/-/metrics", timeout=10).text
     assert "# HELP mlpatterns_gateway_shadow_errors_total" in metrics
     assert 'mlpatterns_gateway_shadow_errors_total{service="iris-stages"' not in metrics
