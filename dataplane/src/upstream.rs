@@ -140,6 +140,15 @@ impl Pool {
         Ok(Connection { stream, used: false, buf: Vec::new() })
     }
 
+    /// A new connection, or the error to answer when none is made by `deadline`.
+    async fn connect_by(&self, deadline: Instant) -> Result<Connection, UpstreamError> {
+        match timeout_at(deadline, self.connect()).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Err(why)) => Err(UpstreamError::Failed(why)),
+            Ok(Ok(connection)) => Ok(connection),
+        }
+    }
+
     /// Send one request (`data`: its head and body) and read its answer, in at most
     /// `timeout`, connecting included.
     pub async fn request(
@@ -152,11 +161,7 @@ impl Pool {
         let idle = self.idle.borrow_mut().pop();
         let mut connection = match idle {
             Some(connection) => connection,
-            None => match timeout_at(deadline, self.connect()).await {
-                Err(_) => return Err(UpstreamError::Timeout),
-                Ok(Err(why)) => return Err(UpstreamError::Failed(why)),
-                Ok(Ok(connection)) => connection,
-            },
+            None => self.connect_by(deadline).await?,
         };
         loop {
             match timeout_at(deadline, exchange(&mut connection, data, head_only)).await {
@@ -173,11 +178,7 @@ impl Pool {
                 }
                 Ok(Err(broken)) => {
                     if connection.used && !broken.received && Instant::now() < deadline {
-                        connection = match timeout_at(deadline, self.connect()).await {
-                            Err(_) => return Err(UpstreamError::Timeout),
-                            Ok(Err(why)) => return Err(UpstreamError::Failed(why)),
-                            Ok(Ok(fresh)) => fresh,
-                        };
+                        connection = self.connect_by(deadline).await?;
                         continue; // closed while it was idle: once more, on a new one
                     }
                     return Err(UpstreamError::Failed(broken.why));

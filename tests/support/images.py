@@ -34,6 +34,8 @@ from typing import Any
 import yaml
 from packaging.markers import Marker, default_environment
 
+from tests.support.dataplane import dataplane_binary
+
 __all__ = [
     "RECIPES",
     "Image",
@@ -186,7 +188,7 @@ def stage_binary(name: str) -> Path:
     target = STAGE / "bin" / name
     target.parent.mkdir(parents=True, exist_ok=True)
     if name == "mlpatterns-dataplane":
-        built = Path(_run(["bash", str(REPO / "hack/dataplane"), "path"]).strip().splitlines()[-1])
+        built = dataplane_binary()
         if not target.exists() or target.read_bytes() != built.read_bytes():
             shutil.copy2(built, target)
         return target

@@ -459,9 +459,7 @@ def serve_gateway(
         except CompiledPlaneError as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from None
-        front = CompiledPlane(
-            binary, gateway, log_decisions=log_decisions, shadow_limit=shadow_limit
-        )
+        front = CompiledPlane(binary, gateway, shadow_limit=shadow_limit)
     control = create_control_app(
         gateway, polled, feedback_log=feedback_log, reload_token=token, front=front
     )

@@ -102,14 +102,12 @@ class CompiledPlane:
         binary: Path,
         gateway: Gateway,
         *,
-        log_decisions: bool,
         shadow_limit: int,
         remembered: int = 100_000,
         default_timeout: float = 30.0,
     ) -> None:
         self.binary = binary
         self.gateway = gateway
-        self.log_decisions = log_decisions
         self.shadow_limit = shadow_limit
         self.remembered = remembered
         self.default_timeout = default_timeout
@@ -159,7 +157,7 @@ class CompiledPlane:
             *("--default-timeout", str(self.default_timeout)),
             *("--remembered", str(self.remembered)),
         ]
-        if self.log_decisions and self.gateway.decision_log is not None:
+        if self.gateway.decision_log is not None:
             arguments.append("--log-decisions")
         if self.gateway.access_log:
             arguments.append("--access-log")
